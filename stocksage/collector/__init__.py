@@ -1,0 +1,15 @@
+"""Collector: pushes OHLCV bars into the Kinesis stream (partition key = symbol).
+
+* :mod:`stocksage.collector.sources` - the ``Source`` protocol and ``ReplaySource`` (bundled real
+  data, interleaved by bar time, optional time compression).
+* :mod:`stocksage.collector.sink` - ``KinesisSink``: buffered PutRecords, per-key order kept
+  under partial failures, bounded retries with backoff and jitter.
+* :mod:`stocksage.collector.app` - the typer CLI (``python -m stocksage.collector replay``),
+  SIGTERM flush, progress, structured logs.
+
+Only the sink is imported eagerly; ``sources`` needs ``stocksage.datasets`` / ``stocksage.bars``.
+"""
+
+from stocksage.collector.sink import KinesisPutError, KinesisSink, ProgressCallback, SinkStats
+
+__all__ = ["KinesisPutError", "KinesisSink", "ProgressCallback", "SinkStats"]

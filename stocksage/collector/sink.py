@@ -1,0 +1,412 @@
+"""Kinesis sink: buffered, order-preserving PutRecords with bounded retries.
+
+Ordering design (why at most one record per partition key per request by default)
+---------------------------------------------------------------------------------
+Kinesis keeps records of one partition key in order *on the shard*, but ``PutRecords`` is not
+atomic: every entry succeeds or fails on its own ("a single record failure does not stop the
+processing of subsequent records"). If bar *k* of TSLA fails while bar *k+1* of TSLA in the same
+request succeeds, *k+1* is already on the stream before *k* can be retried, and nothing can undo
+that. The processor accepts a bar only when it is strictly newer than every bar seen for its
+symbol, so a re-sent *k* would arrive *late* and be dropped from the indicator series: a reorder
+is a silently lost bar.
+
+``SequenceNumberForOrdering`` does not help here: it exists only on the single-record
+``PutRecord`` call (one HTTP request per bar).
+
+So the sink builds every ``PutRecords`` request with at most ``max_records_per_key`` entries per
+partition key (default **1**) and keeps failed entries at the head of their key's queue: a later
+record of a key is never sent while an earlier one is unacknowledged. Whatever subset of a
+response fails, per-key order on the stream is exactly the order of :meth:`KinesisSink.put`.
+A request still carries up to 500 records as long as that many symbols are pending, which is the
+live case (one new bar per symbol per interval).
+
+For bulk replays of a few symbols, ``max_records_per_key > 1`` trades that guarantee for
+throughput: order can then break only when a response has a failed entry followed by a
+successful one of the same key. The sink detects that case, counts it in
+``stats.order_breaks`` and logs a warning naming the keys; it never happens while no entry fails.
+
+Retries
+-------
+* Failed entries of a response (``FailedRecordCount`` > 0, ``ErrorCode`` per entry) are retried,
+  and only those, after an exponential backoff with full jitter
+  (``uniform(0, min(cap, base * 2**attempt))``).
+* Throttling / transient errors on the call itself (``ProvisionedThroughputExceededException``,
+  ``KMSThrottlingException``, ``ThrottlingException``, ``InternalFailure``,
+  ``ServiceUnavailable``, ``LimitExceededException``) retry the whole request the same way.
+* Attempts are bounded (``max_attempts`` per record and per call). When exhausted,
+  :class:`KinesisPutError` says how many records failed and how many stay buffered.
+
+Limits enforced per request: <= 500 records, <= 5 MiB (data + partition keys); per record:
+<= 1 MiB (data + partition key), partition key 1..256 characters.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Self
+
+from botocore.exceptions import ClientError
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS_PER_REQUEST = 500
+MAX_REQUEST_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_PARTITION_KEY_LENGTH = 256
+
+#: Error codes on the call that are worth retrying after a backoff.
+RETRYABLE_CALL_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "KMSThrottlingException",
+        "ThrottlingException",
+        "LimitExceededException",
+        "InternalFailure",
+        "InternalFailureException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+
+#: Called after each acknowledged request with ``{partition_key: records acknowledged}``.
+ProgressCallback = Callable[[Mapping[str, int]], None]
+
+
+class KinesisPutError(RuntimeError):
+    """Records could not be written after the bounded number of attempts.
+
+    Attributes:
+        failed: Records given up on in the failing request (or the whole request when the call
+            itself kept failing).
+        pending: Records still buffered (including ``failed``); a later :meth:`flush` retries them.
+        error_codes: ``ErrorCode`` -> count for the last failing response.
+    """
+
+    def __init__(self, message: str, failed: int, pending: int, error_codes: Mapping[str, int]):
+        super().__init__(message)
+        self.failed = failed
+        self.pending = pending
+        self.error_codes = dict(error_codes)
+
+
+class KinesisPutRecordsClient(Protocol):
+    """The one boto3 Kinesis client method the sink needs."""
+
+    def put_records(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class SupportsToJson(Protocol):
+    """What :meth:`KinesisSink.put` needs from a bar (``stocksage.bars.Bar`` fits)."""
+
+    symbol: str
+
+    def to_json(self) -> bytes: ...
+
+
+@dataclass
+class SinkStats:
+    """Counters of a :class:`KinesisSink` (cumulative).
+
+    Attributes:
+        sent: Records acknowledged by Kinesis.
+        failed: Entry failures reported by responses plus records given up on.
+        retried: Record re-sends (one per failed entry that is sent again, plus every record of
+            a request repeated after a throttled call).
+        batches: ``PutRecords`` calls made (including throttled ones).
+        throttled_calls: Calls that raised a retryable error.
+        order_breaks: Requests in which some key had a failure followed by a success (only
+            possible with ``max_records_per_key > 1``).
+        sent_by_key: Acknowledged records per partition key.
+    """
+
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    batches: int = 0
+    throttled_calls: int = 0
+    order_breaks: int = 0
+    sent_by_key: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "retried": self.retried,
+            "batches": self.batches,
+            "throttled_calls": self.throttled_calls,
+            "order_breaks": self.order_breaks,
+            "sent_by_key": dict(self.sent_by_key),
+        }
+
+
+@dataclass
+class _Entry:
+    key: str
+    data: bytes
+    seq: int  # arrival order, for stable interleaving
+    attempts: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data) + len(self.key.encode("utf-8"))
+
+
+class KinesisSink:
+    """Buffers records and writes them with ``PutRecords``, preserving order per partition key.
+
+    Use as a context manager (flushes on exit, also after an exception in the body)::
+
+        with KinesisSink(boto3.client("kinesis"), "stocksage-local-bars") as sink:
+            for bar in source:
+                sink.put(bar)
+
+    Args:
+        client: A boto3 Kinesis client (anything with ``put_records``).
+        stream_name: Stream to write to.
+        max_records_per_key: Records of one partition key per request. 1 (default) guarantees
+            per-key order whatever fails; > 1 raises throughput but order can break under
+            partial failures (counted in ``stats.order_breaks``). See the module docstring.
+        buffer_records: :meth:`put` sends once this many records are buffered.
+        linger_seconds: :meth:`put` also sends when the oldest buffered record is this old
+            (keeps a slow live feed flowing); ``None`` disables.
+        max_attempts: Attempts per record (and per throttled call) before giving up.
+        backoff_base: First backoff step in seconds.
+        backoff_cap: Longest single backoff in seconds.
+        on_sent: Progress hook, called with ``{key: acknowledged count}`` after each request.
+        sleep: Injected for tests (default ``time.sleep``).
+        rng: Injected for tests (default a fresh ``random.Random``).
+    """
+
+    def __init__(
+        self,
+        client: KinesisPutRecordsClient,
+        stream_name: str,
+        *,
+        max_records_per_key: int = 1,
+        buffer_records: int = MAX_RECORDS_PER_REQUEST,
+        linger_seconds: float | None = 1.0,
+        max_attempts: int = 8,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 5.0,
+        on_sent: ProgressCallback | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_records_per_key < 1:
+            raise ValueError("max_records_per_key must be >= 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if buffer_records < 1:
+            raise ValueError("buffer_records must be >= 1")
+        self.client = client
+        self.stream_name = stream_name
+        self.max_records_per_key = max_records_per_key
+        self.buffer_records = buffer_records
+        self.linger_seconds = linger_seconds
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.on_sent = on_sent
+        self.stats = SinkStats()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._pending: list[_Entry] = []
+        self._seq = 0
+        self._oldest_at: float | None = None
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def buffered(self) -> int:
+        """Records accepted by :meth:`put` and not yet acknowledged."""
+        return len(self._pending)
+
+    def put(self, bar: SupportsToJson) -> None:
+        """Buffer one bar (partition key = ``bar.symbol``, data = ``bar.to_json()``)."""
+        self.put_record(bar.symbol, bar.to_json())
+
+    def put_record(self, partition_key: str, data: bytes) -> None:
+        """Buffer one raw record; sends when the buffer is full or has lingered.
+
+        Raises:
+            ValueError: empty/too long partition key, or record over 1 MiB.
+        """
+        if not 1 <= len(partition_key) <= MAX_PARTITION_KEY_LENGTH:
+            raise ValueError(f"partition key must have 1..256 characters, got {partition_key!r}")
+        entry = _Entry(partition_key, bytes(data), self._seq)
+        if entry.size > MAX_RECORD_BYTES:
+            raise ValueError(
+                f"record for {partition_key!r} is {entry.size} bytes; Kinesis takes at most "
+                f"{MAX_RECORD_BYTES} (data + partition key)"
+            )
+        self._seq += 1
+        if not self._pending:
+            self._oldest_at = time.monotonic()
+        self._pending.append(entry)
+        if len(self._pending) >= self.buffer_records:
+            # Send until the buffer is below the threshold again (one request at a time).
+            while len(self._pending) >= self.buffer_records:
+                self._send_one_request()
+            self._oldest_at = time.monotonic() if self._pending else None
+        elif (
+            self.linger_seconds is not None
+            and self._oldest_at is not None
+            and time.monotonic() - self._oldest_at >= self.linger_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send everything buffered (retrying as configured).
+
+        Raises:
+            KinesisPutError: when records still fail after ``max_attempts``; they stay buffered.
+        """
+        while self._pending:
+            self._send_one_request()
+        self._oldest_at = None
+
+    def close(self) -> None:
+        """Flush; the client is not closed (it is the caller's)."""
+        self.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.flush()
+        except KinesisPutError:
+            if exc is None:
+                raise
+            # Keep the original exception; report what we could not deliver.
+            log.exception("flush on exit failed", extra={"buffered": self.buffered})
+
+    # ------------------------------------------------------------------ internals
+    def _build_request(self) -> list[_Entry]:
+        """Take records in arrival order, at most ``max_records_per_key`` per key.
+
+        A key's records are taken strictly from the head of its queue: the loop skips a key
+        once its quota is used, so the batch never holds record k+1 without record k.
+        """
+        batch: list[_Entry] = []
+        per_key: Counter = Counter()
+        size = 0
+        distinct = len({e.key for e in self._pending}) if self.max_records_per_key == 1 else None
+        for entry in self._pending:
+            if per_key[entry.key] >= self.max_records_per_key:
+                continue
+            if batch and size + entry.size > MAX_REQUEST_BYTES:
+                break
+            batch.append(entry)
+            per_key[entry.key] += 1
+            size += entry.size
+            if len(batch) >= MAX_RECORDS_PER_REQUEST:
+                break
+            if distinct is not None and len(per_key) >= distinct:
+                break  # every key has its one record: nothing more can go in
+        # A key whose quota was hit by the size limit must not have a later record in the
+        # batch: this cannot happen because we stop at the first size overflow (break above).
+        return batch
+
+    def _backoff(self, attempt: int) -> float:
+        delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+        self._sleep(delay)
+        return delay
+
+    def _send_one_request(self) -> None:
+        batch = self._build_request()
+        if not batch:
+            return
+        records = [{"Data": e.data, "PartitionKey": e.key} for e in batch]
+        call_attempt = 0
+        while True:
+            self.stats.batches += 1
+            try:
+                response = self.client.put_records(StreamName=self.stream_name, Records=records)
+                break
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in RETRYABLE_CALL_ERRORS:
+                    raise
+                self.stats.throttled_calls += 1
+                call_attempt += 1
+                if call_attempt >= self.max_attempts:
+                    raise KinesisPutError(
+                        f"PutRecords to {self.stream_name} kept failing with {code} after "
+                        f"{call_attempt} attempts; {len(batch)} records failed, "
+                        f"{len(self._pending)} still buffered",
+                        failed=len(batch),
+                        pending=len(self._pending),
+                        error_codes={code: len(batch)},
+                    ) from exc
+                self.stats.retried += len(batch)
+                delay = self._backoff(call_attempt)
+                log.warning(
+                    "PutRecords throttled; retrying the request",
+                    extra={"error_code": code, "attempt": call_attempt, "records": len(batch),
+                           "backoff_s": round(delay, 3)},
+                )
+        self._handle_response(batch, response)
+
+    def _handle_response(self, batch: list[_Entry], response: Mapping[str, Any]) -> None:
+        results = response.get("Records", [])
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"PutRecords returned {len(results)} results for {len(batch)} records"
+            )
+        ok_ids: set[int] = set()
+        acked: Counter = Counter()
+        failed_entries: list[_Entry] = []
+        codes: Counter = Counter()
+        seen_failure: set[str] = set()
+        broken: set[str] = set()
+        for entry, result in zip(batch, results, strict=True):
+            if result.get("ErrorCode"):
+                failed_entries.append(entry)
+                codes[result["ErrorCode"]] += 1
+                seen_failure.add(entry.key)
+            else:
+                ok_ids.add(id(entry))
+                acked[entry.key] += 1
+                if entry.key in seen_failure:
+                    broken.add(entry.key)
+        if ok_ids:
+            self._pending = [e for e in self._pending if id(e) not in ok_ids]
+        self.stats.sent += len(ok_ids)
+        self.stats.sent_by_key.update(acked)
+        if broken:
+            self.stats.order_breaks += 1
+            log.warning(
+                "partial failure broke per-key order (max_records_per_key > 1)",
+                extra={"keys": sorted(broken)},
+            )
+        if acked and self.on_sent is not None:
+            self.on_sent(dict(acked))
+        if not failed_entries:
+            return
+        self.stats.failed += len(failed_entries)
+        worst = 0
+        for entry in failed_entries:
+            entry.attempts += 1
+            worst = max(worst, entry.attempts)
+        if worst >= self.max_attempts:
+            exhausted = sum(1 for e in failed_entries if e.attempts >= self.max_attempts)
+            raise KinesisPutError(
+                f"{exhausted} records to {self.stream_name} still failed after "
+                f"{self.max_attempts} attempts (error codes {dict(codes)}); "
+                f"{len(self._pending)} records still buffered",
+                failed=exhausted,
+                pending=len(self._pending),
+                error_codes=codes,
+            )
+        self.stats.retried += len(failed_entries)
+        delay = self._backoff(worst)
+        log.info(
+            "retrying failed entries",
+            extra={"failed": len(failed_entries), "error_codes": dict(codes),
+                   "attempt": worst, "backoff_s": round(delay, 3)},
+        )
