@@ -1,0 +1,75 @@
+"""SNS alert publisher: exactly one message per alert id, via Powertools idempotency.
+
+Each publish runs inside ``idempotent_function`` keyed by ``alert_id``
+(``{rule_id}#{symbol}#{bar_time}``) with a DynamoDB persistence layer: the first call stores an
+INPROGRESS record, publishes, then stores COMPLETED; a redelivered batch finds the record and
+publishes nothing. If the publish fails the record is deleted, so the retry publishes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from stocksage.alerts import Alert
+
+ALERT_IDEMPOTENCY_DAYS = 30
+"""Days an alert id is remembered (the idempotency table's TTL)."""
+
+
+class SnsAlertPublisher:
+    """Publishes alerts to the alerts topic with message attributes for filter policies.
+
+    Args:
+        client: ``boto3.client("sns")``.
+        topic_arn: ``ALERTS_TOPIC_ARN``.
+        idempotency_table: ``IDEMPOTENCY_TABLE`` (partition key ``id``, TTL ``expiration``).
+        dynamodb_client: ``boto3.client("dynamodb")`` for the persistence layer.
+        lambda_context: Registered so an INPROGRESS record expires with the invocation.
+    """
+
+    def __init__(self, client: Any, topic_arn: str, idempotency_table: str,
+                 dynamodb_client: Any | None = None) -> None:
+        self._client = client
+        self._topic_arn = topic_arn
+        self.config = IdempotencyConfig(event_key_jmespath="alert_id",
+                                        expires_after_seconds=ALERT_IDEMPOTENCY_DAYS * 86400)
+        persistence = DynamoDBPersistenceLayer(table_name=idempotency_table,
+                                               boto3_client=dynamodb_client)
+        self._publish_once = idempotent_function(
+            self._send, data_keyword_argument="alert", persistence_store=persistence,
+            config=self.config, key_prefix="stocksage.alert",
+        )
+        self._sent_now: set[str] = set()
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Let INPROGRESS records expire with the current invocation (Powertools)."""
+        self.config.register_lambda_context(context)
+
+    def _send(self, alert: dict[str, Any]) -> dict[str, str]:
+        attributes = {name: {"DataType": "String", "StringValue": value}
+                      for name, value in alert["attributes"].items()}
+        response = self._client.publish(
+            TopicArn=self._topic_arn, Subject=alert["subject"],
+            Message=json.dumps(alert["payload"], sort_keys=True), MessageAttributes=attributes,
+        )
+        self._sent_now.add(alert["alert_id"])
+        return {"message_id": response["MessageId"]}
+
+    def publish(self, alert: Alert) -> bool:
+        """Publish unless this alert id was published before; True when it was sent now."""
+        self._publish_once(alert={
+            "alert_id": alert.alert_id,
+            "subject": alert.subject,
+            "payload": alert.payload(),
+            "attributes": alert.message_attributes(),
+        })
+        sent_now = alert.alert_id in self._sent_now
+        self._sent_now.discard(alert.alert_id)
+        return sent_now

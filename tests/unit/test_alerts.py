@@ -1,0 +1,67 @@
+"""Alert rules: validation, crossing definitions on real bars, message shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stocksage.alerts import Rule, RuleError, evaluate_rules
+from stocksage.bars import frame_to_bars
+from stocksage.datasets import load_bars
+
+
+def closes(symbol: str, n: int):
+    bars = frame_to_bars(symbol, load_bars(symbol).tail(n))
+    return bars
+
+
+def test_price_above_fires_exactly_on_upward_crossings_of_real_closes():
+    bars = closes("TSLA", 120)
+    level = sorted(b.close for b in bars)[60]
+    rule = Rule("up", "TSLA", "price_above", {"level": level}, severity="info")
+    fired = []
+    for prev, bar in zip(bars, bars[1:], strict=False):
+        alerts, errors = evaluate_rules([rule], bar, {"close": prev.close}, {"close": bar.close})
+        assert errors == []
+        fired += [a.bar.bar_time for a in alerts]
+    expected = [b.bar_time for p, b in zip(bars, bars[1:], strict=False)
+                if p.close <= level < b.close]
+    assert fired == expected and len(expected) >= 1
+
+
+def test_price_below_needs_a_previous_bar():
+    bar = closes("IBM", 1)[0]
+    rule = Rule("down", "IBM", "price_below", {"level": bar.close * 2})
+    assert evaluate_rules([rule], bar, None, {"close": bar.close}) == ([], [])
+
+
+def test_alert_message_has_attributes_for_filter_policies_and_a_json_payload():
+    prev, bar = closes("AAPL", 2)
+    level = (prev.close + bar.close) / 2
+    kind = "price_above" if bar.close > prev.close else "price_below"
+    rule = Rule("mid", "AAPL", kind, {"level": level}, severity="critical")
+    (alert,), _ = evaluate_rules([rule], bar, {"close": prev.close}, {"close": bar.close})
+    assert alert.alert_id == f"mid#AAPL#{bar.to_dict()['bar_time']}"
+    assert alert.message_attributes() == {"symbol": "AAPL", "rule_type": kind,
+                                          "severity": "critical"}
+    assert len(alert.subject) <= 100 and "AAPL" in alert.subject
+    payload = json.loads(json.dumps(alert.payload()))
+    assert payload["details"]["level"] == pytest.approx(level)
+
+
+@pytest.mark.parametrize("document, reason", [
+    ("{not json", "not JSON"),
+    ('["a"]', "JSON object"),
+    ('{"type": "moon_phase"}', "unknown type"),
+    ('{"type": "price_above", "params": {"level": -3}}', "positive number"),
+    ('{"type": "price_above", "params": {"level": 5}, "severity": "loud"}', "severity"),
+])
+def test_broken_rule_documents_raise_rule_error_with_a_reason(document, reason):
+    with pytest.raises(RuleError, match=reason):
+        Rule.from_document("TSLA", "r1", document)
+
+
+def test_rule_document_round_trip():
+    rule = Rule("r-1", "*", "price_below", {"level": 10.5}, "info")
+    assert Rule.from_document("*", "r-1", rule.to_document()) == rule
