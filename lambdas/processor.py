@@ -99,8 +99,11 @@ class BarBatchProcessor(BatchProcessor):
                              extra={"bars": len(decoded)})
             failed = {id(record) for record, _ in decoded}
             self.success_messages = [m for m in self.success_messages if id(m) not in failed]
-            entries = [self.failure_handler(entry[2], exc_info) if id(entry[2]) in failed
-                       else entry for entry in entries]
+            entries = [
+                self.failure_handler(self._to_batch_type(entry[2], self.event_type, self.model),
+                                     exc_info) if id(entry[2]) in failed else entry
+                for entry in entries
+            ]
         return entries
 
 

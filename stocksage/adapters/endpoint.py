@@ -72,7 +72,12 @@ class SageMakerPredictor:
                 ContentType="application/json", Accept="application/json",
             )
             self.calls += 1
-            decoded = json.loads(response["Body"].read())
+            raw = response["Body"].read()
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                raise EndpointResponseError(f"endpoint {self._endpoint_name} returned non-JSON "
+                                            f"({len(raw)} bytes: {raw[:60]!r})") from None
             predictions = decoded.get("predictions") if isinstance(decoded, dict) else None
             if not isinstance(predictions, list):
                 raise EndpointResponseError(f"endpoint {self._endpoint_name} returned no "

@@ -1,0 +1,127 @@
+"""The processor handler's partial-batch semantics, on moto's in-process mock (one function).
+
+The endpoint is the only stand-in: moto's sagemaker-runtime returns canned bytes, so the tests
+either give the handler a deterministic predictor or let the canned answer fail it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from stocksage.bars import frame_to_bars
+from stocksage.config import STACK
+from stocksage.datasets import load_bars
+from stocksage.processing import Prediction
+
+
+class LogisticOfReturn:
+    def predict(self, names, rows):
+        i = list(names).index("ret_1")
+        return Prediction([1 / (1 + math.exp(-50 * r[i])) for r in rows], "unit-v1")
+
+
+class Context:
+    function_name = "processor"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:processor"
+    aws_request_id = "req-1"
+
+    @staticmethod
+    def get_remaining_time_in_millis():
+        return 60_000
+
+
+def _event(datas: list[bytes]) -> dict:
+    return {"Records": [{
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "TSLA",
+                    "sequenceNumber": str(100 + i), "data": base64.b64encode(d).decode(),
+                    "approximateArrivalTimestamp": 1.7e9},
+        "eventSource": "aws:kinesis", "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{100 + i}", "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/r", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+    } for i, d in enumerate(datas)]}
+
+
+@pytest.fixture()
+def handler(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        ddb = boto3.client("dynamodb")
+        for name, keys in (("results", ["symbol", "bar_time"]), ("state", ["symbol"]),
+                           ("rules", ["symbol", "rule_id"]), ("idem", ["id"])):
+            schema = [{"AttributeName": keys[0], "KeyType": "HASH"}]
+            if len(keys) > 1:
+                schema.append({"AttributeName": keys[1], "KeyType": "RANGE"})
+            ddb.create_table(TableName=name, KeySchema=schema, BillingMode="PAY_PER_REQUEST",
+                             AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"}
+                                                   for k in keys])
+        topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
+        queue = boto3.client("sqs").create_queue(QueueName="failures")["QueueUrl"]
+        for key, value in {"RESULTS_TABLE": "results", "STATE_TABLE": "state",
+                           "RULES_TABLE": "rules", "IDEMPOTENCY_TABLE": "idem",
+                           "ALERTS_TOPIC_ARN": topic, "FAILURE_QUEUE_URL": queue,
+                           "ENDPOINT_NAME": "predictor"}.items():
+            monkeypatch.setenv(key, value)
+        from lambdas import processor
+
+        processor.dependencies.cache_clear()
+        yield processor, queue
+        processor.dependencies.cache_clear()
+
+
+def _quarantined(queue):
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_malformed_record_is_quarantined_and_its_batch_succeeds(handler):
+    processor, queue = handler
+    processor.dependencies().ports.predictor = LogisticOfReturn()
+    bars = frame_to_bars("TSLA", load_bars("TSLA").tail(40))
+    datas = [b.to_json() for b in bars]
+    datas.insert(20, b'{"symbol": "TSLA", "bar_time": "yesterday"}')
+    response = processor.lambda_handler(_event(datas), Context())
+    assert response == {"batchItemFailures": []}
+    (report,) = _quarantined(queue)
+    assert report["sequenceNumber"] == "120" and "missing field" in report["reason"]
+    items = boto3.client("dynamodb").scan(TableName="results")["Items"]
+    assert len(items) == 40
+    assert sum("prob_up" in i for i in items) > 0
+
+
+def test_endpoint_failure_reports_every_bar_but_not_the_quarantined_record(handler):
+    processor, queue = handler  # moto's canned endpoint answer is not a predictions list
+    bars = frame_to_bars("TSLA", load_bars("TSLA").tail(60))
+    datas = [b"not json", *[b.to_json() for b in bars]]
+    response = processor.lambda_handler(_event(datas), Context())
+    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert failed == [str(100 + i) for i in range(1, 61)]
+    assert len(_quarantined(queue)) == 1
+    assert boto3.client("dynamodb").scan(TableName="state")["Items"] == []
+
+
+def test_missing_setting_names_the_variable(handler, monkeypatch):
+    processor, _ = handler
+    processor.dependencies.cache_clear()
+    monkeypatch.delenv("RESULTS_TABLE")
+    from lambdas.settings import ProcessorSettings, SettingsError
+
+    with pytest.raises(SettingsError, match="RESULTS_TABLE"):
+        ProcessorSettings.from_env()
+
+
+def test_window_setting_defaults_to_stack_json(handler):
+    from lambdas.settings import ProcessorSettings
+
+    assert ProcessorSettings.from_env().window_bars == STACK.window_bars
