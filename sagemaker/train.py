@@ -1,0 +1,269 @@
+"""SageMaker script-mode training entry point for the next-bar direction model.
+
+Contract (SageMaker training toolkit, also followed by ``stocksage.local.training``):
+
+* input: ``SM_CHANNEL_TRAIN`` = directory holding the bar history objects in the layout of
+  ``stocksage.history`` (``bars/symbol=X/year=YYYY/month=MM/*.json.gz``, gzip NDJSON, one bar
+  per line; any depth below the channel directory is accepted);
+* hyperparameters: command-line ``--key value`` arguments (``--model-type``, ``--c``,
+  ``--folds``, ``--min-train-bars``, ``--model-version`` ...; ``-`` and ``_`` are equivalent),
+  with ``SM_HPS`` (JSON) as the fallback for keys not on the command line;
+* output: ``SM_MODEL_DIR``/``model.joblib``, ``metadata.json``, ``metrics.json`` (tarred to
+  ``model.tar.gz`` by the platform); a copy of ``metrics.json`` in ``SM_OUTPUT_DATA_DIR`` when
+  set; on failure the reason goes to ``SM_OUTPUT_DIR``/``failure`` and the exit code is 1;
+* stdout: metric lines such as ``validation:auc=0.512300;`` captured by
+  ``stocksage.model.metrics.METRIC_DEFINITIONS``.
+
+Run locally::
+
+    SM_MODEL_DIR=/tmp/m SM_CHANNEL_TRAIN=/tmp/history PYTHONPATH=. python sagemaker/train.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if (HERE / "stocksage").is_dir() and str(HERE) not in sys.path:  # inside sourcedir.tar.gz
+    sys.path.insert(0, str(HERE))
+
+DEFAULTS = {
+    "model-type": "logreg",
+    "c": 0.001,
+    "folds": 5,
+    "min-train-bars": 500,
+    "embargo-bars": 1,
+    "train-bars": 0,
+    "model-version": "",
+    "bootstrap-reps": 1000,
+    "block-bars": 20,
+    "seed": 0,
+    "min-symbol-bars": 60,
+    "symbols": "",
+    "channel": "train",
+    "interval": "1d",
+}
+TYPES = {
+    "model-type": str,
+    "c": float,
+    "folds": int,
+    "min-train-bars": int,
+    "embargo-bars": int,
+    "train-bars": int,
+    "model-version": str,
+    "bootstrap-reps": int,
+    "block-bars": int,
+    "seed": int,
+    "min-symbol-bars": int,
+    "symbols": str,
+    "channel": str,
+    "interval": str,
+}
+#: Fewest distinct bar dates train.py accepts at all.
+MIN_DATES = 120
+
+
+def parse_hyperparameters(argv: list[str] | None = None, env: dict[str, str] | None = None) -> dict:
+    """Merge command-line arguments over ``SM_HPS`` over the defaults."""
+    env = os.environ if env is None else env
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for key in DEFAULTS:
+        parser.add_argument(
+            f"--{key}",
+            f"--{key.replace('-', '_')}",
+            dest=key.replace("-", "_"),
+            type=str,
+            default=None,
+        )
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        print(f"ignoring unknown arguments: {unknown}", file=sys.stderr)
+    try:
+        sm_hps = json.loads(env.get("SM_HPS") or "{}")
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"SM_HPS is not valid JSON: {exc}") from exc
+    sm_hps = {k.replace("_", "-"): v for k, v in sm_hps.items()}
+    hps = {}
+    for key, default in DEFAULTS.items():
+        value = getattr(args, key.replace("-", "_"))
+        if value is None:
+            value = sm_hps.get(key, default)
+        try:
+            hps[key] = TYPES[key](value)
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(
+                f"hyperparameter {key}={value!r} is not a valid {TYPES[key].__name__}"
+            ) from exc
+    return hps
+
+
+def _print_metrics(values: dict[str, float]) -> None:
+    from stocksage.model.metrics import METRIC_NAMES, format_metric_line
+
+    for name in METRIC_NAMES:
+        if name in values:
+            print(format_metric_line(name, values[name]), flush=True)
+
+
+def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path | None) -> dict:
+    """Read history, evaluate walk-forward, fit the final model and write the artifact."""
+    from stocksage.config import STACK
+    from stocksage.model.dataset import (
+        LABEL,
+        build_training_frame,
+        frames_from_bars,
+        history_files,
+        read_history_dir,
+    )
+
+    started = time.perf_counter()
+    features = list(STACK.features)
+    files = history_files(channel_dir)
+    if not files:
+        raise RuntimeError(f"no *.json.gz history objects under {channel_dir}")
+    # scikit-learn (and scipy) take seconds to import: only once there is data to train on.
+    from stocksage.model import metrics as M
+    from stocksage.model.artifact import build_metadata, library_versions, write_artifact
+    from stocksage.model.estimator import make_model, positive_proba
+    from stocksage.model.evaluate import metric_values, summarize, walk_forward_evaluate
+    from stocksage.model.walkforward import walk_forward_splits
+
+    bars = read_history_dir(channel_dir)
+    if hps["interval"]:  # one bar length per model: never pool daily with 15-minute bars
+        skipped = sum(1 for b in bars if b.interval != hps["interval"])
+        bars = [b for b in bars if b.interval == hps["interval"]]
+        if skipped:
+            print(f"skipped {skipped} bars whose interval is not {hps['interval']}", flush=True)
+    frames = frames_from_bars(bars)
+    if hps["symbols"]:
+        wanted = {s.strip().upper() for s in hps["symbols"].split(",") if s.strip()}
+        frames = {s: f for s, f in frames.items() if s in wanted}
+    print(
+        f"read {len(bars)} bars from {len(files)} objects: "
+        + ", ".join(f"{s}={len(f)}" for s, f in sorted(frames.items())),
+        flush=True,
+    )
+    frame = build_training_frame(frames, features, min_bars=hps["min-symbol-bars"])
+    n_dates = frame["bar_time"].nunique()
+    if n_dates < MIN_DATES:
+        raise RuntimeError(f"only {n_dates} distinct labelled bar dates; need >= {MIN_DATES}")
+    min_train = hps["min-train-bars"]
+    folds_n = hps["folds"]
+    if n_dates - min_train - hps["embargo-bars"] < folds_n * 20:
+        adjusted = max(MIN_DATES // 2, n_dates // 2)
+        print(
+            f"warning: {n_dates} dates are too few for min-train-bars={min_train}; "
+            f"using {adjusted}",
+            flush=True,
+        )
+        min_train = adjusted
+    folds = walk_forward_splits(
+        frame["bar_time"],
+        frame["label_time"],
+        n_folds=folds_n,
+        min_train_bars=min_train,
+        embargo_bars=hps["embargo-bars"],
+        train_bars=hps["train-bars"] or None,
+    )
+
+    def factory():
+        return make_model(hps["model-type"], c=hps["c"], seed=hps["seed"])
+
+    result = walk_forward_evaluate(frame, folds, factory, features)
+    summary = summarize(
+        result, block_bars=hps["block-bars"], reps=hps["bootstrap-reps"], seed=hps["seed"]
+    )
+    X = frame[features].to_numpy(dtype=float)
+    y = frame[LABEL].to_numpy(dtype=int)
+    model = factory().fit(X, y)
+    train_ll = M.log_loss(y, positive_proba(model, X))
+    version = (
+        hps["model-version"]
+        or os.environ.get("TRAINING_JOB_NAME")
+        or f"{hps['model-type']}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    )
+    report = {
+        "model_version": version,
+        "model_type": hps["model-type"],
+        "features": features,
+        "hyperparameters": hps,
+        "rows": len(frame),
+        "symbols": sorted(frame["symbol"].unique().tolist()),
+        "min_train_bars_used": int(min_train),
+        **summary,
+        "final_model": {
+            "train_rows": len(frame),
+            "train_log_loss": train_ll,
+            "train_up_rate": float(y.mean()),
+        },
+        "library_versions": library_versions(),
+        "elapsed_seconds": None,
+    }
+    short_summary = {
+        k: summary[k] for k in ("holdout", "best_baseline", "margin", "beats_baselines", "verdict")
+    }
+    metadata = build_metadata(
+        features=features,
+        model_version=version,
+        model_type=hps["model-type"],
+        hyperparameters=hps,
+        symbols=report["symbols"],
+        first_bar_time=frame["bar_time"].min(),
+        last_bar_time=frame["bar_time"].max(),
+        rows=len(frame),
+        metrics_summary=short_summary,
+    )
+    report["elapsed_seconds"] = round(time.perf_counter() - started, 3)
+    write_artifact(model_dir, model, metadata, report)
+    if output_data_dir is not None:
+        output_data_dir.mkdir(parents=True, exist_ok=True)
+        (output_data_dir / "metrics.json").write_text((model_dir / "metrics.json").read_text())
+        cols = ["fold", "symbol", "bar_time", LABEL, "p_model", "p_majority", "p_persistence"]
+        result.holdout[cols].to_csv(output_data_dir / "holdout_predictions.csv.gz", index=False)
+    for fold in summary["folds"]:
+        print(
+            f"fold {fold['fold']}: train {fold['train_start'][:10]}..{fold['train_end'][:10]} "
+            f"({fold['train_rows']} rows) valid {fold['valid_start'][:10]}.."
+            f"{fold['valid_end'][:10]} ({fold['valid_rows']} rows) "
+            f"model_ll={fold['model']['log_loss']:.5f} "
+            f"majority_ll={fold['baselines']['majority']['log_loss']:.5f} "
+            f"persistence_ll={fold['baselines']['persistence']['log_loss']:.5f}",
+            flush=True,
+        )
+    print(summary["verdict"], flush=True)
+    _print_metrics(metric_values(summary, len(frame), train_ll))
+    print(
+        f"model_version={version} rows={len(frame)} elapsed={report['elapsed_seconds']}s",
+        flush=True,
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    hps = parse_hyperparameters(argv)
+    model_dir = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    channel_env = f"SM_CHANNEL_{hps['channel'].upper()}"
+    channel_dir = Path(os.environ.get(channel_env, f"/opt/ml/input/data/{hps['channel']}"))
+    out_data = os.environ.get("SM_OUTPUT_DATA_DIR")
+    try:
+        train(hps, channel_dir, model_dir, Path(out_data) if out_data else None)
+    except Exception as exc:  # noqa: BLE001 - report every failure the SageMaker way
+        reason = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+        output_dir = os.environ.get("SM_OUTPUT_DIR")
+        if output_dir:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(output_dir) / "failure").write_text(reason[:1000])
+        print(f"training failed: {reason}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
