@@ -1,0 +1,622 @@
+"""The embedded AWS: moto's standalone server with the project's patches.
+
+moto's server is the emulator that Terraform provisions and every local component talks to
+(127.0.0.1:4566, LocalStack's edge port). A few of moto's behaviours get in the way of a
+faithful local stack; they are changed *in the server process* by small patch functions listed
+in ``PATCHES`` (each idempotent, each documented with what it fixes):
+
+* ``no_lambda_from_kinesis_puts``: while a Kinesis event source mapping exists moto invokes the
+  function once per record *inside* ``put_records`` and tries Docker each time (puts fall from
+  thousands to ~230 records/s, and a deleted function makes every put fail). The local runtime
+  (``stocksage.local.esm``) owns event source mappings, so moto must not.
+* ``kinesis_constant_time_shard_ops``: moto copies the whole shard to find the last sequence
+  number on every put and scans the whole shard on every ``get_records``; both become O(1)/O(k).
+* ``sagemaker_update_endpoint``: moto lacks ``UpdateEndpoint`` (HTTP 500); the patch re-points
+  the endpoint to the new endpoint configuration and keeps it ``InService``.
+
+Command line::
+
+    python -m stocksage.local.emulator start  [--port 4566] [--state-dir .local]   # background
+    python -m stocksage.local.emulator status [--port 4566] [--state-dir .local]
+    python -m stocksage.local.emulator stop   [--state-dir .local]
+    python -m stocksage.local.emulator serve  [--port 4566]                        # foreground
+
+Python API (tests)::
+
+    with Emulator(port=0) as emu:          # in-process, threaded, patched
+        boto3.client("kinesis", endpoint_url=emu.endpoint_url, ...)
+
+The module also holds the small background-process helpers (``Daemon``) that
+``stocksage.local.runtime`` reuses for its own ``start|stop|status``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+DEFAULT_STATE_DIR = ".local"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# --------------------------------------------------------------------------------------------
+# Patches (applied in the process that runs moto's server)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One change to moto. ``apply`` must be idempotent."""
+
+    name: str
+    summary: str
+    apply: Callable[[], None]
+
+
+_applied: set[str] = set()
+_patch_lock = threading.Lock()
+
+
+def _patch_no_lambda_from_kinesis_puts() -> None:
+    """Keep moto from invoking Lambda functions from Kinesis puts.
+
+    ``moto.kinesis.models.Stream.put_record`` loops over ``stream.lambda_event_source_mappings``
+    and calls ``LambdaBackend.send_kinesis_message`` per record, which runs the function in
+    Docker (or fails trying). Two changes, both narrow:
+
+    * ``LambdaBackend.send_kinesis_message`` becomes a no-op (the only caller is that loop);
+    * ``LambdaBackend.create_event_source_mapping`` no longer leaves the mapping registered on
+      the Kinesis stream object (moto never unregisters it on delete either), so ``put_record``
+      does not even enter the loop.
+
+    The mapping itself stays stored and listed exactly as before: the local runtime reads it
+    with ``list_event_source_mappings``.
+    """
+    from moto.awslambda.models import LambdaBackend
+    from moto.kinesis.models import kinesis_backends
+
+    def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    send_kinesis_message.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    LambdaBackend.send_kinesis_message = send_kinesis_message  # type: ignore[method-assign]
+
+    original_create = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        esm = original_create(self, spec)
+        arn = esm.event_source_arn
+        if arn.split(":")[2] == "kinesis":
+            backend = kinesis_backends[self.account_id][self.region_name]
+            for stream in backend.streams.values():
+                if stream.arn == arn:
+                    stream.lambda_event_source_mappings.pop(arn, None)
+        return esm
+
+    create_event_source_mapping.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore
+
+
+def _patch_kinesis_constant_time_shard_ops() -> None:
+    """Make moto's per-put and per-read shard work independent of the shard's size.
+
+    * ``Shard.get_max_sequence_number`` built ``list(self.records.keys())`` on every put: puts
+      slowed from ~2,300 to ~210 records/s at 100k records. The dict is insertion ordered with
+      increasing keys, so the last key is ``next(reversed(...))``.
+    * ``Shard.get_records`` scanned every record of the shard on each call. moto's sequence
+      numbers are consecutive integers, so when the keys are contiguous the records after the
+      iterator position are read by key. Same results, same ``MillisBehindLatest``; it falls back
+      to the original code when the keys are not contiguous.
+    """
+    from moto.kinesis.models import Shard
+
+    def get_max_sequence_number(self: Any) -> int:
+        if self.records:
+            return next(reversed(self.records))
+        return 0
+
+    def get_min_sequence_number(self: Any) -> int:
+        if self.records:
+            return next(iter(self.records))
+        return 0
+
+    original_get_records = Shard.get_records
+
+    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> Any:
+        records = self.records
+        if not records:
+            return [], int(last_sequence_id), 0
+        first = next(iter(records))
+        last = next(reversed(records))
+        if last - first + 1 != len(records):
+            return original_get_records(self, last_sequence_id, limit)
+        position = max(int(last_sequence_id), first - 1)
+        end = last if not limit else min(last, position + int(limit))
+        results = [records[k] for k in range(position + 1, end + 1)]
+        if not results:
+            return [], int(last_sequence_id), 0
+        behind = records[last].created_at - results[-1].created_at
+        return results, results[-1].sequence_number, int(behind * 1000)
+
+    for fn in (get_max_sequence_number, get_min_sequence_number, get_records):
+        fn.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
+    Shard.get_records = get_records  # type: ignore[method-assign]
+
+
+def _patch_sagemaker_update_endpoint() -> None:
+    """Implement ``UpdateEndpoint`` (moto answers HTTP 500 "not implemented").
+
+    The endpoint keeps its name and ARN, takes the new configuration's name, production variants
+    and data capture configuration, ``LastModifiedTime`` moves, and the status stays
+    ``InService`` (a real update goes through ``Updating`` for minutes; the local SageMaker host
+    switches model version on the next invocation). An unknown endpoint or configuration is a
+    ``ValidationError`` like AWS.
+    """
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> str:
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is None:
+            arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+        try:
+            config = self.describe_endpoint_config(endpoint_config_name)
+        except KeyError:
+            arn = FakeEndpointConfig.arn_formatter(
+                endpoint_config_name, self.account_id, self.region_name
+            )
+            raise ValidationError(message=f"Could not find endpoint_config '{arn}'.") from None
+        endpoint.endpoint_config_name = endpoint_config_name
+        endpoint.production_variants = endpoint._process_production_variants(
+            config["ProductionVariants"]
+        )
+        endpoint.data_capture_config = config.get("DataCaptureConfig")
+        endpoint.endpoint_status = "InService"
+        endpoint.last_modified_time = utcnow()
+        return endpoint.arn
+
+    def update_endpoint_action(self: Any) -> Any:
+        arn = self.sagemaker_backend.update_endpoint(
+            endpoint_name=self._get_param("EndpointName"),
+            endpoint_config_name=self._get_param("EndpointConfigName"),
+        )
+        return ActionResult({"EndpointArn": arn})
+
+    update_endpoint.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    SageMakerResponse.update_endpoint = update_endpoint_action  # type: ignore[attr-defined]
+
+
+PATCHES: list[Patch] = [
+    Patch(
+        "no_lambda_from_kinesis_puts",
+        "put_records never invokes Lambda; stocksage.local.esm runs the mappings",
+        _patch_no_lambda_from_kinesis_puts,
+    ),
+    Patch(
+        "kinesis_constant_time_shard_ops",
+        "puts and get_records no longer copy/scan the whole shard",
+        _patch_kinesis_constant_time_shard_ops,
+    ),
+    Patch(
+        "sagemaker_update_endpoint",
+        "UpdateEndpoint re-points the endpoint to a new configuration (stays InService)",
+        _patch_sagemaker_update_endpoint,
+    ),
+]
+
+
+def apply_patches(patches: list[Patch] | None = None) -> list[str]:
+    """Apply ``patches`` (default: all of ``PATCHES``) once per process; return their names."""
+    names = []
+    with _patch_lock:
+        for patch in PATCHES if patches is None else patches:
+            if patch.name not in _applied:
+                patch.apply()
+                _applied.add(patch.name)
+            names.append(patch.name)
+    return names
+
+
+def applied_patches() -> list[str]:
+    """Names of the patches applied in this process."""
+    return sorted(_applied)
+
+
+# --------------------------------------------------------------------------------------------
+# Server
+# --------------------------------------------------------------------------------------------
+
+
+def _make_server(host: str, port: int, access_log: bool = False) -> Any:
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    handler: type = MotoRequestHandler
+    if not access_log:
+
+        class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        handler = QuietHandler
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server(host, port, app, threaded=True, request_handler=handler)
+
+
+def probe(endpoint_url: str, timeout: float = 2.0) -> bool:
+    """True when a moto server answers ``GET /moto-api/`` at ``endpoint_url``."""
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class Emulator:
+    """The patched moto server for tests and embedding.
+
+    Args:
+        port: TCP port; 0 picks a free one (read ``.port`` / ``.endpoint_url`` after start).
+        host: Bind address.
+        mode: ``"thread"`` runs the server in this process (patches applied here: moto's
+            global state is shared by every in-process emulator); ``"process"`` runs
+            ``python -m stocksage.local.emulator serve`` as a child (isolated state).
+        state_dir: For ``mode="process"``: where the child writes its log and port file
+            (default: a temporary directory).
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = DEFAULT_HOST,
+        mode: str = "thread",
+        state_dir: str | Path | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        if mode not in ("thread", "process"):
+            raise ValueError("mode must be 'thread' or 'process'")
+        self.host = host
+        self.port = port
+        self.mode = mode
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.startup_timeout = startup_timeout
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmp: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Emulator:
+        if self.mode == "thread":
+            apply_patches()
+            self._server = _make_server(self.host, self.port)
+            self.port = self._server.server_address[1]
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name=f"moto-{self.port}", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._start_process()
+        if not wait_until(lambda: probe(self.endpoint_url), self.startup_timeout):
+            self.stop()
+            raise RuntimeError(f"emulator did not answer on {self.endpoint_url}")
+        return self
+
+    def _start_process(self) -> None:
+        import tempfile
+
+        if self.state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="stocksage-emu-")
+            self.state_dir = Path(self._tmp.name)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        port_file = self.state_dir / "emulator.port"
+        port_file.unlink(missing_ok=True)
+        log = open(self.state_dir / "emulator.log", "ab")  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "stocksage.local.emulator", "serve", "--host", self.host,
+             "--port", str(self.port), "--port-file", str(port_file)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
+            env=_child_env(),
+        )
+        log.close()
+        ok = wait_until(lambda: port_file.exists() or self._proc.poll() is not None,
+                        self.startup_timeout)
+        if not ok or not port_file.exists():
+            tail = log_tail(self.state_dir / "emulator.log")
+            self.stop()
+            raise RuntimeError(f"emulator child failed to start:\n{tail}")
+        self.port = int(port_file.read_text().strip())
+
+    def reset(self) -> None:
+        """Drop every resource (moto's ``/moto-api/reset``)."""
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          port_file: str | Path | None = None, access_log: bool = False) -> None:
+    """Run the patched server in the foreground until SIGINT/SIGTERM."""
+    names = apply_patches()
+    server = _make_server(host, port, access_log)
+    actual = server.server_address[1]
+    os.environ.setdefault("MOTO_PORT", str(actual))
+
+    def _stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print(f"stocksage emulator (moto) on http://{host}:{actual}; patches: {', '.join(names)}",
+          flush=True)
+    if port_file:
+        tmp = Path(f"{port_file}.tmp")
+        tmp.write_text(str(actual))
+        tmp.replace(port_file)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        print("stocksage emulator stopped", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Background process helpers (shared with stocksage.local.runtime)
+# --------------------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(REPO_ROOT)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+@dataclass
+class Daemon:
+    """A background ``python -m <module> serve ...`` with pid and log files in ``state_dir``.
+
+    Args:
+        name: File stem (``emulator`` -> ``emulator.pid``, ``emulator.log``).
+        module: Module run with ``-m``; must accept ``serve`` plus ``serve_args``.
+        state_dir: Folder of the pid and log files (created).
+        healthy: Probe that says the service is up.
+    """
+
+    name: str
+    module: str
+    state_dir: Path
+    healthy: Callable[[], bool]
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The recorded pid when that process is alive and is ours, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return None
+            return pid
+        return pid if self.module in cmdline else None
+
+    def start(self, serve_args: list[str], timeout: float = 60.0) -> int:
+        """Start in the background and wait until healthy; return the pid.
+
+        Raises:
+            RuntimeError: already running, the process exited, or not healthy in time (the
+                message carries the log tail).
+        """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        running = self.pid()
+        if running:
+            raise RuntimeError(f"{self.name} already running (pid {running}, {self.pid_file})")
+        with open(self.log_file, "ab") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {self.module}\n"
+                      .encode())
+            log.flush()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, "serve", *serve_args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=str(REPO_ROOT), env=_child_env(), start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise RuntimeError(
+                    f"{self.name} exited with code {proc.returncode}; log tail "
+                    f"({self.log_file}):\n{log_tail(self.log_file)}"
+                )
+            if self.healthy():
+                return proc.pid
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(
+            f"{self.name} not healthy after {timeout:.0f}s; log tail ({self.log_file}):\n"
+            f"{log_tail(self.log_file)}"
+        )
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Stop the recorded process (SIGTERM, then SIGKILL); False when none was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _daemon(state_dir: str, host: str, port: int) -> Daemon:
+    url = f"http://{host}:{port}"
+    return Daemon("emulator", "stocksage.local.emulator", Path(state_dir), lambda: probe(url))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stocksage.local.emulator",
+                                     description="The embedded AWS (patched moto server).")
+    parser.add_argument("command", choices=["start", "stop", "status", "serve", "patches"])
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--access-log", action="store_true", help="log every request (serve)")
+    parser.add_argument("--port-file", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    daemon = _daemon(args.state_dir, args.host, args.port)
+    url = f"http://{args.host}:{args.port}"
+
+    if args.command == "serve":
+        serve(args.host, args.port, args.port_file, args.access_log)
+        return 0
+    if args.command == "patches":
+        for patch in PATCHES:
+            print(f"{patch.name}: {patch.summary}")
+        return 0
+    if args.command == "start":
+        if daemon.pid() is None and port_in_use(args.host, args.port):
+            print(f"port {args.port} is already in use by another process", file=sys.stderr)
+            return 1
+        try:
+            pid = daemon.start(["--host", args.host, "--port", str(args.port)], args.timeout)
+        except RuntimeError as err:
+            print(str(err), file=sys.stderr)
+            return 1
+        print(f"emulator running on {url} (pid {pid}, log {daemon.log_file})")
+        return 0
+    if args.command == "stop":
+        stopped = daemon.stop()
+        print("emulator stopped" if stopped else "emulator was not running")
+        return 0
+    # status
+    pid = daemon.pid()
+    up = probe(url)
+    print(json.dumps({"pid": pid, "endpoint_url": url, "healthy": up,
+                      "log": str(daemon.log_file)}))
+    return 0 if up else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
