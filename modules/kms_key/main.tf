@@ -1,0 +1,79 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+}
+
+data "aws_iam_policy_document" "this" {
+  # Standard delegation: IAM policies in this account decide who may use the key.
+  statement {
+    sid       = "EnableIamPolicies"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.allow_cloudwatch_logs ? [1] : []
+
+    content {
+      sid       = "AllowCloudWatchLogs"
+      actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["logs.${local.region}.amazonaws.com"]
+      }
+
+      condition {
+        test     = "ArnLike"
+        variable = "kms:EncryptionContext:aws:logs:arn"
+        values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.service_principals) > 0 ? [1] : []
+
+    content {
+      sid       = "AllowServicesDataKeys"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = var.service_principals
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = var.description
+  enable_key_rotation     = var.enable_key_rotation
+  rotation_period_in_days = var.enable_key_rotation ? var.rotation_period_in_days : null
+  deletion_window_in_days = var.deletion_window_in_days
+  policy                  = data.aws_iam_policy_document.this.json
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.alias_name}"
+  target_key_id = aws_kms_key.this.key_id
+}

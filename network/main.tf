@@ -1,0 +1,39 @@
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+locals {
+  stack   = jsondecode(file("${path.module}/../stocksage/stack.json"))
+  project = local.stack.project
+  name    = "${local.project}-${var.environment}"
+  azs     = coalesce(var.azs, slice(sort(data.aws_availability_zones.available.names), 0, 2))
+
+  is_local = var.aws_endpoint_url != null
+
+  tags = merge(var.tags, {
+    Project     = local.project
+    Environment = var.environment
+    ManagedBy   = "terraform"
+  })
+}
+
+module "kms" {
+  source = "../modules/kms_key"
+
+  alias_name              = "${local.name}-network"
+  description             = "Network logs key of ${local.project} ${var.environment} (VPC flow logs)."
+  deletion_window_in_days = var.kms_deletion_window_days
+}
+
+module "vpc" {
+  source = "../modules/vpc"
+
+  name                        = local.name
+  cidr_block                  = var.cidr_block
+  azs                         = local.azs
+  nat_gateway_mode            = var.nat_gateway_mode
+  interface_endpoint_services = var.interface_endpoint_services
+  enable_flow_logs            = var.enable_flow_logs
+  flow_logs_retention_days    = var.flow_logs_retention_days
+  flow_logs_kms_key_arn       = module.kms.key_arn
+}

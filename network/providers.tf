@@ -1,0 +1,26 @@
+# One provider block for the cloud and the emulator. With aws_endpoint_url = null every endpoint
+# below is null, which the provider treats as "not set" (default AWS endpoints); with the emulator
+# URL every service used here is sent to it. Dummy credentials and skipped checks only when local.
+provider "aws" {
+  region = var.aws_region
+
+  access_key                  = local.is_local ? "test" : null
+  secret_key                  = local.is_local ? "test" : null
+  skip_credentials_validation = local.is_local
+  skip_metadata_api_check     = local.is_local
+  skip_requesting_account_id  = local.is_local
+  s3_use_path_style           = local.is_local
+
+  endpoints {
+    ec2  = var.aws_endpoint_url
+    iam  = var.aws_endpoint_url
+    kms  = var.aws_endpoint_url
+    logs = var.aws_endpoint_url
+    s3   = var.aws_endpoint_url
+    sts  = var.aws_endpoint_url
+  }
+
+  default_tags {
+    tags = local.tags
+  }
+}

@@ -1,0 +1,326 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  # Single source of truth for names, keys and the window (see docs/DESIGN.md).
+  stack   = jsondecode(file("${path.module}/../stocksage/stack.json"))
+  project = local.stack.project
+  keys    = local.stack.keys
+
+  # Physical name of every stack.json resource: "<project>-<env>-<short>".
+  names = { for key, short in local.stack.resources : key => "${local.project}-${var.environment}-${short}" }
+
+  is_local = var.aws_endpoint_url != null
+
+  tags = merge(var.tags, {
+    Project     = local.project
+    Environment = var.environment
+    ManagedBy   = "terraform"
+  })
+
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+
+  endpoint_arn = "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}:endpoint/${lower(local.names.endpoint)}"
+
+  tables = {
+    results_table = {
+      hash_key      = local.keys.results.partition
+      range_key     = local.keys.results.sort
+      ttl_attribute = "expires_at"
+    }
+    state_table = {
+      hash_key      = local.keys.state.partition
+      range_key     = null
+      ttl_attribute = null
+    }
+    rules_table = {
+      hash_key      = local.keys.rules.partition
+      range_key     = local.keys.rules.sort
+      ttl_attribute = null
+    }
+    # Powertools idempotency layout: key "id", TTL "expiration".
+    idempotency_table = {
+      hash_key      = local.keys.idempotency.partition
+      range_key     = null
+      ttl_attribute = "expiration"
+    }
+  }
+}
+
+################################################################################
+# Encryption key (everything below uses it)
+################################################################################
+
+module "kms" {
+  source = "../modules/kms_key"
+
+  alias_name              = local.names.key
+  description             = "Data key of ${local.project} ${var.environment}: stream, tables, bucket, topic, queues, logs."
+  deletion_window_in_days = var.kms_deletion_window_days
+  # SNS must encrypt what it delivers into the KMS-encrypted alerts inbox queue.
+  service_principals = var.create_local_alerts_queue ? ["sns.amazonaws.com"] : []
+}
+
+################################################################################
+# Stream of bars
+################################################################################
+
+resource "aws_kinesis_stream" "bars" {
+  name                      = local.names.stream
+  shard_count               = var.stream_mode == "PROVISIONED" ? var.stream_shard_count : null
+  retention_period          = var.stream_retention_hours
+  encryption_type           = "KMS"
+  kms_key_id                = module.kms.key_arn
+  enforce_consumer_deletion = true
+
+  stream_mode_details {
+    stream_mode = var.stream_mode
+  }
+}
+
+################################################################################
+# Tables (on-demand, PITR, SSE-KMS)
+################################################################################
+
+module "tables" {
+  source   = "../modules/dynamodb_table"
+  for_each = local.tables
+
+  name                   = local.names[each.key]
+  hash_key               = each.value.hash_key
+  range_key              = each.value.range_key
+  ttl_attribute          = each.value.ttl_attribute
+  kms_key_arn            = module.kms.key_arn
+  point_in_time_recovery = true
+  deletion_protection    = var.deletion_protection
+}
+
+################################################################################
+# History bucket (bar history, model artifacts, inference code)
+################################################################################
+
+module "history_bucket" {
+  source = "../modules/s3_bucket"
+
+  bucket                             = local.names.history_bucket
+  kms_key_arn                        = module.kms.key_arn
+  force_destroy                      = var.history_force_destroy
+  noncurrent_version_expiration_days = var.history_noncurrent_days
+  lifecycle_rules = [
+    {
+      id              = "bars-to-infrequent-access"
+      prefix          = "bars/"
+      transition_days = var.history_ia_transition_days
+      storage_class   = "STANDARD_IA"
+    },
+  ]
+}
+
+################################################################################
+# Alerts topic (+ a local inbox queue to read them back)
+################################################################################
+
+resource "aws_sns_topic" "alerts" {
+  name              = local.names.alerts_topic
+  kms_master_key_id = module.kms.key_arn
+}
+
+resource "aws_sqs_queue" "alerts_inbox" {
+  count = var.create_local_alerts_queue ? 1 : 0
+
+  name                      = local.names.alerts_queue
+  kms_master_key_id         = module.kms.key_arn
+  message_retention_seconds = 345600
+}
+
+data "aws_iam_policy_document" "alerts_inbox" {
+  count = var.create_local_alerts_queue ? 1 : 0
+
+  statement {
+    sid       = "AllowAlertsTopic"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.alerts_inbox[0].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_sns_topic.alerts.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "alerts_inbox" {
+  count = var.create_local_alerts_queue ? 1 : 0
+
+  queue_url = aws_sqs_queue.alerts_inbox[0].id
+  policy    = data.aws_iam_policy_document.alerts_inbox[0].json
+}
+
+resource "aws_sns_topic_subscription" "alerts_inbox" {
+  count = var.create_local_alerts_queue ? 1 : 0
+
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "sqs"
+  endpoint  = aws_sqs_queue.alerts_inbox[0].arn
+  # Keep the SNS envelope so MessageAttributes stay visible to the reader.
+  raw_message_delivery = false
+
+  depends_on = [aws_sqs_queue_policy.alerts_inbox]
+}
+
+################################################################################
+# Failure queue (event source on-failure destination + quarantined malformed records)
+################################################################################
+
+resource "aws_sqs_queue" "failures" {
+  name                      = local.names.failure_queue
+  kms_master_key_id         = module.kms.key_arn
+  message_retention_seconds = 1209600
+}
+
+################################################################################
+# Processor Lambda + Kinesis event source mapping
+################################################################################
+
+module "processor" {
+  source = "../modules/lambda_function"
+
+  function_name      = local.names.processor_function
+  description        = "Kinesis bars -> indicators, prediction, results, alerts."
+  runtime            = "python3.12"
+  handler            = "lambdas.processor.lambda_handler"
+  zip_path           = var.processor_zip
+  layers             = var.processor_layers
+  memory_size        = var.processor_memory_mb
+  timeout            = var.processor_timeout_seconds
+  kms_key_arn        = module.kms.key_arn
+  log_retention_days = var.log_retention_days
+  tracing_mode       = var.processor_tracing_mode
+
+  # Exactly the variables ProcessorSettings.from_env() reads (docs/DESIGN.md).
+  environment_variables = {
+    RESULTS_TABLE                = module.tables["results_table"].name
+    STATE_TABLE                  = module.tables["state_table"].name
+    RULES_TABLE                  = module.tables["rules_table"].name
+    IDEMPOTENCY_TABLE            = module.tables["idempotency_table"].name
+    ALERTS_TOPIC_ARN             = aws_sns_topic.alerts.arn
+    FAILURE_QUEUE_URL            = aws_sqs_queue.failures.url
+    ENDPOINT_NAME                = local.names.endpoint
+    WINDOW_BARS                  = tostring(local.stack.window_bars)
+    RESULT_TTL_DAYS              = tostring(var.result_ttl_days)
+    POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.processor_function}"
+    POWERTOOLS_METRICS_NAMESPACE = local.project
+    LOG_LEVEL                    = var.log_level
+  }
+
+  policy_statements = {
+    WriteResults = {
+      actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+      resources = [module.tables["results_table"].arn]
+    }
+    ReadWriteWindowState = {
+      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+      resources = [module.tables["state_table"].arn]
+    }
+    ReadAlertRules = {
+      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+      resources = [module.tables["rules_table"].arn]
+    }
+    Idempotency = {
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [module.tables["idempotency_table"].arn]
+    }
+    InvokeEndpoint = {
+      actions   = ["sagemaker:InvokeEndpoint"]
+      resources = [local.endpoint_arn]
+    }
+    PublishAlerts = {
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.alerts.arn]
+    }
+    # Malformed records are quarantined here by the handler (also the on-failure destination).
+    QuarantineRecords = {
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.failures.arn]
+    }
+  }
+
+  kinesis_event_sources = {
+    bars = {
+      stream_arn                         = aws_kinesis_stream.bars.arn
+      starting_position                  = "TRIM_HORIZON"
+      batch_size                         = var.esm_batch_size
+      maximum_batching_window_in_seconds = var.esm_maximum_batching_window_seconds
+      parallelization_factor             = var.esm_parallelization_factor
+      bisect_batch_on_function_error     = true
+      maximum_retry_attempts             = var.esm_maximum_retry_attempts
+      maximum_record_age_in_seconds      = var.esm_maximum_record_age_seconds
+      on_failure_destination_arn         = aws_sqs_queue.failures.arn
+    }
+  }
+}
+
+################################################################################
+# SageMaker model + endpoint
+################################################################################
+
+module "endpoint" {
+  source = "../modules/sagemaker_endpoint"
+  count  = var.create_endpoint ? 1 : 0
+
+  endpoint_name              = local.names.endpoint
+  framework_image_tag        = var.sklearn_image_tag
+  bucket_name                = module.history_bucket.bucket
+  model_artifact_key         = local.stack.model.artifact_key
+  program                    = local.stack.model.program
+  kms_key_arn                = module.kms.key_arn
+  instance_type              = var.endpoint_instance_type
+  initial_instance_count     = var.endpoint_initial_instance_count
+  serverless_memory_mb       = var.endpoint_serverless_memory_mb
+  serverless_max_concurrency = var.endpoint_serverless_max_concurrency
+}
+
+################################################################################
+# Collector (ECS Fargate); the service only when network subnets are given
+################################################################################
+
+module "collector" {
+  source = "../modules/ecs_fargate_service"
+
+  cluster_name       = local.names.cluster
+  name               = local.names.collector
+  container_name     = "collector"
+  image              = var.collector_image
+  cpu                = var.collector_cpu
+  memory             = var.collector_memory
+  container_insights = !local.is_local
+  kms_key_arn        = module.kms.key_arn
+  log_retention_days = var.log_retention_days
+  subnet_ids         = var.private_subnet_ids
+  security_group_ids = var.collector_security_group_ids
+  desired_count      = var.collector_desired_count
+
+  environment = {
+    STREAM_NAME = aws_kinesis_stream.bars.name
+    LOG_LEVEL   = var.log_level
+  }
+
+  task_policy_statements = {
+    PutBars = {
+      actions   = ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
+      resources = [aws_kinesis_stream.bars.arn]
+    }
+    EncryptBars = {
+      actions   = ["kms:GenerateDataKey"]
+      resources = [module.kms.key_arn]
+    }
+  }
+}

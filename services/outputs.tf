@@ -1,0 +1,101 @@
+# Names, ARNs and URLs the scripts and the local runtime need. No secrets.
+
+output "environment" {
+  description = "Environment of this state."
+  value       = var.environment
+}
+
+output "region" {
+  description = "Region of the stack."
+  value       = local.region
+}
+
+output "kms_key_arn" {
+  description = "Data key ARN."
+  value       = module.kms.key_arn
+}
+
+output "stream_name" {
+  description = "Kinesis stream of bars."
+  value       = aws_kinesis_stream.bars.name
+}
+
+output "stream_arn" {
+  description = "Kinesis stream ARN."
+  value       = aws_kinesis_stream.bars.arn
+}
+
+output "results_table" {
+  description = "Results table name."
+  value       = module.tables["results_table"].name
+}
+
+output "state_table" {
+  description = "Window-state table name."
+  value       = module.tables["state_table"].name
+}
+
+output "rules_table" {
+  description = "Alert-rules table name."
+  value       = module.tables["rules_table"].name
+}
+
+output "idempotency_table" {
+  description = "Powertools idempotency table name."
+  value       = module.tables["idempotency_table"].name
+}
+
+output "history_bucket" {
+  description = "History bucket (bars/, model-artifacts/, code/)."
+  value       = module.history_bucket.bucket
+}
+
+output "alerts_topic_arn" {
+  description = "Alerts SNS topic ARN."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "alerts_queue_url" {
+  description = "Local alerts inbox queue URL (null outside local)."
+  value       = var.create_local_alerts_queue ? aws_sqs_queue.alerts_inbox[0].url : null
+}
+
+output "failure_queue_url" {
+  description = "Processor failure queue URL (on-failure destination, quarantine)."
+  value       = aws_sqs_queue.failures.url
+}
+
+output "failure_queue_arn" {
+  description = "Processor failure queue ARN."
+  value       = aws_sqs_queue.failures.arn
+}
+
+output "processor_function_name" {
+  description = "Processor Lambda function name."
+  value       = module.processor.function_name
+}
+
+output "processor_event_source_mapping_uuid" {
+  description = "UUID of the Kinesis -> processor event source mapping."
+  value       = module.processor.event_source_mapping_uuids["bars"]
+}
+
+output "endpoint_name" {
+  description = "SageMaker endpoint name."
+  value       = local.names.endpoint
+}
+
+output "model_artifact_uri" {
+  description = "Where the endpoint's model.tar.gz must be."
+  value       = "s3://${module.history_bucket.bucket}/${local.stack.model.artifact_key}"
+}
+
+output "ecs_cluster_name" {
+  description = "ECS cluster of the collector."
+  value       = module.collector.cluster_name
+}
+
+output "collector_task_definition_arn" {
+  description = "Collector task definition ARN."
+  value       = module.collector.task_definition_arn
+}

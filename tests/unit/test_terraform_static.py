@@ -1,0 +1,349 @@
+"""Static checks of the Terraform code (no cloud, no emulator).
+
+The HCL is parsed once per session with python-hcl2 (the first parse of a session builds the
+grammar cache and can take ~16 s). The last tests run ``terraform fmt -check`` and
+``terraform validate`` for each root through ``scripts/tf.sh`` (provider from the filesystem
+mirror when present); they are skipped only when terraform is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ROOTS = ("services", "network")
+MODULES = tuple(sorted(p.name for p in (REPO / "modules").iterdir() if p.is_dir()))
+ENVS = ("local", "dev", "prod")
+STACK = json.loads((REPO / "stocksage" / "stack.json").read_text())
+
+hcl2 = pytest.importorskip("hcl2")
+
+
+def _tf_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.tf") if ".terraform" not in p.parts)
+
+
+@cache
+def parsed(path: Path) -> dict:
+    """Parse one .tf/.tfvars file into plain values (cached for the session)."""
+    options = hcl2.SerializationOptions(
+        strip_string_quotes=True, explicit_blocks=False, with_comments=False
+    )
+    with path.open() as handle:
+        return hcl2.load(handle, serialization_options=options)
+
+
+def blocks(directory: Path, kind: str) -> list[dict]:
+    """All top-level blocks of one kind (resource, module, variable, ...) in a directory."""
+    found: list[dict] = []
+    for path in _tf_files(directory):
+        found.extend(parsed(path).get(kind, []))
+    return found
+
+
+def named(directory: Path, kind: str, name: str) -> dict:
+    for block in blocks(directory, kind):
+        if name in block:
+            return block[name]
+    raise AssertionError(f"no {kind} {name!r} in {directory}")
+
+
+def resource(directory: Path, rtype: str, name: str) -> dict:
+    for block in blocks(directory, "resource"):
+        if rtype in block and name in block[rtype]:
+            return block[rtype][name]
+    raise AssertionError(f"no resource {rtype}.{name} in {directory}")
+
+
+def code_lines(path: Path) -> list[str]:
+    """Lines of a Terraform file without comment lines."""
+    return [
+        line for line in path.read_text().splitlines() if not line.lstrip().startswith(("#", "//"))
+    ]
+
+
+def design_environment() -> set[str]:
+    """Environment variable names the processor reads, as listed in docs/DESIGN.md."""
+    text = (REPO / "docs" / "DESIGN.md").read_text()
+    start = text.index("Environment (set by Terraform")
+    paragraph = text[start : text.index("\n\n", start)]
+    return set(re.findall(r"`([A-Z][A-Z0-9_]+)`", paragraph))
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("directory", [*ROOTS, *(f"modules/{m}" for m in MODULES)])
+def test_every_root_and_module_has_the_standard_files(directory: str) -> None:
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+        assert (REPO / directory / name).is_file(), f"{directory}/{name} missing"
+
+
+@pytest.mark.parametrize("directory", [*ROOTS, *(f"modules/{m}" for m in MODULES)])
+def test_every_variable_is_typed_and_described(directory: str) -> None:
+    for block in blocks(REPO / directory, "variable"):
+        for name, body in block.items():
+            assert "type" in body, f"{directory}: variable {name} has no type"
+            assert body.get("description"), f"{directory}: variable {name} has no description"
+    for block in blocks(REPO / directory, "output"):
+        for name, body in block.items():
+            assert body.get("description"), f"{directory}: output {name} has no description"
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_roots_have_thin_environments(root: str) -> None:
+    for env in ENVS:
+        assert (REPO / root / "envs" / f"{env}.tfvars").is_file()
+        backend = (REPO / root / "envs" / f"{env}.s3.tfbackend").read_text()
+        assert re.search(r"^use_lockfile\s*=\s*true", backend, re.MULTILINE), (
+            f"{root}/{env}: no lockfile"
+        )
+        assert re.search(rf'^key\s*=\s*"{root}/terraform.tfstate"', backend, re.MULTILINE)
+    terraform_blocks = blocks(REPO / root, "terraform")
+    backends = [b for t in terraform_blocks for b in t.get("backend", [])]
+    assert len(backends) == 1 and "s3" in backends[0], "one S3 backend per root"
+    # Environments are data, never copies of code.
+    assert not list((REPO / root / "envs").glob("*.tf"))
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_lock_file_pins_the_aws_provider(root: str) -> None:
+    lock = (REPO / root / ".terraform.lock.hcl").read_text()
+    assert 'provider "registry.terraform.io/hashicorp/aws"' in lock
+    assert re.search(r'version\s*=\s*"5\.100\.0"', lock)
+    providers = {m.group(1) for m in re.finditer(r'provider "([^"]+)"', lock)}
+    assert providers == {"registry.terraform.io/hashicorp/aws"}, "only hashicorp/aws is mirrored"
+
+
+# --- names come from stack.json -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_roots_read_stack_json(root: str) -> None:
+    local_blocks = blocks(REPO / root, "locals")
+    stack_expr = next(b["stack"] for b in local_blocks if "stack" in b)
+    assert "jsondecode(file(" in stack_expr and "../stocksage/stack.json" in stack_expr
+
+
+def test_no_resource_name_is_written_out() -> None:
+    project = STACK["project"]
+    files = [p for d in (*ROOTS, "modules") for p in (REPO / d).rglob("*.tf")]
+    files = [p for p in files if ".terraform" not in p.parts]
+    for path in files:
+        for line in code_lines(path):
+            stripped = line.replace("../stocksage/stack.json", "")
+            assert project not in stripped, (
+                f"{path.relative_to(REPO)}: literal name: {line.strip()}"
+            )
+            for short in STACK["resources"].values():
+                assert not re.search(rf"-(local|dev|prod)-{re.escape(short)}\b", stripped), (
+                    f"{path.relative_to(REPO)}: hard-coded resource name: {line.strip()}"
+                )
+
+
+def test_every_stack_resource_is_named_from_locals() -> None:
+    text = "\n".join("\n".join(code_lines(p)) for p in _tf_files(REPO / "services"))
+    tables = {k for k in STACK["resources"] if k.endswith("_table")}
+    for key in STACK["resources"]:
+        if key in tables:
+            assert re.search(rf"^\s*{key}\s*=\s*\{{", text, re.MULTILINE), (
+                f"table {key} not in local.tables"
+            )
+        else:
+            assert f"local.names.{key}" in text, f"{key} is not named from stack.json"
+    assert "local.names[each.key]" in text
+
+
+def test_tables_use_the_keys_of_stack_json_and_the_ttl_contract() -> None:
+    tables_local = next(b["tables"] for b in blocks(REPO / "services", "locals") if "tables" in b)
+    text = json.dumps(tables_local)
+    for table, keys in STACK["keys"].items():
+        for role in keys:
+            assert f"local.keys.{table}.{role}" in text, f"{table}.{role} not from stack.json"
+    main = (REPO / "services" / "main.tf").read_text()
+    assert re.search(r'ttl_attribute\s*=\s*"expires_at"', main)
+    assert re.search(r'ttl_attribute\s*=\s*"expiration"', main)
+    table = resource(REPO / "modules" / "dynamodb_table", "aws_dynamodb_table", "this")
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert "var.point_in_time_recovery" in json.dumps(table["point_in_time_recovery"])
+    assert "var.kms_key_arn" in json.dumps(table["server_side_encryption"])
+
+
+# --- processor contract ---------------------------------------------------------------------
+
+
+def test_processor_environment_is_exactly_the_design_list() -> None:
+    processor = named(REPO / "services", "module", "processor")
+    env = processor["environment_variables"]
+    assert set(env) == design_environment()
+    assert "local.stack.window_bars" in env["WINDOW_BARS"]
+    assert "aws_sns_topic.alerts.arn" in env["ALERTS_TOPIC_ARN"]
+    assert "aws_sqs_queue.failures.url" in env["FAILURE_QUEUE_URL"]
+    assert "local.names.endpoint" in env["ENDPOINT_NAME"]
+    for var, key in (
+        ("RESULTS_TABLE", "results_table"),
+        ("STATE_TABLE", "state_table"),
+        ("RULES_TABLE", "rules_table"),
+        ("IDEMPOTENCY_TABLE", "idempotency_table"),
+    ):
+        assert key in env[var], f"{var} must come from the {key} table"
+
+
+def test_processor_handler_and_runtime() -> None:
+    processor = named(REPO / "services", "module", "processor")
+    assert processor["handler"] == "lambdas.processor.lambda_handler"
+    assert processor["runtime"] == "python3.12"
+    handler_file = REPO / "lambdas" / "processor.py"
+    if handler_file.exists():
+        assert re.search(r"^def lambda_handler\(", handler_file.read_text(), re.MULTILINE)
+
+
+def test_processor_permissions_are_exact() -> None:
+    processor = named(REPO / "services", "module", "processor")
+    statements = processor["policy_statements"]
+    actions = {a for s in statements.values() for a in s["actions"]}
+    assert not any("*" in a for a in actions), "no wildcard actions"
+    assert "sagemaker:InvokeEndpoint" in actions and "sns:Publish" in actions
+    for statement in statements.values():
+        for res in statement["resources"]:
+            assert res != "*", "no wildcard resources"
+    module = (REPO / "modules" / "lambda_function" / "main.tf").read_text()
+    assert '"kms:Decrypt", "kms:GenerateDataKey"' in module
+
+
+def test_event_source_mapping_contract() -> None:
+    processor = named(REPO / "services", "module", "processor")
+    (source,) = processor["kinesis_event_sources"].values()
+    assert source["starting_position"] == "TRIM_HORIZON"
+    assert source["bisect_batch_on_function_error"] is True
+    assert "aws_sqs_queue.failures.arn" in source["on_failure_destination_arn"]
+    for key in (
+        "batch_size",
+        "maximum_batching_window_in_seconds",
+        "parallelization_factor",
+        "maximum_retry_attempts",
+        "maximum_record_age_in_seconds",
+    ):
+        assert str(source[key]).startswith("${var."), f"{key} must be a variable"
+    esm = resource(
+        REPO / "modules" / "lambda_function", "aws_lambda_event_source_mapping", "kinesis"
+    )
+    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+    assert "destination_config" in json.dumps(esm.get("dynamic", []))
+    # Retries and record age are bounded in the root's validations.
+    variables = {k: v for b in blocks(REPO / "services", "variable") for k, v in b.items()}
+    assert variables["esm_maximum_retry_attempts"]["default"] == 3
+    assert "<= 10" in json.dumps(variables["esm_maximum_retry_attempts"]["validation"])
+    assert "<= 604800" in json.dumps(variables["esm_maximum_record_age_seconds"]["validation"])
+
+
+def test_local_environment_values() -> None:
+    local = parsed(REPO / "services" / "envs" / "local.tfvars")
+    assert local["environment"] == "local"
+    assert local["create_local_alerts_queue"] is True
+    assert local["processor_layers"] == []
+    assert local["esm_batch_size"] == 100 and local["esm_maximum_batching_window_seconds"] == 1
+    for env in ("dev", "prod"):
+        values = parsed(REPO / "services" / "envs" / f"{env}.tfvars")
+        assert values["environment"] == env
+        assert values.get("create_local_alerts_queue", False) is False
+        assert "aws_endpoint_url" not in values
+    subscription = resource(REPO / "services", "aws_sns_topic_subscription", "alerts_inbox")
+    assert subscription["raw_message_delivery"] is False
+    assert parsed(REPO / "services" / "envs" / "prod.tfvars")["endpoint_instance_type"].startswith(
+        "ml."
+    )
+
+
+def test_provider_endpoints_follow_one_variable() -> None:
+    for root in ROOTS:
+        text = (REPO / root / "providers.tf").read_text()
+        body = text[text.index("endpoints {") : text.index("}", text.index("endpoints {"))]
+        entries = re.findall(r"^\s*(\w+)\s*=\s*(\S+)\s*$", body, re.MULTILINE)
+        assert entries and all(value == "var.aws_endpoint_url" for _, value in entries)
+        for flag in (
+            "skip_credentials_validation",
+            "skip_metadata_api_check",
+            "skip_requesting_account_id",
+            "s3_use_path_style",
+        ):
+            assert re.search(rf"{flag}\s*=\s*local\.is_local", text), f"{root}: {flag}"
+
+
+# --- packaging ------------------------------------------------------------------------------
+
+
+def test_lambda_package_is_reproducible(tmp_path: Path) -> None:
+    if not (REPO / "lambdas").is_dir():
+        pytest.skip("lambdas/ not present yet")
+    script = REPO / "scripts" / "package_lambda.py"
+    outs = []
+    for name in ("a.zip", "b.zip"):
+        result = subprocess.run(
+            [sys.executable, str(script), "--out", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outs.append(json.loads(result.stdout))
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    assert outs[0]["base64sha256"] == outs[1]["base64sha256"]
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        names = zf.namelist()
+        assert names == sorted(names)
+        assert all(info.date_time == (1980, 1, 1, 0, 0, 0) for info in zf.infolist())
+    assert "lambdas/processor.py" in names and "stocksage/stack.json" in names
+    assert not any(n.startswith("stocksage/local/") or n.endswith(".pyc") for n in names)
+
+
+# --- terraform itself -----------------------------------------------------------------------
+
+TERRAFORM = shutil.which("terraform")
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+
+
+@needs_terraform
+def test_terraform_fmt() -> None:
+    result = subprocess.run(
+        [TERRAFORM, "fmt", "-check", "-recursive", "-diff", *ROOTS, "modules"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+    )
+    assert result.returncode == 0, f"terraform fmt -check failed:\n{result.stdout}{result.stderr}"
+
+
+@needs_terraform
+@pytest.mark.parametrize("root", ROOTS)
+def test_terraform_validate(root: str) -> None:
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "tf.sh"), root, "local", "validate", "-no-color"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"validate {root}:\n{result.stdout}{result.stderr}"
+    assert "The configuration is valid" in result.stdout
+
+
+def test_wrapper_rejects_unknown_arguments() -> None:
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "tf.sh"), "services", "staging", "plan"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "unknown ENV" in result.stderr
