@@ -36,7 +36,8 @@ command -v "$TF" >/dev/null || { echo "tf.sh: terraform not found on PATH" >&2; 
 
 export TF_IN_AUTOMATION=1
 export TF_INPUT=0
-export TF_DATA_DIR=$ROOT_DIR/.terraform/$ENV
+# STOCKSAGE_TF_DATA_SUFFIX gives a second working dir (the integration tests use their own).
+export TF_DATA_DIR=$ROOT_DIR/.terraform/$ENV${STOCKSAGE_TF_DATA_SUFFIX:+-$STOCKSAGE_TF_DATA_SUFFIX}
 [[ $CMD == validate ]] && export TF_DATA_DIR=$ROOT_DIR/.terraform/validate
 mkdir -p "$TF_DATA_DIR"
 

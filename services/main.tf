@@ -108,6 +108,7 @@ module "history_bucket" {
   bucket                             = local.names.history_bucket
   kms_key_arn                        = module.kms.key_arn
   force_destroy                      = var.history_force_destroy
+  deny_insecure_transport            = !local.is_local # the emulator is plain HTTP
   noncurrent_version_expiration_days = var.history_noncurrent_days
   lifecycle_rules = [
     {

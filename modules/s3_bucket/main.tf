@@ -93,6 +93,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 }
 
 data "aws_iam_policy_document" "this" {
+  count = var.deny_insecure_transport ? 1 : 0
+
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
@@ -116,8 +118,10 @@ data "aws_iam_policy_document" "this" {
 }
 
 resource "aws_s3_bucket_policy" "this" {
+  count = var.deny_insecure_transport ? 1 : 0
+
   bucket = aws_s3_bucket.this.id
-  policy = data.aws_iam_policy_document.this.json
+  policy = data.aws_iam_policy_document.this[0].json
 
   depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -69,6 +69,12 @@ variable "lifecycle_rules" {
   }
 }
 
+variable "deny_insecure_transport" {
+  description = "Attach a bucket policy denying every request not made over TLS (aws:SecureTransport). Only the local emulator, which speaks plain HTTP and evaluates bucket policies, turns it off."
+  type        = bool
+  default     = true
+}
+
 variable "tags" {
   description = "Tags for the bucket."
   type        = map(string)

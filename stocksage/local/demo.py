@@ -1,0 +1,206 @@
+"""``make demo``: the real-time flow of stocksage end to end on the embedded AWS stack.
+
+What it does (after ``make up`` has provisioned the stack and trained the initial model):
+
+1. alert rules: for each symbol, "close crosses 5 % above / below the last close before the
+   replay" (``price_above`` / ``price_below``), stored in the rules table like the CLI does;
+2. the collector replays the last ``--limit`` real daily bars of each symbol into Kinesis
+   (partition key = symbol, PutRecords), plus one deliberately malformed record, to show that
+   it is quarantined with its reason while its batch goes on;
+3. the local runtime's event source mapping feeds the processor Lambda in batches; the demo
+   watches the results table fill up until every bar is processed;
+4. dashboards (plotly HTML, one page per symbol + index) are written from DynamoDB and the
+   alerts inbox (the SQS queue subscribed to the SNS topic), and a summary is printed.
+
+Command line: ``python -m stocksage.local.demo [--symbols TSLA,AAPL] [--limit 300]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stocksage.config import STACK
+from stocksage.local.stack import DEMO_REPLAY_BARS, REPO_ROOT, StackError, outputs, use_local_environ
+
+DEFAULT_OUT = REPO_ROOT / "out" / "dashboards"
+POISON_RECORD = b'{"symbol": "TSLA", "bar_time": "2022-03-24T00:00:00Z", "open": 10, "high": 9,' \
+                b' "low": 8, "close": 11, "volume": 100}'
+"""A malformed bar (high below open and close): the processor must quarantine it."""
+
+console = Console()
+
+
+def seed_rules(resource: Any, table: str, symbols: list[str], limit: int) -> dict[str, float]:
+    """Price rules at +/- 5 % of each symbol's last close before the replay; returns the closes."""
+    from stocksage.adapters.dynamodb import put_rule
+    from stocksage.alerts import Rule
+    from stocksage.datasets import load_bars
+
+    reference = {}
+    for symbol in symbols:
+        frame = load_bars(symbol)
+        close = float(frame["close"].iloc[-limit - 1]) if len(frame) > limit else float(
+            frame["close"].iloc[0])
+        reference[symbol] = close
+        put_rule(resource, table, Rule("demo-up-5pct", symbol, "price_above",
+                                       {"level": round(close * 1.05, 2)}, "info"))
+        put_rule(resource, table, Rule("demo-down-5pct", symbol, "price_below",
+                                       {"level": round(close * 0.95, 2)}, "warning"))
+    return reference
+
+
+def count_results(client: Any, table: str, symbol: str) -> int:
+    """Items of one symbol in the results table (Query with Select=COUNT, paginated)."""
+    key = STACK.keys["results"]["partition"]
+    paginator = client.get_paginator("query")
+    total = 0
+    for page in paginator.paginate(TableName=table, Select="COUNT",
+                                   KeyConditionExpression="#s = :s",
+                                   ExpressionAttributeNames={"#s": key},
+                                   ExpressionAttributeValues={":s": {"S": symbol}}):
+        total += page["Count"]
+    return total
+
+
+def failure_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Messages of the failure queue (peeked: left in the queue)."""
+    from stocksage.adapters.results_reader import read_alerts
+
+    messages = []
+    for message in read_alerts(client, queue_url, wait_seconds=0):
+        body = message.get("Body") or message.get("body") or message.get("Message")
+        try:
+            messages.append(json.loads(body) if isinstance(body, str) else message)
+        except (TypeError, ValueError):
+            messages.append(message)
+    return messages
+
+
+def write_dashboards(env: str, out_dir: Path, symbols: list[str] | None = None,
+                     alerts_queue_url: str | None = None) -> Path:
+    """Read results and alerts back from the stack and render the dashboards; returns index."""
+    import boto3
+
+    from stocksage.adapters.results_reader import list_symbols, read_alerts, read_results
+    from stocksage.config import resource_name
+    from stocksage.dashboard import render_dashboards
+
+    dynamodb = boto3.client("dynamodb")
+    table = resource_name(env, "results_table")
+    symbols = symbols or list_symbols(dynamodb, table)
+    results = {symbol: read_results(dynamodb, table, symbol) for symbol in symbols}
+    alerts = read_alerts(boto3.client("sqs"), alerts_queue_url, wait_seconds=0) \
+        if alerts_queue_url else []
+    return render_dashboards(results, alerts, out_dir)
+
+
+def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
+    """The demo; returns a process exit code (0 when every bar was processed)."""
+    import boto3
+
+    from stocksage.collector.app import collect
+    from stocksage.collector.sink import KinesisSink
+    from stocksage.collector.sources import ReplaySource
+
+    use_local_environ()
+    out = outputs()
+    started = time.monotonic()
+    dynamodb = boto3.client("dynamodb")
+    sqs = boto3.client("sqs")
+    reference = seed_rules(boto3.resource("dynamodb"), out["rules_table"], symbols, limit)
+    console.print(f"[bold]alert rules[/bold]: +/-5 % around the last close before the replay "
+                  f"for {', '.join(symbols)}")
+
+    source = ReplaySource(symbols, limit=limit, speed=0, interleave="round-robin")
+    expected = dict(source.expected_counts())
+    kinesis = boto3.client("kinesis")
+    progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console)
+    total = sum(expected.values())
+    with progress:
+        sent_task = progress.add_task("bars sent to Kinesis", total=total)
+        done_task = progress.add_task("bars processed (DynamoDB)", total=total)
+
+        def on_sent(acked: dict[str, int]) -> None:
+            progress.advance(sent_task, sum(acked.values()))
+
+        result = collect(source, KinesisSink(kinesis, out["stream_name"], on_sent=on_sent))
+        kinesis.put_record(StreamName=out["stream_name"], Data=POISON_RECORD, PartitionKey="TSLA")
+        deadline = time.monotonic() + timeout
+        processed = 0
+        while time.monotonic() < deadline:
+            counts = {s: count_results(dynamodb, out["results_table"], s) for s in symbols}
+            processed = sum(min(counts[s], expected[s]) for s in symbols)
+            progress.update(done_task, completed=processed)
+            if processed >= total:
+                break
+            time.sleep(1.0)
+    if processed < total:
+        console.print(f"[red]only {processed} of {total} bars processed within {timeout:.0f} s; "
+                      "see .local/runtime.log[/red]")
+        return 1
+
+    quarantined = [m for m in failure_messages(sqs, out["failure_queue_url"])
+                   if m.get("kind") == "MalformedRecord"]
+    index = write_dashboards("local", out_dir, symbols, out["alerts_queue_url"])
+    from stocksage.adapters.results_reader import read_alerts, read_results
+
+    alerts = read_alerts(sqs, out["alerts_queue_url"], wait_seconds=0)
+    summary = Table(title="stocksage demo: results read back from DynamoDB")
+    for column in ("symbol", "bars", "with prediction", "last close", "P(up) next bar",
+                   "model", "alerts"):
+        summary.add_column(column, justify="right" if column != "symbol" else "left")
+    for symbol in symbols:
+        frame = read_results(dynamodb, out["results_table"], symbol)
+        predicted = frame["prob_up"].notna().sum() if "prob_up" in frame else 0
+        last = frame.iloc[-1]
+        n_alerts = sum(1 for a in alerts if json.dumps(a).find(f'"{symbol}"') >= 0)
+        summary.add_row(symbol, str(len(frame)), str(predicted), f"{last['close']:.2f}",
+                        f"{last.get('prob_up', float('nan')):.3f}",
+                        str(last.get("model_version", "")), str(n_alerts))
+    console.print(summary)
+    console.print(f"bars sent: {result.bars_read} in {result.seconds:.1f} s; malformed records "
+                  f"quarantined: {len(quarantined)}"
+                  + (f" (reason: {quarantined[-1].get('reason')})" if quarantined else ""))
+    console.print(f"alerts published to SNS and delivered to the inbox queue: {len(alerts)}; "
+                  f"reference closes: "
+                  + ", ".join(f"{s} {c:.2f}" for s, c in reference.items()))
+    console.print(f"dashboards: [bold]{index}[/bold]  (open in a browser)")
+    console.print(f"done in {time.monotonic() - started:.0f} s. The stack keeps running: "
+                  "`make status`, `stocksage alerts list`, `make demo` again (duplicates are "
+                  "dropped), `make down` to stop.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stocksage.datasets import DEMO_SYMBOLS
+
+    parser = argparse.ArgumentParser(prog="python -m stocksage.local.demo",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--symbols", default=",".join(DEMO_SYMBOLS),
+                        help="comma-separated symbols (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=DEMO_REPLAY_BARS,
+                        help="last N bars per symbol to stream (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dashboards folder")
+    parser.add_argument("--timeout", type=float, default=180.0,
+                        help="seconds to wait for processing (default: %(default)s)")
+    args = parser.parse_args(argv)
+    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    try:
+        return run(symbols, args.limit, args.out, args.timeout)
+    except StackError as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
