@@ -3,6 +3,9 @@
 Examples::
 
     stocksage alerts add TSLA price_above --level 250 --severity critical
+    stocksage alerts add MSFT pct_move --bars 5 --threshold 0.05 --direction down --cooldown-bars 5
+    stocksage alerts add '*' candlestick --pattern bullish_engulfing --severity info
+    stocksage alerts add NVDA rsi_cross --params '{"upper": 80, "lower": 20}'
     stocksage alerts list TSLA
     stocksage alerts remove TSLA price_above-250
     stocksage dashboards --out out/dashboards
@@ -15,14 +18,15 @@ from ``stack.json`` for ``--env`` (default ``local``).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stocksage.alerts import RULE_TYPES, Rule, RuleError
+from stocksage.alerts import CANDLESTICK_PATTERNS, RULE_TYPES, Rule, RuleError
 from stocksage.config import STACK, resource_name
 
 app = typer.Typer(help="stocksage: streaming stock analytics on AWS", no_args_is_help=True)
@@ -30,6 +34,8 @@ alerts_app = typer.Typer(help="Manage alert rules (DynamoDB table alert-rules)",
                          no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 console = Console()
+err_console = Console(stderr=True)
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-=^]{0,19}$")
 
 EnvOption = Annotated[str, typer.Option("--env", help="Environment: local, dev or prod")]
 
@@ -40,32 +46,69 @@ def _dynamodb():
     return boto3.resource("dynamodb")
 
 
+def _derived_rule_id(rule_type: str, params: dict[str, Any]) -> str:
+    """``type`` followed by the parameter values in name order, e.g. ``pct_move-5-0.05``."""
+    parts = [rule_type]
+    for name in sorted(params):
+        value = params[name]
+        parts.append(f"{value:g}" if isinstance(value, float) else str(value))
+    text = re.sub(r"[^A-Za-z0-9_.:-]", "_", "-".join(parts))
+    return text[:64]
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
 @alerts_app.command("add")
 def alerts_add(
     symbol: Annotated[str, typer.Argument(help="Symbol, e.g. TSLA, or * for every symbol")],
     rule_type: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(RULE_TYPES))}")],
-    level: Annotated[float | None, typer.Option(help="Price level (price_above/price_below)")]
-    = None,
-    params: Annotated[str, typer.Option(help="Extra parameters as a JSON object")] = "{}",
+    level: Annotated[float | None, typer.Option(
+        help="Price level (price_above, price_below)")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="pct_move: fraction (0.05 = 5%); prob_up_above: probability 0..1")] = None,
+    bars: Annotated[int | None, typer.Option(
+        help="pct_move: N bars of the move; support_resistance: look-back L")] = None,
+    pattern: Annotated[str | None, typer.Option(
+        help=f"candlestick: {', '.join(CANDLESTICK_PATTERNS)}")] = None,
+    direction: Annotated[str | None, typer.Option(
+        help="up, down or either (pct_move, rsi_cross, macd_cross, bollinger_break, "
+             "support_resistance)")] = None,
+    cooldown_bars: Annotated[int, typer.Option(
+        help="After firing, stay quiet for this many bars of the symbol (0..240)")] = 0,
+    params: Annotated[str, typer.Option(
+        help='Other parameters as a JSON object, e.g. \'{"upper": 80, "lower": 20}\'')] = "{}",
     severity: Annotated[str, typer.Option(help="info, warning or critical")] = "warning",
     rule_id: Annotated[str | None, typer.Option(help="Rule id (default: derived)")] = None,
     env: EnvOption = "local",
 ) -> None:
-    """Add or replace a rule."""
+    """Add or replace a rule (definitions: docs/ALERTS.md)."""
     from stocksage.adapters.dynamodb import put_rule
 
     try:
         extra = json.loads(params)
-        if not isinstance(extra, dict):
-            raise ValueError("--params must be a JSON object")
-        if level is not None:
-            extra["level"] = level
-        symbol = symbol.upper()
-        derived = rule_type + ("-" + f"{level:g}" if level is not None else "")
-        rule = Rule(rule_id or derived, symbol, rule_type, extra, severity)
-    except (ValueError, RuleError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+    except ValueError as err:
+        _fail(f"--params is not JSON ({err})")
+    if not isinstance(extra, dict):
+        _fail("--params must be a JSON object")
+    options = {"level": level, "threshold": threshold, "bars": bars, "pattern": pattern,
+               "direction": direction}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in extra and extra[name] != value:
+            _fail(f"--{name} and --params give different values for {name}")
+        extra[name] = value
+    symbol = symbol.strip().upper()
+    if symbol != "*" and not _SYMBOL.match(symbol):
+        _fail(f"symbol {symbol!r} is not a valid symbol (or * for every symbol)")
+    try:
+        rule = Rule(rule_id or _derived_rule_id(rule_type, extra), symbol, rule_type, extra,
+                    severity, cooldown_bars)
+    except RuleError as err:
+        _fail(err.reason)
     put_rule(_dynamodb(), resource_name(env, "rules_table"), rule)
     console.print(f"added {rule.rule_id} for {rule.symbol}: {rule.to_document()}")
 
@@ -73,36 +116,47 @@ def alerts_add(
 @alerts_app.command("list")
 def alerts_list(symbol: Annotated[str | None, typer.Argument(help="Only this symbol")] = None,
                 env: EnvOption = "local") -> None:
-    """List rules (all symbols, or one)."""
+    """List rules (all symbols, or one): type, parameters, severity, cooldown."""
     from boto3.dynamodb.conditions import Key
 
     table = _dynamodb().Table(resource_name(env, "rules_table"))
     keys = STACK.keys["rules"]
+    items: list[dict[str, Any]] = []
+    request: dict[str, Any] = {}
     if symbol:
-        pages = [table.query(KeyConditionExpression=Key(keys["partition"]).eq(symbol.upper()))]
-    else:
-        pages = [table.scan()]
-    out = Table("symbol", "rule_id", "type", "params", "severity")
-    for page in pages:
-        for item in page.get("Items", []):
-            try:
-                rule = Rule.from_document(item[keys["partition"]], item[keys["sort"]],
-                                          item.get("rule", ""))
-                out.add_row(rule.symbol, rule.rule_id, rule.type, json.dumps(rule.params),
-                            rule.severity)
-            except RuleError as err:
-                out.add_row(item[keys["partition"]], item[keys["sort"]], "[red]broken[/red]",
-                            err.reason, "")
+        request["KeyConditionExpression"] = Key(keys["partition"]).eq(symbol.strip().upper())
+    while True:  # every page
+        page = table.query(**request) if symbol else table.scan(**request)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    out = Table("symbol", "rule_id", "type", "params", "severity", "cooldown")
+    for item in sorted(items, key=lambda i: (i[keys["partition"]], i[keys["sort"]])):
+        try:
+            rule = Rule.from_document(item[keys["partition"]], item[keys["sort"]],
+                                      item.get("rule", ""))
+            out.add_row(rule.symbol, rule.rule_id, rule.type,
+                        json.dumps(rule.params, sort_keys=True), rule.severity,
+                        f"{rule.cooldown_bars} bars" if rule.cooldown_bars else "-")
+        except RuleError as err:
+            out.add_row(item[keys["partition"]], item[keys["sort"]], "[red]broken[/red]",
+                        err.reason, "", "")
     console.print(out)
+    console.print(f"{len(items)} rule(s)")
 
 
 @alerts_app.command("remove")
 def alerts_remove(symbol: str, rule_id: str, env: EnvOption = "local") -> None:
-    """Remove a rule."""
+    """Remove a rule (exit code 1 when it does not exist)."""
     keys = STACK.keys["rules"]
-    _dynamodb().Table(resource_name(env, "rules_table")).delete_item(
-        Key={keys["partition"]: symbol.upper(), keys["sort"]: rule_id})
-    console.print(f"removed {rule_id} for {symbol.upper()}")
+    response = _dynamodb().Table(resource_name(env, "rules_table")).delete_item(
+        Key={keys["partition"]: symbol.strip().upper(), keys["sort"]: rule_id},
+        ReturnValues="ALL_OLD")
+    if "Attributes" not in response:
+        err_console.print(f"no rule {rule_id} for {symbol.strip().upper()}")
+        raise typer.Exit(1)
+    console.print(f"removed {rule_id} for {symbol.strip().upper()}")
 
 
 @app.command("dashboards")

@@ -12,7 +12,9 @@ Per batch, in this order (each step is one call per batch, not per record):
 3. ``Predictor.predict`` -- one InvokeEndpoint for every accepted bar whose features are finite.
 4. ``ResultStore.put_results`` -- BatchWriteItem of one item per accepted bar, keyed by
    (symbol, bar_time): a redelivered batch overwrites the same items.
-5. ``AlertPublisher.publish`` -- one SNS message per (rule, symbol, bar), idempotent.
+5. ``stocksage.alerts.evaluate_rules`` per accepted bar (previous/current values and the OHLCV
+   window up to that bar; per-rule cooldowns from the state) and ``AlertPublisher.publish`` --
+   one SNS message per (rule, symbol, bar), idempotent.
 6. ``StateStore.put_states`` -- the new window state, written last: if anything above fails the
    state is not advanced, the records are retried and every step repeats idempotently.
 
@@ -32,8 +34,16 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from stocksage.alerts import Alert, Rule, RuleError, evaluate_rules
-from stocksage.bars import Bar
+from stocksage.alerts import (
+    COOLDOWN_STATE_KEY,
+    Alert,
+    BarWindow,
+    Rule,
+    RuleError,
+    evaluate_rules,
+    prune_last_fired,
+)
+from stocksage.bars import Bar, bars_to_frame
 from stocksage.config import STACK
 from stocksage.indicators import WindowState, advance
 
@@ -230,10 +240,12 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *, window_bars: int =
 
     # Step 2: indicators per symbol.
     updates = {}
+    before = {}
     for symbol in symbols:
         state, last_values = stored.get(symbol, (None, {}))
         update = advance(state, [item.bar for item in groups[symbol]], window_bars)
         updates[symbol] = (update, last_values)
+        before[symbol] = state
         outcome.symbols[symbol] = SymbolOutcome(
             accepted=len(update.accepted), duplicates=len(update.duplicates), late=len(update.late)
         )
@@ -271,26 +283,47 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *, window_bars: int =
         ports.results.put_results(items)
     outcome.results_written = len(items)
 
-    # Step 5: alerts (broken rules are reported, not fatal).
+    # Step 5: alerts (broken rules are reported, not fatal). Each accepted bar is evaluated
+    # with the previous bar's values and the window up to and including it (old state bars +
+    # accepted bars, last `window_bars`). Cooldowns read and advance the last firing bar per
+    # rule kept in the state's last values: the state is written last, so a retried batch
+    # starts from the same map and takes the same decisions.
     rules, rule_errors = ports.rules.rules_for(symbols)
     outcome.rule_errors.extend(rule_errors)
     new_states = []
     for symbol, (update, last_values) in updates.items():
-        previous = dict(last_values) if last_values else None
+        stored_values = dict(last_values) if last_values else {}
+        last_fired = dict(stored_values.pop(COOLDOWN_STATE_KEY, None) or {})
+        previous: dict[str, Any] | None = stored_values or None
+        symbol_rules = rules.get(symbol, [])
+        window = offset = None
+        if symbol_rules and update.accepted:
+            old_state = before[symbol]
+            fresh = bars_to_frame(update.accepted)
+            frame = pd.concat([old_state.bars, fresh]) if old_state is not None and len(
+                old_state.bars) else fresh
+            window, offset = BarWindow.from_frame(frame), len(frame) - len(update.accepted)
         for index, bar in enumerate(update.accepted):
             current = dict(per_bar_values[symbol][index])
             current.update(close=bar.close, open=bar.open, high=bar.high, low=bar.low,
                            volume=bar.volume, prob_up=probabilities.get((symbol, index)))
-            alerts, errors = evaluate_rules(rules.get(symbol, []), bar, previous, current)
-            outcome.rule_errors.extend(errors)
-            for alert in alerts:
-                if ports.alerts.publish(alert):
-                    outcome.symbols[symbol].alerts_published += 1
-                else:
-                    outcome.symbols[symbol].alerts_suppressed += 1
+            if symbol_rules:
+                bar_window = window.upto(offset + index + 1, window_bars)
+                alerts, errors = evaluate_rules(symbol_rules, bar, previous, current,
+                                                bar_window, last_fired)
+                outcome.rule_errors.extend(errors)
+                for alert in alerts:
+                    if ports.alerts.publish(alert):
+                        outcome.symbols[symbol].alerts_published += 1
+                    else:
+                        outcome.symbols[symbol].alerts_suppressed += 1
             previous = current
         if update.accepted:
-            new_states.append((update.state, previous or {}))
+            values = dict(previous or {})
+            kept = prune_last_fired(last_fired, update.state.bars)
+            if kept:
+                values[COOLDOWN_STATE_KEY] = kept
+            new_states.append((update.state, values))
 
     # Step 6: state last.
     if new_states:

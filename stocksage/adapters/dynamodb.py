@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,10 +139,7 @@ class DynamoRuleSource:
         rules = {}
         for symbol in symbols:
             own = self._read(symbol, errors)
-            rules[symbol] = own + [
-                Rule(rule_id=r.rule_id, symbol=symbol, type=r.type, params=r.params,
-                     severity=r.severity) for r in wildcard
-            ]
+            rules[symbol] = own + [replace(r, symbol=symbol) for r in wildcard]
         return rules, errors
 
     def _read(self, symbol: str, errors: list[RuleError]) -> list[Rule]:

@@ -4,6 +4,15 @@ Each publish runs inside ``idempotent_function`` keyed by ``alert_id``
 (``{rule_id}#{symbol}#{bar_time}``) with a DynamoDB persistence layer: the first call stores an
 INPROGRESS record, publishes, then stores COMPLETED; a redelivered batch finds the record and
 publishes nothing. If the publish fails the record is deleted, so the retry publishes.
+
+Message format (``MessageStructure="json"``: one message, a text per protocol):
+
+- ``default`` (SQS, Lambda, HTTP subscribers): the JSON payload of ``Alert.payload()``;
+- ``email``: the readable body (``Alert.body``), with ``Subject`` as the e-mail subject;
+- ``sms``: one short line (``Alert.sms_text()``, <= 140 characters).
+
+Message attributes ``symbol``, ``rule_type`` and ``severity`` (String) are what subscription
+filter policies match on (``filter_policy_scope = "MessageAttributes"``).
 """
 
 from __future__ import annotations
@@ -55,9 +64,11 @@ class SnsAlertPublisher:
     def _send(self, alert: dict[str, Any]) -> dict[str, str]:
         attributes = {name: {"DataType": "String", "StringValue": value}
                       for name, value in alert["attributes"].items()}
+        message = {"default": json.dumps(alert["payload"], sort_keys=True),
+                   "email": alert["email"], "sms": alert["sms"]}
         response = self._client.publish(
-            TopicArn=self._topic_arn, Subject=alert["subject"],
-            Message=json.dumps(alert["payload"], sort_keys=True), MessageAttributes=attributes,
+            TopicArn=self._topic_arn, Subject=alert["subject"], MessageStructure="json",
+            Message=json.dumps(message), MessageAttributes=attributes,
         )
         self._sent_now.add(alert["alert_id"])
         return {"message_id": response["MessageId"]}
@@ -68,6 +79,8 @@ class SnsAlertPublisher:
             "alert_id": alert.alert_id,
             "subject": alert.subject,
             "payload": alert.payload(),
+            "email": alert.body,
+            "sms": alert.sms_text(),
             "attributes": alert.message_attributes(),
         })
         sent_now = alert.alert_id in self._sent_now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -205,3 +206,117 @@ def test_broken_rule_is_reported_not_fatal():
     outcome = process_batch(bars, ports)
     assert outcome.results_written == 30
     assert outcome.rule_errors == [broken]
+
+
+# --------------------------------------------------------------------------- alerts with window
+def _window_rules(symbol):
+    return [
+        Rule("move", symbol, "pct_move", {"bars": 5, "threshold": 0.03}, cooldown_bars=4),
+        Rule("swing", symbol, "support_resistance", {"bars": 40, "k": 3}),
+        Rule("engulf", symbol, "candlestick", {"pattern": "bullish_engulfing"}),
+        Rule("doji", symbol, "candlestick", {"pattern": "doji", "trend_bars": 0},
+             cooldown_bars=6),
+        Rule("rsi", symbol, "rsi_cross", {"upper": 60, "lower": 40}, cooldown_bars=2),
+        Rule("p", symbol, "prob_up_above", {"threshold": 0.7}, cooldown_bars=3),
+    ]
+
+
+def _offline_alert_ids(symbol, limit):
+    """The same rules evaluated once over the whole series (windows from the full frame)."""
+    from stocksage.alerts import BarWindow, evaluate_rules
+
+    frame = enrich(load_bars(symbol).tail(limit))
+    frame = frame.assign(prob_up=np.where(frame[list(STACK.features)].notna().all(axis=1),
+                                          1 / (1 + np.exp(-50 * frame["ret_1"])), np.nan))
+    bars = frame_to_bars(symbol, frame[["open", "high", "low", "close", "volume"]])
+    window = BarWindow.from_frame(frame)
+    last_fired, previous, ids = {}, None, set()
+    for index, (bar, current) in enumerate(zip(bars, frame.to_dict("records"), strict=True)):
+        current = {k: (None if isinstance(v, float) and np.isnan(v) else v)
+                   for k, v in current.items()}
+        alerts, errors = evaluate_rules(_window_rules(symbol), bar, previous, current,
+                                        window.upto(index + 1, STACK.window_bars), last_fired)
+        assert errors == []
+        ids |= {a.alert_id for a in alerts}
+        previous = current
+    return ids
+
+
+@pytest.mark.parametrize("size", [1, 9, 64, 300])
+def test_window_rules_and_cooldowns_do_not_depend_on_how_the_stream_is_batched(size):
+    symbol, limit = "MSFT", 300
+    bars = stream(symbol, limit)
+    ports = make_ports({symbol: _window_rules(symbol)})
+    for batch in batches(bars, size):
+        outcome = process_batch(batch, ports)
+        assert outcome.rule_errors == []
+    expected = _offline_alert_ids(symbol, limit)
+    assert set(ports.alerts.sent) == expected
+    kinds = {alert_id.split("#")[0] for alert_id in expected}
+    assert kinds == {"move", "swing", "engulf", "doji", "rsi", "p"}
+
+
+def test_a_batch_longer_than_the_window_sees_the_same_windows():
+    symbol = "NVDA"
+    bars = stream(symbol, 700)
+    one = make_ports({symbol: _window_rules(symbol)})
+    process_batch(bars, one, window_bars=260)  # 700 accepted bars > 260-bar window
+    many = make_ports({symbol: _window_rules(symbol)})
+    for batch in batches(bars, 50):
+        process_batch(batch, many, window_bars=260)
+    assert set(one.alerts.sent) == set(many.alerts.sent) and one.alerts.sent
+    assert one.states.items[symbol][1]["alerts_last_fired"] == \
+        many.states.items[symbol][1]["alerts_last_fired"]
+
+
+def test_cooldown_state_is_kept_in_last_values_and_survives_a_failed_state_write():
+    symbol = "MSFT"
+    bars = stream(symbol, 240)
+    rules = {symbol: _window_rules(symbol)}
+    ports = make_ports(rules)
+    process_batch(bars[:120], ports)
+    stored = ports.states.items[symbol][1]["alerts_last_fired"]
+    assert set(stored) <= {"move", "doji", "rsi", "p"} and stored  # only rules with a cooldown
+    assert "alerts_last_fired" not in {k for k in ports.results.items[next(iter(
+        ports.results.items))]}
+
+    ports.states.fail_puts = 1  # alerts are published, then the state write fails
+    with pytest.raises(RuntimeError):
+        process_batch(bars[120:], ports)
+    assert ports.states.items[symbol][1]["alerts_last_fired"] == stored  # not advanced
+    sent_before_retry = dict(ports.alerts.sent)
+
+    outcome = process_batch(bars[120:], ports)  # the retry recomputes the same decisions
+    assert outcome.total("alerts_published") == 0
+    assert outcome.total("alerts_suppressed") == len(
+        [a for a in sent_before_retry if a not in _ids_before(ports, bars[120].bar)])
+    assert ports.alerts.sent.keys() == sent_before_retry.keys()
+
+    reference = make_ports(rules)
+    process_batch(bars[:120], reference)
+    process_batch(bars[120:], reference)
+    assert set(reference.alerts.sent) == set(ports.alerts.sent)
+    assert reference.states.items[symbol][1] == ports.states.items[symbol][1]
+
+    # Kinesis redelivers the whole second batch once more: only duplicates, nothing changes.
+    outcome = process_batch(bars[120:], ports)
+    assert outcome.total("duplicates") == 120 and outcome.total("alerts_suppressed") == 0
+    assert ports.states.items[symbol][1] == reference.states.items[symbol][1]
+
+
+def _ids_before(ports, bar):
+    stamp = bar.to_dict()["bar_time"]
+    return {a for a in ports.alerts.sent if a.split("#")[2] < stamp}
+
+
+def test_cooldown_counts_bars_across_batches():
+    symbol = "BTC-USD"
+    bars = stream(symbol, 400)
+    rule = Rule("doji", symbol, "candlestick", {"pattern": "doji", "trend_bars": 0},
+                cooldown_bars=7)
+    ports = make_ports({symbol: [rule]})
+    for batch in batches(bars, 5):
+        process_batch(batch, ports)
+    position = {b.bar.to_dict()["bar_time"]: i for i, b in enumerate(bars)}
+    fired = sorted(position[a.split("#")[2]] for a in ports.alerts.sent)
+    assert len(fired) >= 3 and all(b - a > 7 for a, b in itertools.pairwise(fired))
