@@ -177,13 +177,12 @@ def _finite_row(row: Mapping[str, Any], names: Sequence[str]) -> list[float] | N
     return [float(v) for v in values]
 
 
-def _row_values(row: pd.Series) -> dict[str, float | None]:
-    """Indicator and feature values of one bar as plain floats (NaN -> None)."""
-    out: dict[str, float | None] = {}
-    for name in (*STACK.indicator_columns, *STACK.features):
-        value = row.get(name)
-        out[name] = None if value is None or pd.isna(value) else float(value)
-    return out
+def _row_values(frame: pd.DataFrame) -> list[dict[str, float | None]]:
+    """Indicator and feature values of each row as plain floats (NaN -> None), in row order."""
+    names = (*STACK.indicator_columns, *STACK.features)
+    matrix = frame.reindex(columns=list(names)).to_numpy(dtype=float)
+    return [{name: (None if math.isnan(v) else float(v)) for name, v in zip(names, row, strict=True)}
+            for row in matrix]
 
 
 def result_item(bar: Bar, values: Mapping[str, float | None], prob_up: float | None,
@@ -254,7 +253,7 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *, window_bars: int =
     rows: list[tuple[str, int, list[float]]] = []
     per_bar_values: dict[str, list[dict[str, float | None]]] = {}
     for symbol, (update, _) in updates.items():
-        values = [_row_values(row) for _, row in update.indicators.iterrows()]
+        values = _row_values(update.indicators)
         per_bar_values[symbol] = values
         for index, row_values in enumerate(values):
             finite = _finite_row(row_values, STACK.features)
