@@ -217,6 +217,7 @@ module "processor" {
     ENDPOINT_NAME                = local.names.endpoint
     WINDOW_BARS                  = tostring(local.stack.window_bars)
     RESULT_TTL_DAYS              = tostring(var.result_ttl_days)
+    RULES_MAX_AGE                = tostring(var.rules_cache_seconds)
     POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.processor_function}"
     POWERTOOLS_METRICS_NAMESPACE = local.project
     LOG_LEVEL                    = var.log_level

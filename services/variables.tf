@@ -405,3 +405,14 @@ variable "collector_desired_count" {
   type        = number
   default     = 1
 }
+
+variable "rules_cache_seconds" {
+  description = "Seconds the processor caches a symbol's alert rules (RULES_MAX_AGE): a rule added with the CLI takes effect within this time."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.rules_cache_seconds >= 0 && var.rules_cache_seconds <= 3600
+    error_message = "rules_cache_seconds must be between 0 and 3600."
+  }
+}
