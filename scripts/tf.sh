@@ -12,8 +12,13 @@
 # - local: emulator endpoint from AWS_ENDPOINT_URL (default http://127.0.0.1:4566), dummy credentials,
 #   apply/destroy without prompting. dev/prod: every AWS_ENDPOINT_URL* variable is unset so nothing
 #   is silently sent to an emulator.
-# - services: builds the processor zip before plan/apply/destroy; for dev/prod passes the network
-#   root's outputs (private_subnet_ids, collector_security_group_ids) when that state has them.
+# - services: builds the processor zip (into TF_DATA_DIR, so concurrent applies of different
+#   environments never rebuild each other's zip mid-apply) before plan/apply/destroy; for dev/prod
+#   also the dependency layer (scripts/package_lambda.py --layer, needs PyPI; rebuilt only when
+#   requirements/processor-layer.txt changes; STOCKSAGE_LAYER_ZIP=path uses a prebuilt one) and
+#   passes the network root's outputs (private_subnet_ids, collector_security_group_ids).
+# - dev/prod: checks AWS credentials (sts get-caller-identity) and the state bucket first, and
+#   stops with a clear message (exit 3) instead of a provider stack trace.
 set -euo pipefail
 
 usage() {
@@ -112,17 +117,26 @@ tf_init() {
 
 # Local: (re)initialise when never done or when the endpoint changed; cheap and keeps state on
 # the emulator that is running now.
+# The root's module calls and required providers: when they change, init must run again.
+init_fingerprint() {
+  cat "$ROOT_DIR"/*.tf | grep -E '^\s*(source|version)\s*=' | sort | cksum
+}
+
 ensure_init() {
+  local fingerprint stale=0
+  fingerprint=$(init_fingerprint)
+  [[ -f $TF_DATA_DIR/terraform.tfstate && $(cat "$TF_DATA_DIR/init.fingerprint" 2>/dev/null) == "$fingerprint" ]] || stale=1
   if [[ $ENV == local ]]; then
-    if [[ ! -f $TF_DATA_DIR/terraform.tfstate ]] || ! cmp -s "$GENERATED.new" "$GENERATED" 2>/dev/null; then
+    if ((stale)) || ! cmp -s "$GENERATED.new" "$GENERATED" 2>/dev/null; then
       tf_init >/dev/null
     else
       ensure_local_state_bucket
       rm -f "$GENERATED.new"
     fi
-  elif [[ ! -f $TF_DATA_DIR/terraform.tfstate ]]; then
+  elif ((stale)); then
     tf_init
   fi
+  echo "$fingerprint" >"$TF_DATA_DIR/init.fingerprint"
 }
 
 network_var_file() {
@@ -148,10 +162,60 @@ print(sys.argv[1] if values else "")
 
 build_zip() {
   [[ $ROOT == services ]] || return 0
-  local zip=$REPO/build/lambda/processor.zip
+  local zip=$TF_DATA_DIR/processor.zip
   "$PY" "$REPO/scripts/package_lambda.py" --out "$zip" >&2
   export TF_VAR_processor_zip=$zip
+  [[ $ENV == local ]] && return 0
+  local layer=${STOCKSAGE_LAYER_ZIP:-$TF_DATA_DIR/processor-layer.zip}
+  local reqs=$REPO/requirements/processor-layer.txt stamp=$TF_DATA_DIR/processor-layer.stamp
+  if [[ -z ${STOCKSAGE_LAYER_ZIP:-} ]] && { [[ ! -f $layer ]] || ! cmp -s "$reqs" "$stamp"; }; then
+    echo "tf.sh: building the dependency layer (pip, manylinux x86_64, CPython 3.12)..." >&2
+    "$PY" "$REPO/scripts/package_lambda.py" --layer --out "$layer" >&2
+    cp "$reqs" "$stamp"
+  fi
+  export TF_VAR_processor_layer_zip=$layer
 }
+
+# dev/prod: fail early and clearly without credentials or without the state bucket.
+check_aws_access() {
+  [[ $ENV == local || $CMD == validate ]] && return 0
+  local bucket region
+  bucket=$(sed -n 's/^bucket *= *"\(.*\)"/\1/p' "$BACKEND_FILE")
+  region=$(sed -n 's/^region *= *"\(.*\)"/\1/p' "$BACKEND_FILE")
+  "$PY" - "$ENV" "$bucket" "$region" <<'PYCHECK' || exit 3
+import sys
+
+env, bucket, region = sys.argv[1:4]
+try:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+except ImportError:
+    sys.exit(0)  # no boto3 here: let Terraform report it
+try:
+    session = boto3.Session(region_name=region)
+    identity = session.client("sts").get_caller_identity()
+except NoCredentialsError:
+    print(f"tf.sh: no AWS credentials for ENV={env}. Set AWS_PROFILE (after 'aws sso login' or "
+          "'aws configure'), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then retry. Nothing was "
+          "planned or changed. (The local stack needs none: make up.)", file=sys.stderr)
+    sys.exit(1)
+except (ClientError, BotoCoreError) as exc:
+    print(f"tf.sh: AWS credentials for ENV={env} do not work: {exc}", file=sys.stderr)
+    sys.exit(1)
+try:
+    session.client("s3").head_bucket(Bucket=bucket)
+except ClientError as exc:
+    code = exc.response.get("Error", {}).get("Code", "")
+    hint = ("create it once with: scripts/bootstrap_state.sh " + env) if code in ("404", "NoSuchBucket") \
+        else "check that this account/role may use it"
+    print(f"tf.sh: state bucket {bucket!r} is not usable from account {identity['Account']} "
+          f"({code or exc}): {hint}", file=sys.stderr)
+    sys.exit(1)
+print(f"tf.sh: ENV={env} account {identity['Account']} as {identity['Arn']}", file=sys.stderr)
+PYCHECK
+}
+
+check_aws_access
 
 case "$CMD" in
   init)

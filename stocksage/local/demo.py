@@ -32,6 +32,7 @@ from stocksage.config import STACK
 from stocksage.local.stack import DEMO_REPLAY_BARS, REPO_ROOT, StackError, outputs, use_local_environ
 
 DEFAULT_OUT = REPO_ROOT / "out" / "dashboards"
+STATS_FILE = REPO_ROOT / ".local" / "runtime-stats.json"
 POISON_RECORD = b'{"symbol": "TSLA", "bar_time": "2022-03-24T00:00:00Z", "open": 10, "high": 9,' \
                 b' "low": 8, "close": 11, "volume": 100}'
 """A malformed bar (high below open and close): the processor must quarantine it."""
@@ -69,6 +70,24 @@ def count_results(client: Any, table: str, symbol: str) -> int:
                                    ExpressionAttributeValues={":s": {"S": symbol}}):
         total += page["Count"]
     return total
+
+
+def runtime_progress(stats_file: Path = STATS_FILE) -> tuple[int, int, bool, float] | None:
+    """``(records handled, batches, caught up, runtime start time)``; None without stats.
+
+    Handled = succeeded + sent to the on-failure destination + expired/discarded: every record
+    the event source mapping is done with. Read from the stats the runtime writes every few
+    seconds (``.local/runtime-stats.json``).
+    """
+    try:
+        stats = json.loads(stats_file.read_text())
+        mappings, started_at = stats["mappings"].values(), float(stats["started_at"] or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    handled = sum(m["records_succeeded"] + m["records_to_destination"] + m["records_expired"]
+                  + m["records_discarded"] for m in mappings)
+    batches = sum(m["invocations"] for m in mappings)
+    return handled, batches, all(m["caught_up"] for m in mappings), started_at
 
 
 def failure_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
@@ -126,26 +145,36 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
     progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console)
     total = sum(expected.values())
+    baseline = runtime_progress()
     with progress:
-        sent_task = progress.add_task("bars sent to Kinesis", total=total)
-        done_task = progress.add_task("bars processed (DynamoDB)", total=total)
+        sent_task = progress.add_task("bars sent to Kinesis", total=total + 1)
+        done_task = progress.add_task("records processed", total=total + 1)
 
         def on_sent(acked: dict[str, int]) -> None:
             progress.advance(sent_task, sum(acked.values()))
 
         result = collect(source, KinesisSink(kinesis, out["stream_name"], on_sent=on_sent))
         kinesis.put_record(StreamName=out["stream_name"], Data=POISON_RECORD, PartitionKey="TSLA")
+        progress.advance(sent_task, 1)
         deadline = time.monotonic() + timeout
-        processed = 0
-        while time.monotonic() < deadline:
-            counts = {s: count_results(dynamodb, out["results_table"], s) for s in symbols}
-            processed = sum(min(counts[s], expected[s]) for s in symbols)
-            progress.update(done_task, completed=processed)
-            if processed >= total:
-                break
+        done, batches = False, 0
+        while time.monotonic() < deadline and not done:
             time.sleep(1.0)
-    if processed < total:
-        console.print(f"[red]only {processed} of {total} bars processed within {timeout:.0f} s; "
+            current = runtime_progress()
+            if baseline is not None and current is not None:
+                if current[3] != baseline[3]:  # a runtime (re)started since: counts from zero
+                    baseline = (0, 0, False, current[3])
+                handled, batches = current[0] - baseline[0], current[1] - baseline[1]
+                done = handled >= total + 1 and current[2]
+                progress.update(done_task, completed=min(handled, total + 1),
+                                description=f"records processed ({batches} batches)")
+            else:  # no runtime stats (runtime started elsewhere): count what reached DynamoDB
+                present = sum(min(count_results(dynamodb, out["results_table"], s), expected[s])
+                              for s in symbols)
+                done = present >= total
+                progress.update(done_task, completed=present)
+    if not done:
+        console.print(f"[red]not every record was processed within {timeout:.0f} s; "
                       "see .local/runtime.log[/red]")
         return 1
 
@@ -166,10 +195,12 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
         n_alerts = sum(1 for a in alerts if json.dumps(a).find(f'"{symbol}"') >= 0)
         summary.add_row(symbol, str(len(frame)), str(predicted), f"{last['close']:.2f}",
                         f"{last.get('prob_up', float('nan')):.3f}",
-                        str(last.get("model_version", "")), str(n_alerts))
+                        str(last.get("model_version", "")).removeprefix("stocksage-"),
+                        str(n_alerts))
     console.print(summary)
-    console.print(f"bars sent: {result.bars_read} in {result.seconds:.1f} s; malformed records "
-                  f"quarantined: {len(quarantined)}"
+    console.print(f"bars sent: {result.bars_read} in {result.seconds:.1f} s, processed in "
+                  f"{batches} Lambda batches; malformed records in the failure queue: "
+                  f"{len(quarantined)}"
                   + (f" (reason: {quarantined[-1].get('reason')})" if quarantined else ""))
     console.print(f"alerts published to SNS and delivered to the inbox queue: {len(alerts)}; "
                   f"reference closes: "

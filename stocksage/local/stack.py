@@ -132,13 +132,19 @@ def start_emulator(endpoints: LocalEndpoints) -> bool:
 
 
 def start_runtime(endpoints: LocalEndpoints) -> bool:
-    """Start the local runtime unless it runs already; True when it was started now."""
-    if _running("stocksage.local.runtime", endpoints):
-        return False
+    """(Re)start the local runtime so it runs the code and configuration just applied.
+
+    Returns True when a running runtime was restarted. Its checkpoints persist in
+    ``.local/esm-checkpoints.json``: nothing is processed twice.
+    """
+    restarted = _running("stocksage.local.runtime", endpoints)
+    if restarted:
+        _module("stocksage.local.runtime", "stop", "--state-dir", str(STATE_DIR),
+                endpoints=endpoints, what="stopping the local runtime")
     _module("stocksage.local.runtime", "start", "--state-dir", str(STATE_DIR),
             "--sagemaker-port", str(endpoints.sagemaker_port),
             endpoints=endpoints, what="starting the local runtime")
-    return True
+    return restarted
 
 
 def ensure_model(out: dict[str, Any], endpoints: LocalEndpoints, *, log=print) -> str:
@@ -183,13 +189,21 @@ def up(endpoints: LocalEndpoints | None = None, *, log=print) -> dict[str, Any]:
     t0 = time.monotonic()
     started = start_emulator(endpoints)
     log(f"emulator: {endpoints.aws} ({'started' if started else 'already running'})")
-    terraform("apply", endpoints=endpoints)
+    STATE_DIR.mkdir(exist_ok=True)
+    tf_log = STATE_DIR / "terraform-apply.log"
+    log(f"terraform: applying services/ with env local (log: {tf_log.relative_to(REPO_ROOT)})")
+    try:
+        tf_log.write_text(terraform("apply", "-no-color", endpoints=endpoints, capture=True))
+    except StackError as err:
+        tf_log.write_text(str(err))
+        raise
+    summary = [line for line in tf_log.read_text().splitlines() if line.startswith("Apply complete")]
     out = outputs(endpoints)
-    log(f"terraform: services/ applied with env local ({time.monotonic() - t0:.0f} s)")
+    log(f"terraform: {summary[-1] if summary else 'applied'} ({time.monotonic() - t0:.0f} s)")
     state = ensure_model(out, endpoints, log=log)
     log(f"model artifact: {state} ({time.monotonic() - t0:.0f} s)")
     started = start_runtime(endpoints)
-    log(f"local runtime ({'started' if started else 'already running'}): event source mappings running, endpoint host {endpoints.sagemaker_runtime}")
+    log(f"local runtime ({'restarted' if started else 'started'}): event source mappings running, endpoint host {endpoints.sagemaker_runtime}")
     log(f"stack up in {time.monotonic() - t0:.0f} s. Explore: `make status`, "
         "`AWS_ENDPOINT_URL=" + endpoints.aws + " aws dynamodb scan --table-name "
         + out["results_table"] + "`, `make down` to stop.")
