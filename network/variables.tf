@@ -75,7 +75,7 @@ variable "nat_gateway_mode" {
 }
 
 variable "interface_endpoint_services" {
-  description = "Interface endpoints to create (e.g. kinesis-streams, sagemaker.runtime, sns, sqs, logs, sts, kms, ecr.api, ecr.dkr)."
+  description = "Interface endpoints in the private subnets (e.g. kinesis-streams, ecr.api, ecr.dkr, logs, secretsmanager: what the collector calls). Empty: traffic to those APIs goes through the NAT."
   type        = list(string)
   default     = []
 }

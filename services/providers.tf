@@ -12,21 +12,29 @@ provider "aws" {
   s3_use_path_style           = local.is_local
 
   endpoints {
-    cloudwatch = var.aws_endpoint_url
-    dynamodb   = var.aws_endpoint_url
-    ec2        = var.aws_endpoint_url
-    ecr        = var.aws_endpoint_url
-    ecs        = var.aws_endpoint_url
-    iam        = var.aws_endpoint_url
-    kinesis    = var.aws_endpoint_url
-    kms        = var.aws_endpoint_url
-    lambda     = var.aws_endpoint_url
-    logs       = var.aws_endpoint_url
-    s3         = var.aws_endpoint_url
-    sagemaker  = var.aws_endpoint_url
-    sns        = var.aws_endpoint_url
-    sqs        = var.aws_endpoint_url
-    sts        = var.aws_endpoint_url
+    athena         = var.aws_endpoint_url
+    cloudwatch     = var.aws_endpoint_url
+    dynamodb       = var.aws_endpoint_url
+    ec2            = var.aws_endpoint_url
+    ecr            = var.aws_endpoint_url
+    ecs            = var.aws_endpoint_url
+    events         = var.aws_endpoint_url
+    firehose       = var.aws_endpoint_url
+    glue           = var.aws_endpoint_url
+    iam            = var.aws_endpoint_url
+    kinesis        = var.aws_endpoint_url
+    kms            = var.aws_endpoint_url
+    lambda         = var.aws_endpoint_url
+    logs           = var.aws_endpoint_url
+    quicksight     = var.aws_endpoint_url
+    s3             = var.aws_endpoint_url
+    sagemaker      = var.aws_endpoint_url
+    scheduler      = var.aws_endpoint_url
+    secretsmanager = var.aws_endpoint_url
+    serverlessrepo = var.aws_endpoint_url
+    sns            = var.aws_endpoint_url
+    sqs            = var.aws_endpoint_url
+    sts            = var.aws_endpoint_url
   }
 
   default_tags {

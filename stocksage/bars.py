@@ -31,10 +31,19 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+try:
+    import numpy as np
+except ImportError:  # the live-collector image ships without numpy/pandas (Dockerfile)
+    np = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_NUMBER_TYPES: tuple[type, ...] = (
+    (int, float) if np is None else (int, float, np.integer, np.floating)
+)
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -132,7 +141,7 @@ def _check_time(value: Any) -> datetime:
 
 
 def _check_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         raise MalformedBarError(f"{name} must be a number, got {_kind(value)}")
     try:
         number = float(value)
@@ -353,6 +362,8 @@ def bars_to_frame(bars: Iterable[Bar]) -> pd.DataFrame:
         DataFrame with index ``bar_time`` (DatetimeIndex, UTC, microsecond unit) and float64
         columns ``open high low close volume``. Symbol, interval and source are dropped.
     """
+    import pandas as pd
+
     bars = list(bars)
     index = pd.DatetimeIndex(
         [bar.bar_time for bar in bars], name="bar_time", dtype=f"datetime64[{TIME_UNIT}, UTC]"
@@ -372,6 +383,8 @@ def frame_to_bars(
         ValueError: when the index is not a tz-aware DatetimeIndex or a column is missing.
         MalformedBarError: when a row is not a valid bar.
     """
+    import pandas as pd
+
     if not isinstance(frame.index, pd.DatetimeIndex) or frame.index.tz is None:
         raise ValueError("frame index must be a tz-aware DatetimeIndex of bar times")
     missing = [name for name in OHLCV if name not in frame.columns]

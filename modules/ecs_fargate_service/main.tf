@@ -3,9 +3,12 @@ data "aws_region" "current" {}
 locals {
   create_service = length(var.subnet_ids) > 0
   log_group_name = "/ecs/${var.name}"
+  # Read-only root filesystem: every path the container writes to is a task (ephemeral) volume.
+  writable_volumes = { for i, path in var.writable_paths : "scratch-${i}" => path }
 }
 
 resource "aws_ecs_cluster" "this" {
+  #checkov:skip=CKV_AWS_65:Container Insights follows var.container_insights: on in dev/prod, off only for the local emulator (services/collector.tf).
   name = var.cluster_name
 
   setting {
@@ -16,7 +19,25 @@ resource "aws_ecs_cluster" "this" {
   tags = var.tags
 }
 
+# Both Fargate capacity providers on the cluster; the default strategy decides the mix
+# (e.g. dev: all FARGATE_SPOT; prod: a FARGATE base with SPOT on top).
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+
+  dynamic "default_capacity_provider_strategy" {
+    for_each = var.capacity_provider_strategy
+
+    content {
+      capacity_provider = default_capacity_provider_strategy.value.capacity_provider
+      weight            = default_capacity_provider_strategy.value.weight
+      base              = default_capacity_provider_strategy.value.base
+    }
+  }
+}
+
 resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_338:Retention is a per-environment variable (dev 14, prod 90 days); a year of CloudWatch Logs costs more than the data is worth, and bars/results live in S3/DynamoDB.
   name              = local.log_group_name
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
@@ -64,6 +85,27 @@ data "aws_iam_policy_document" "execution" {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  # ECS injects the container's `secrets` at start with the execution role.
+  dynamic "statement" {
+    for_each = length(var.secret_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = var.secret_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.secret_arns) > 0 && var.secrets_kms_key_arn != null ? [1] : []
+
+    content {
+      sid       = "DecryptSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = [var.secrets_kms_key_arn]
+    }
   }
 }
 
@@ -115,14 +157,35 @@ resource "aws_ecs_task_definition" "this" {
     cpu_architecture        = var.cpu_architecture
   }
 
+  dynamic "volume" {
+    for_each = local.writable_volumes
+
+    content {
+      name = volume.key
+    }
+  }
+
   container_definitions = jsonencode([
     {
       name                   = var.container_name
       image                  = var.image
       essential              = true
       readonlyRootFilesystem = true
+      user                   = var.user
       command                = var.command
       environment            = [for k in sort(keys(var.environment)) : { name = k, value = var.environment[k] }]
+      # Values come from Secrets Manager at task start (never in the task definition or state).
+      secrets     = [for k in sort(keys(var.secrets)) : { name = k, valueFrom = var.secrets[k] }]
+      mountPoints = [for name, path in local.writable_volumes : { sourceVolume = name, containerPath = path, readOnly = false }]
+      # SIGTERM, then SIGKILL after stopTimeout seconds: the app flushes its buffer in between.
+      stopTimeout = var.stop_timeout
+      healthCheck = var.health_check_command == null ? null : {
+        command     = var.health_check_command
+        interval    = 30
+        timeout     = 5
+        retries     = 3
+        startPeriod = 60
+      }
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -144,9 +207,22 @@ resource "aws_ecs_service" "this" {
   cluster                = aws_ecs_cluster.this.id
   task_definition        = aws_ecs_task_definition.this.arn
   desired_count          = var.desired_count
-  launch_type            = "FARGATE"
   enable_execute_command = false
   propagate_tags         = "SERVICE"
+  # Stop the old task before starting the new one: two collectors would put every bar twice
+  # (the processor drops the duplicates, but there is no reason to send them).
+  deployment_minimum_healthy_percent = 0
+  deployment_maximum_percent         = 100
+
+  dynamic "capacity_provider_strategy" {
+    for_each = var.capacity_provider_strategy
+
+    content {
+      capacity_provider = capacity_provider_strategy.value.capacity_provider
+      weight            = capacity_provider_strategy.value.weight
+      base              = capacity_provider_strategy.value.base
+    }
+  }
 
   network_configuration {
     subnets          = var.subnet_ids
@@ -160,4 +236,6 @@ resource "aws_ecs_service" "this" {
   }
 
   tags = var.tags
+
+  depends_on = [aws_ecs_cluster_capacity_providers.this]
 }

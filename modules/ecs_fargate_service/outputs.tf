@@ -22,3 +22,13 @@ output "service_name" {
   description = "Service name, or null when no subnets were given."
   value       = local.create_service ? aws_ecs_service.this[0].name : null
 }
+
+output "execution_role_arn" {
+  description = "Execution role ARN."
+  value       = aws_iam_role.execution.arn
+}
+
+output "log_group_name" {
+  description = "Log group of the task."
+  value       = aws_cloudwatch_log_group.this.name
+}

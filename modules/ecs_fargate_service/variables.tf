@@ -140,3 +140,65 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "capacity_provider_strategy" {
+  description = "Capacity provider strategy of the cluster (default) and the service: FARGATE and/or FARGATE_SPOT with weight and base."
+  type = list(object({
+    capacity_provider = string
+    weight            = number
+    base              = optional(number, 0)
+  }))
+  default = [{ capacity_provider = "FARGATE", weight = 1, base = 0 }]
+
+  validation {
+    condition     = length(var.capacity_provider_strategy) > 0 && alltrue([for s in var.capacity_provider_strategy : contains(["FARGATE", "FARGATE_SPOT"], s.capacity_provider) && s.weight >= 0 && s.base >= 0])
+    error_message = "Each strategy item needs capacity_provider FARGATE or FARGATE_SPOT, weight >= 0, base >= 0."
+  }
+}
+
+variable "secrets" {
+  description = "Container environment variables whose values ECS reads from Secrets Manager at task start: NAME => valueFrom (secret ARN, optionally with :json-key:: suffix)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "secret_arns" {
+  description = "Secret ARNs the execution role may read (the secrets' valueFrom without JSON-key suffixes)."
+  type        = list(string)
+  default     = []
+}
+
+variable "secrets_kms_key_arn" {
+  description = "KMS key encrypting the secrets (execution role gets kms:Decrypt), or null for the AWS managed key."
+  type        = string
+  default     = null
+}
+
+variable "stop_timeout" {
+  description = "Seconds between SIGTERM and SIGKILL when a task stops (Fargate: 2-120). The app must flush within it."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.stop_timeout >= 2 && var.stop_timeout <= 120
+    error_message = "stop_timeout must be between 2 and 120 seconds (Fargate maximum)."
+  }
+}
+
+variable "health_check_command" {
+  description = "Container health check command (e.g. [\"CMD\", \"python\", \"-m\", \"app\", \"health\"]), or null for none."
+  type        = list(string)
+  default     = null
+}
+
+variable "writable_paths" {
+  description = "Paths inside the container backed by task-local scratch volumes (the root filesystem is read-only), e.g. [\"/tmp\"]."
+  type        = list(string)
+  default     = []
+}
+
+variable "user" {
+  description = "User (uid:gid) the container runs as; null keeps the image's USER."
+  type        = string
+  default     = null
+}

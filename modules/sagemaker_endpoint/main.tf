@@ -88,6 +88,7 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_sagemaker_model" "this" {
+  #checkov:skip=CKV_AWS_370:Script mode: the framework container downloads the inference code (SAGEMAKER_SUBMIT_DIRECTORY, S3) at start, which network isolation forbids; the role can read only the artifact and code objects.
   name               = "${var.endpoint_name}-${local.model_hash}"
   execution_role_arn = aws_iam_role.this.arn
 
@@ -143,4 +144,11 @@ resource "aws_sagemaker_endpoint" "this" {
   name                 = var.endpoint_name
   endpoint_config_name = aws_sagemaker_endpoint_configuration.this.name
   tags                 = var.tags
+
+  lifecycle {
+    # Terraform deploys the bootstrap model; afterwards the model lifecycle (promote Lambda,
+    # make rollback) owns which configuration serves. Without this, every apply would roll the
+    # endpoint back to the bootstrap model.
+    ignore_changes = [endpoint_config_name]
+  }
 }

@@ -1,14 +1,23 @@
 """Collector command line: ``python -m stocksage.collector replay ...``.
 
 Runs as an ECS Fargate task in AWS and as a local process against the embedded emulator
-(``AWS_ENDPOINT_URL``, default credentials chain). Examples::
+(``AWS_ENDPOINT_URL``, default credentials chain). Commands: ``replay`` (bundled real data),
+``live`` (Alpaca Market Data v2 bars, polled; :mod:`stocksage.collector.live`) and ``health``
+(the container health check; :mod:`stocksage.collector.health`). Examples::
 
     python -m stocksage.collector replay --symbols TSLA,AAPL --speed 0 --limit 500
     python -m stocksage.collector replay --stream stocksage-dev-bars --symbols TSLA \\
         --start 2021-06-01 --end 2021-12-31 --speed 86400      # one calendar day per second
 
+    python -m stocksage.collector live --symbols AAPL,MSFT --timeframe 1Min   # key from env
+    python -m stocksage.collector health                                     # exit 0 = healthy
+
 Stopping: SIGTERM (``ecs stop-task``, ``docker stop``) or Ctrl-C ends the replay after the current
 bar, flushes the buffered records to Kinesis and exits 0; a second signal exits at once (130).
+ECS sends SIGTERM and waits ``stopTimeout`` seconds (task definition, 30 s by default, from
+``collector_stop_timeout_seconds``) before SIGKILL: the flush is at most one PutRecords per 500
+buffered bars plus bounded retries, well within it. The live source also wakes from its poll
+sleep at once on SIGTERM (it sleeps on the stop event).
 
 Exit codes: 0 done/stopped, 1 Kinesis write failure (records given up after retries, or stream
 error), 2 bad input (unknown symbol, bad dates, missing or malformed data file).
@@ -24,12 +33,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stocksage.collector.sink import KinesisPutError, KinesisSink, ProgressCallback
-from stocksage.collector.sources import ReplayError, ReplaySource, Source
+
+if TYPE_CHECKING:  # replay sources need pandas; the live image has none (imported lazily)
+    from stocksage.collector.sources import Source
 
 log = logging.getLogger("stocksage.collector")
 
@@ -182,9 +193,11 @@ def make_kinesis_client(region: str | None = None, endpoint_url: str | None = No
     )
 
 
-_Stream = Annotated[str | None, typer.Option(help="Stream name (default stocksage-{env}-bars).")]
+_Stream = Annotated[str | None, typer.Option(
+    envvar="STREAM_NAME", help="Stream name (default stocksage-{env}-bars).")]
 _Env = Annotated[str, typer.Option(help="Environment used for the default stream name.")]
-_Symbols = Annotated[str, typer.Option(help="Comma-separated symbols, e.g. TSLA,AAPL.")]
+_Symbols = Annotated[str, typer.Option(
+    envvar="COLLECTOR_SYMBOLS", help="Comma-separated symbols, e.g. TSLA,AAPL.")]
 _Limit = Annotated[int | None, typer.Option(help="Last N bars per symbol of the range (all).")]
 _Start = Annotated[str | None, typer.Option(help="First bar date, inclusive (YYYY-MM-DD).")]
 _End = Annotated[str | None, typer.Option(help="Last bar date, inclusive (YYYY-MM-DD).")]
@@ -198,7 +211,7 @@ _Region = Annotated[str | None, typer.Option(help="AWS region (default from the 
 _Endpoint = Annotated[str | None, typer.Option(help="Kinesis endpoint (default AWS_ENDPOINT_URL).")]
 _Progress = Annotated[bool | None, typer.Option(
     "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")]
-_LogLevel = Annotated[str, typer.Option(help="Log level.")]
+_LogLevel = Annotated[str, typer.Option(envvar="LOG_LEVEL", help="Log level.")]
 
 
 @app.command()
@@ -220,6 +233,7 @@ def replay(
     """Replay real bundled OHLCV bars of SYMBOLS into the Kinesis stream, interleaved by time."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from stocksage.collector.sources import ReplayError, ReplaySource
     from stocksage.config import resource_name
     from stocksage.datasets import DataFileError
 
@@ -262,6 +276,121 @@ def replay(
     )
 
 
+_Timeframe = Annotated[str, typer.Option(
+    envvar="COLLECTOR_TIMEFRAME", help="Bar timeframe: 1Min, 5Min, 15Min, 30Min, 1Hour, 1Day.")]
+_Feed = Annotated[str, typer.Option(envvar="ALPACA_FEED", help="Alpaca feed: iex or sip.")]
+_BaseUrl = Annotated[str, typer.Option(envvar="ALPACA_DATA_URL", help="Market-data API root.")]
+_SecretId = Annotated[str | None, typer.Option(
+    envvar="ALPACA_SECRET_ID",
+    help="Secrets Manager secret (JSON key_id, secret_key) read at start when the key is not "
+         "in ALPACA_API_KEY_ID / ALPACA_API_SECRET_KEY.")]
+_Poll = Annotated[float | None, typer.Option(help="Seconds between polls (default: bar length).")]
+_Lookback = Annotated[float, typer.Option(help="Minutes the first poll reads back.")]
+_MaxPolls = Annotated[int | None, typer.Option(help="Stop after N polls (default: run forever).")]
+_HealthFile = Annotated[str, typer.Option(envvar="COLLECTOR_HEALTH_FILE",
+                                          help="Heartbeat file for the health check.")]
+
+
+@app.command()
+def live(
+    stream: _Stream = None,
+    env: _Env = "local",
+    symbols: _Symbols = "AAPL,MSFT",
+    timeframe: _Timeframe = "1Min",
+    feed: _Feed = "iex",
+    base_url: _BaseUrl = "https://data.alpaca.markets",
+    secret_id: _SecretId = None,
+    poll_seconds: _Poll = None,
+    lookback_minutes: _Lookback = 15.0,
+    max_polls: _MaxPolls = None,
+    health_file: _HealthFile = "/tmp/collector-health.json",
+    region: _Region = None,
+    endpoint_url: _Endpoint = None,
+    log_level: _LogLevel = "INFO",
+) -> None:
+    """Poll Alpaca Market Data v2 for new closed bars of SYMBOLS and push them into Kinesis."""
+    from datetime import timedelta
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from stocksage.collector.health import CollectorMetrics, HealthFile
+    from stocksage.collector.live import (
+        AlpacaBarsSource,
+        ProviderAuthError,
+        ProviderError,
+        load_credentials,
+    )
+    from stocksage.config import resource_name
+
+    configure_logging(log_level)
+    stop = threading.Event()
+    stream_name = stream or resource_name(env, "stream")
+    try:
+        credentials = load_credentials(os.environ, secret_id)
+    except (ProviderAuthError, ClientError, BotoCoreError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    health = HealthFile(health_file)
+    metrics = CollectorMetrics(SERVICE_NAME)
+    sink = KinesisSink(make_kinesis_client(region, endpoint_url), stream_name)
+    sent_before = 0
+
+    def on_poll(bars: int, ok: bool) -> None:
+        nonlocal sent_before
+        sink.flush()  # a poll's bars go out now, not when the next poll's bars arrive
+        sent = sink.stats.sent
+        metrics.count("BarsSent", sent - sent_before)
+        metrics.count("PollErrors", 0 if ok else 1)
+        metrics.count("BarsSkipped", source.skipped)
+        metrics.flush()
+        health.beat(sent - sent_before, ok, stream=stream_name)
+        sent_before = sent
+
+    try:
+        source = AlpacaBarsSource(
+            symbols.split(","), credentials, timeframe=timeframe, feed=feed, base_url=base_url,
+            poll_seconds=poll_seconds, lookback=timedelta(minutes=lookback_minutes),
+            sleep=stop.wait, max_polls=max_polls, on_poll=on_poll)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    health.beat(0, True, stream=stream_name, starting=True)
+    restore = install_stop_handlers(stop)
+    try:
+        result = collect(source, sink, stop)
+    except ProviderAuthError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except KinesisPutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except (ClientError, BotoCoreError, ProviderError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        restore()
+    typer.echo(
+        f"{'stopped' if result.stopped else 'done'}: {result.sink['sent']} bars sent to "
+        f"{stream_name} in {source.polls} polls ({source.requests} API requests, "
+        f"{source.skipped} invalid bars skipped) in {result.seconds:.1f}s",
+        err=True,
+    )
+
+
+@app.command()
+def health(
+    health_file: _HealthFile = "/tmp/collector-health.json",
+    max_age: Annotated[float, typer.Option(envvar="COLLECTOR_HEALTH_MAX_AGE",
+                                           help="Seconds a heartbeat stays fresh.")] = 180.0,
+) -> None:
+    """Container health check: exit 0 when the heartbeat is fresh and the last poll succeeded."""
+    from stocksage.collector.health import check_health
+
+    ok, reason = check_health(health_file, max_age)
+    typer.echo(reason)
+    raise typer.Exit(0 if ok else 1)
+
+
 def main() -> None:  # console-script style entry
     app()
 
@@ -272,7 +401,9 @@ __all__ = [
     "app",
     "collect",
     "configure_logging",
+    "health",
     "install_stop_handlers",
+    "live",
     "make_kinesis_client",
     "replay",
 ]

@@ -1,0 +1,250 @@
+"""Live source (Alpaca Market Data v2 bars), health check and metrics of the collector.
+
+The provider is a fake HTTP server on 127.0.0.1 serving recorded-shape responses from
+tests/fixtures/alpaca/ -- never the internet. Kinesis and Secrets Manager are moto (in process).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import boto3
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from stocksage.bars import parse_bar
+from stocksage.collector.app import app
+from stocksage.collector.health import HealthFile, check_health
+from stocksage.collector.live import (
+    AlpacaBarsSource,
+    Credentials,
+    ProviderAuthError,
+    ProviderError,
+    load_credentials,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "alpaca"
+KEY = Credentials("AKFAKEKEYID", "fake-secret-key")
+T0 = datetime(2024, 1, 3, 14, 32, 30, tzinfo=UTC)  # first poll: the 14:32 bar is still forming
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+class FakeAlpaca:
+    """Serves queued (status, body) answers on /v2/stocks/bars; records every request."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[int, bytes]] = []
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                outer.requests.append({"path": url.path, "query": parse_qs(url.query),
+                                       "headers": {k.lower(): v for k, v in self.headers.items()}})
+                status, body = outer.answers.pop(0) if outer.answers else (500, b"{}")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def alpaca():
+    fake = FakeAlpaca()
+    yield fake
+    fake.close()
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_source(alpaca: FakeAlpaca, clock: Clock, **kwargs) -> AlpacaBarsSource:
+    slept: list[float] = kwargs.pop("slept", [])
+
+    def sleep(seconds: float) -> bool:
+        slept.append(seconds)
+        clock.now += timedelta(seconds=seconds)
+        return False
+
+    return AlpacaBarsSource(["AAPL", "MSFT"], KEY, base_url=alpaca.url, clock=clock, sleep=sleep,
+                            **kwargs)
+
+
+def test_polls_closed_bars_in_time_order_across_pages_then_only_new_ones(alpaca):
+    alpaca.answers = [(200, fixture("poll1_page1.json")), (200, fixture("poll1_page2.json")),
+                      (200, fixture("poll2.json"))]
+    clock = Clock(T0)
+    polls: list[tuple[int, bool]] = []
+    source = make_source(alpaca, clock, max_polls=2, poll_seconds=120,
+                         on_poll=lambda n, ok: polls.append((n, ok)))
+    bars = list(source)
+    got = [(b.bar_time.strftime("%H:%M"), b.symbol) for b in bars]
+    assert got == [("14:30", "AAPL"), ("14:30", "MSFT"), ("14:31", "AAPL"), ("14:31", "MSFT"),
+                   # second poll: AAPL 14:31 is not repeated, MSFT 14:32 has closed meanwhile,
+                   # AAPL 14:33 (high below open) is skipped as invalid
+                   ("14:32", "AAPL"), ("14:32", "MSFT"), ("14:33", "MSFT")]
+    assert polls == [(4, True), (3, True)]
+    assert source.skipped == 1
+    bar = bars[0]
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (184.22, 184.55, 184.05,
+                                                                     184.31, 3810.0)
+    assert bar.interval == "1m" and bar.source == "alpaca:iex"
+    assert parse_bar(bar.to_json()) == bar  # what goes on the stream is a valid record
+
+    first, page2, second = alpaca.requests
+    assert first["path"] == "/v2/stocks/bars"
+    assert first["query"]["symbols"] == ["AAPL,MSFT"] and first["query"]["timeframe"] == ["1Min"]
+    assert first["query"]["feed"] == ["iex"] and first["query"]["sort"] == ["asc"]
+    assert first["query"]["start"] == ["2024-01-03T14:17:30Z"]  # 15-minute lookback
+    assert first["headers"]["apca-api-key-id"] == "AKFAKEKEYID"
+    assert first["headers"]["apca-api-secret-key"] == "fake-secret-key"
+    assert page2["query"]["page_token"] == ["QUFQTHwyMDI0LTAxLTAzVDE0OjMxOjAwWg=="]
+    # the next poll starts at the oldest per-symbol cursor
+    assert second["query"]["start"] == ["2024-01-03T14:31:00Z"]
+
+
+def test_rate_limits_and_server_errors_are_retried(alpaca):
+    alpaca.answers = [(429, b"{}"), (503, b"{}"), (200, fixture("poll2.json"))]
+    slept: list[float] = []
+    source = make_source(alpaca, Clock(T0 + timedelta(minutes=2)), max_polls=1, slept=slept)
+    assert len(list(source)) == 4
+    assert slept == [0.5, 1.0] and source.requests == 3
+
+
+def test_bad_key_fails_at_once(alpaca):
+    alpaca.answers = [(401, b'{"message": "unauthorized"}')]
+    with pytest.raises(ProviderAuthError, match="HTTP 401"):
+        list(make_source(alpaca, Clock(T0), max_polls=1))
+    assert len(alpaca.requests) == 1
+
+
+def test_outage_is_reported_by_the_poll_and_the_loop_goes_on(alpaca):
+    alpaca.answers = [(500, b"{}")] * 2 + [(200, fixture("poll2.json"))]
+    polls: list[tuple[int, bool]] = []
+    source = make_source(alpaca, Clock(T0 + timedelta(minutes=2)), max_polls=2, max_attempts=2,
+                         on_poll=lambda n, ok: polls.append((n, ok)))
+    assert len(list(source)) == 4
+    assert polls == [(0, False), (4, True)]
+    with pytest.raises(ProviderError):
+        make_source(FakeAlpaca(), Clock(T0), max_attempts=1).fetch(T0)
+
+
+def test_credentials_from_ecs_secrets_env_or_secrets_manager():
+    env = {"ALPACA_API_KEY_ID": "id1", "ALPACA_API_SECRET_KEY": "s1"}
+    assert load_credentials(env) == Credentials("id1", "s1")
+    assert "s1" not in repr(load_credentials(env))
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        sm.create_secret(Name="stocksage-dev-collector-data-api",
+                         SecretString=json.dumps({"key_id": "id2", "secret_key": "s2"}))
+        import os
+
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        creds = load_credentials({}, "stocksage-dev-collector-data-api")  # Powertools get_secret
+    assert creds == Credentials("id2", "s2")
+    with pytest.raises(ProviderAuthError, match="no market-data API key"):
+        load_credentials({})
+    with pytest.raises(ProviderAuthError, match="key_id and secret_key"):
+        load_credentials({}, "x", get_secret=lambda name: {"id": "nope"})
+
+
+def test_health_file_and_check(tmp_path):
+    path = tmp_path / "h.json"
+    assert check_health(path)[0] is False
+    beat = HealthFile(path, clock=lambda: 1000.0)
+    beat.beat(5, True)
+    beat.beat(2, True)
+    ok, reason = check_health(path, max_age=60, now=1030.0)
+    assert ok and "7 bars sent" in reason
+    assert check_health(path, max_age=60, now=1100.0) == (
+        False, "last heartbeat 100s ago (limit 60s)")
+    beat.beat(0, False)
+    assert check_health(path, max_age=60, now=1001.0) == (False, "last poll failed")
+    result = CliRunner().invoke(app, ["health", "--health-file", str(path), "--max-age", "1e11"])
+    assert result.exit_code == 1 and "last poll failed" in result.output
+
+
+def test_cli_live_end_to_end_into_kinesis(alpaca, tmp_path, monkeypatch, capsys):
+    alpaca.answers = [(200, fixture("poll2.json"))]
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "ALPACA_API_KEY_ID": "id",
+                        "ALPACA_API_SECRET_KEY": "secret", "STREAM_NAME": "live-test",
+                        "COLLECTOR_SYMBOLS": "AAPL,MSFT"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    health = tmp_path / "health.json"
+    with mock_aws():
+        kinesis = boto3.client("kinesis", region_name="us-east-1")
+        kinesis.create_stream(StreamName="live-test", ShardCount=1)
+        result = CliRunner().invoke(app, [
+            "live", "--base-url", alpaca.url, "--max-polls", "1", "--lookback-minutes",
+            "1000000", "--health-file", str(health), "--log-level", "WARNING"])
+        assert result.exit_code == 0, result.output
+        assert "4 bars sent to live-test in 1 polls" in result.output
+        shard = kinesis.describe_stream(StreamName="live-test")["StreamDescription"]["Shards"][0]
+        iterator = kinesis.get_shard_iterator(StreamName="live-test", ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=iterator)["Records"]
+    bars = [parse_bar(r["Data"]) for r in records]
+    assert sorted((b.symbol, b.bar_time.minute) for b in bars) == [
+        ("AAPL", 31), ("AAPL", 32), ("MSFT", 32), ("MSFT", 33)]
+    assert json.loads(health.read_text())["bars_sent"] == 4
+    emf = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"_aws"')]
+    assert emf and emf[0]["BarsSent"] in (4.0, [4.0]) and emf[0]["service"] == "stocksage-collector"
+
+
+def test_live_collector_imports_without_pandas_or_numpy():
+    """The collector image installs neither (Dockerfile): the live path must not need them."""
+    code = ("import sys; sys.modules['pandas'] = None; sys.modules['numpy'] = None\n"
+            "from typer.testing import CliRunner\n"
+            "from stocksage.collector.app import app\n"
+            "import stocksage.collector.live, stocksage.collector.health\n"
+            "r = CliRunner().invoke(app, ['live', '--help'])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "assert 'pandas' not in sys.modules or sys.modules['pandas'] is None\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
+
+
+def test_dockerfile_is_slim_pinned_and_non_root():
+    text = (REPO / "Dockerfile").read_text()
+    bases = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ARG BASE=")]
+    assert bases and all(":" in b and not b.endswith((":latest", ":3", ":3.12")) and "slim" in b
+                         for b in bases), bases
+    assert "USER 10001:10001" in text and "HEALTHCHECK" in text
+    assert 'ENTRYPOINT ["python", "-m", "stocksage.collector"]' in text
+    assert "--no-deps ." in text and "requirements/collector.txt" in text
+    reqs = [line for line in (REPO / "requirements" / "collector.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert all("==" in r for r in reqs)
+    assert not [r for r in reqs if r.startswith(("pandas", "numpy"))]
