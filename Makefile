@@ -12,7 +12,7 @@ LIMIT  ?=
 
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install up down status demo test test-unit test-integration package plan apply destroy fmt lint clean
+.PHONY: help install up down status demo test test-unit test-integration package plan apply destroy fmt lint clean checkov cost bootstrap-state
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,8 +46,31 @@ test-unit: $(STAMP) ## Unit tests only (no emulator)
 test-integration: $(STAMP) ## Integration tests only (own emulator on a free port, provisioned by Terraform)
 	$(PY) -m pytest tests/integration
 
-package: $(STAMP) ## Build the Lambda zip(s) under build/
+package: $(STAMP) ## Build the Lambda zip and its dependency layer (needs PyPI) under build/
 	$(PY) scripts/package_lambda.py
+	$(PY) scripts/package_lambda.py --layer
+
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.checkov-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+checkov: $(CHECKOV_STAMP) ## checkov (own venv, offline) on modules/ network/ services/; skips need reasons
+	@for d in modules network services; do \
+	  echo "checkov -d $$d"; \
+	  $(CHECKOV_VENV)/bin/checkov -d $$d --framework terraform --skip-download --quiet --compact || exit 1; \
+	done
+
+cost: $(STAMP) ## Monthly cost estimate per environment (docs/COST.md; ENV=, TICKS=bars per second)
+	$(PY) scripts/cost.py --env $(ENV) $(if $(TICKS),--ticks $(TICKS))
+
+bootstrap-state: $(STAMP) ## Create the S3 state bucket of ENV=dev|prod (once per account)
+	scripts/bootstrap_state.sh $(ENV)
 
 plan: $(STAMP) ## terraform plan network then services for ENV=dev|prod
 	scripts/tf.sh network $(ENV) plan
@@ -71,3 +94,18 @@ lint: $(STAMP) ## ruff and terraform fmt -check
 
 clean: ## Remove build outputs and local state (keeps .venv)
 	rm -rf build out .local .pytest_cache
+
+.PHONY: retrain rollback report versions
+SET ?=
+
+retrain: $(STAMP) ## Fire the retrain schedule now on the local stack and follow job, metrics, gate, endpoint (SET="c=1.0 symbols=IBM")
+	$(PY) -m stocksage.local.lifecycle retrain $(foreach kv,$(SET),--set $(kv))
+
+rollback: $(STAMP) ## Re-point the local endpoint to the previous promoted model version (recorded)
+	$(PY) -m stocksage.local.lifecycle rollback
+
+versions: $(STAMP) ## List the model versions (status, gate verdict); * = serving
+	$(PY) -m stocksage.local.lifecycle versions
+
+report: $(STAMP) ## HTML model-lifecycle report: versions, metrics vs baselines with CIs, holdout backtest (out/lifecycle/)
+	$(PY) -m stocksage.local.lifecycle report

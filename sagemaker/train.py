@@ -7,7 +7,10 @@ Contract (SageMaker training toolkit, also followed by ``stocksage.local.trainin
   per line; any depth below the channel directory is accepted);
 * hyperparameters: command-line ``--key value`` arguments (``--model-type``, ``--c``,
   ``--folds``, ``--min-train-bars``, ``--model-version`` ...; ``-`` and ``_`` are equivalent),
-  with ``SM_HPS`` (JSON) as the fallback for keys not on the command line;
+  with ``SM_HPS`` (JSON) as the fallback for keys not on the command line; ``--start`` /
+  ``--end`` (ISO times, end exclusive) bound the training window;
+* optional channel ``champion`` (``SM_CHANNEL_CHAMPION``): the serving model's artifact; it is
+  scored on the holdout rows after its own training data (``stocksage.model.champion``);
 * output: ``SM_MODEL_DIR``/``model.joblib``, ``metadata.json``, ``metrics.json`` (tarred to
   ``model.tar.gz`` by the platform); a copy of ``metrics.json`` in ``SM_OUTPUT_DATA_DIR`` when
   set; on failure the reason goes to ``SM_OUTPUT_DIR``/``failure`` and the exit code is 1;
@@ -48,6 +51,9 @@ DEFAULTS = {
     "symbols": "",
     "channel": "train",
     "interval": "1d",
+    "start": "",
+    "end": "",
+    "champion-channel": "champion",
 }
 TYPES = {
     "model-type": str,
@@ -64,6 +70,9 @@ TYPES = {
     "symbols": str,
     "channel": str,
     "interval": str,
+    "start": str,
+    "end": str,
+    "champion-channel": str,
 }
 #: Fewest distinct bar dates train.py accepts at all.
 MIN_DATES = 120
@@ -140,6 +149,14 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
         bars = [b for b in bars if b.interval == hps["interval"]]
         if skipped:
             print(f"skipped {skipped} bars whose interval is not {hps['interval']}", flush=True)
+    if hps["start"] or hps["end"]:  # the training window decided by the retrain schedule
+        start = _utc(hps["start"]) if hps["start"] else None
+        end = _utc(hps["end"]) if hps["end"] else None
+        before = len(bars)
+        bars = [b for b in bars if (start is None or b.bar_time >= start)
+                and (end is None or b.bar_time < end)]
+        print(f"training window [{hps['start'] or '-'}, {hps['end'] or '-'}): "
+              f"{len(bars)} of {before} bars", flush=True)
     frames = frames_from_bars(bars)
     if hps["symbols"]:
         wanted = {s.strip().upper() for s in hps["symbols"].split(",") if s.strip()}
@@ -179,6 +196,26 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
     summary = summarize(
         result, block_bars=hps["block-bars"], reps=hps["bootstrap-reps"], seed=hps["seed"]
     )
+    from stocksage.model.champion import (
+        champion_metric_values,
+        compare_with_champion,
+        find_champion,
+    )
+
+    champion = None
+    champion_dir = find_champion(
+        os.environ.get(f"SM_CHANNEL_{hps['champion-channel'].upper().replace('-', '_')}")
+    )
+    if champion_dir is not None:
+        champion = compare_with_champion(
+            frame, result.holdout, champion_dir, features,
+            block_bars=hps["block-bars"], reps=hps["bootstrap-reps"], seed=hps["seed"],
+        )
+        print(
+            f"champion {champion['model_version']}: {champion['rows']} comparable holdout rows"
+            + (f" ({champion['reason']})" if champion["reason"] else ""),
+            flush=True,
+        )
     X = frame[features].to_numpy(dtype=float)
     y = frame[LABEL].to_numpy(dtype=int)
     model = factory().fit(X, y)
@@ -197,6 +234,7 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
         "symbols": sorted(frame["symbol"].unique().tolist()),
         "min_train_bars_used": int(min_train),
         **summary,
+        "champion": champion,
         "final_model": {
             "train_rows": len(frame),
             "train_log_loss": train_ll,
@@ -208,6 +246,7 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
     short_summary = {
         k: summary[k] for k in ("holdout", "best_baseline", "margin", "beats_baselines", "verdict")
     }
+    short_summary["champion"] = champion
     metadata = build_metadata(
         features=features,
         model_version=version,
@@ -225,7 +264,11 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
         output_data_dir.mkdir(parents=True, exist_ok=True)
         (output_data_dir / "metrics.json").write_text((model_dir / "metrics.json").read_text())
         cols = ["fold", "symbol", "bar_time", LABEL, "p_model", "p_majority", "p_persistence"]
-        result.holdout[cols].to_csv(output_data_dir / "holdout_predictions.csv.gz", index=False)
+        # ret_next (close[t+1]/close[t] - 1) lets `make report` backtest the signal.
+        holdout = result.holdout[cols].merge(
+            frame[["symbol", "bar_time", "ret_next"]], on=["symbol", "bar_time"], how="left"
+        )
+        holdout.to_csv(output_data_dir / "holdout_predictions.csv.gz", index=False)
     for fold in summary["folds"]:
         print(
             f"fold {fold['fold']}: train {fold['train_start'][:10]}..{fold['train_end'][:10]} "
@@ -237,12 +280,20 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
             flush=True,
         )
     print(summary["verdict"], flush=True)
-    _print_metrics(metric_values(summary, len(frame), train_ll))
+    _print_metrics({**metric_values(summary, len(frame), train_ll),
+                    **champion_metric_values(champion)})
     print(
         f"model_version={version} rows={len(frame)} elapsed={report['elapsed_seconds']}s",
         flush=True,
     )
     return report
+
+
+def _utc(text: str):
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,12 @@ locals {
       range_key     = null
       ttl_attribute = "expiration"
     }
+    # One item per model version (services/lifecycle.tf, stocksage.lifecycle.versions).
+    versions_table = {
+      hash_key      = local.keys.versions.partition
+      range_key     = null
+      ttl_attribute = null
+    }
   }
 }
 
@@ -60,8 +66,9 @@ module "kms" {
   alias_name              = local.names.key
   description             = "Data key of ${local.project} ${var.environment}: stream, tables, bucket, topic, queues, logs."
   deletion_window_in_days = var.kms_deletion_window_days
-  # SNS must encrypt what it delivers into the KMS-encrypted alerts inbox queue.
-  service_principals = var.create_local_alerts_queue ? ["sns.amazonaws.com"] : []
+  # SNS must encrypt what it delivers into the KMS-encrypted alerts inbox queue; CloudWatch
+  # alarms publish to the KMS-encrypted ops topic (observability.tf).
+  service_principals = concat(["cloudwatch.amazonaws.com"], var.create_local_alerts_queue ? ["sns.amazonaws.com"] : [])
 }
 
 ################################################################################
@@ -199,7 +206,7 @@ module "processor" {
   runtime            = "python3.12"
   handler            = "lambdas.processor.lambda_handler"
   zip_path           = var.processor_zip
-  layers             = var.processor_layers
+  layers             = concat(aws_lambda_layer_version.dependencies[*].arn, var.processor_layers)
   memory_size        = var.processor_memory_mb
   timeout            = var.processor_timeout_seconds
   kms_key_arn        = module.kms.key_arn
@@ -224,16 +231,20 @@ module "processor" {
   }
 
   policy_statements = {
+    # Exactly the calls the code makes (tests/unit/test_iam_from_code.py derives them from
+    # stocksage/adapters and lambdas and compares): batch_writer -> BatchWriteItem,
+    # batch_get_item, Powertools Parameters get_multiple -> Query, Powertools idempotency ->
+    # Get/Put/Update/DeleteItem.
     WriteResults = {
-      actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+      actions   = ["dynamodb:BatchWriteItem"]
       resources = [module.tables["results_table"].arn]
     }
     ReadWriteWindowState = {
-      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
       resources = [module.tables["state_table"].arn]
     }
     ReadAlertRules = {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+      actions   = ["dynamodb:Query"]
       resources = [module.tables["rules_table"].arn]
     }
     Idempotency = {
@@ -288,41 +299,4 @@ module "endpoint" {
   initial_instance_count     = var.endpoint_initial_instance_count
   serverless_memory_mb       = var.endpoint_serverless_memory_mb
   serverless_max_concurrency = var.endpoint_serverless_max_concurrency
-}
-
-################################################################################
-# Collector (ECS Fargate); the service only when network subnets are given
-################################################################################
-
-module "collector" {
-  source = "../modules/ecs_fargate_service"
-
-  cluster_name       = local.names.cluster
-  name               = local.names.collector
-  container_name     = "collector"
-  image              = var.collector_image
-  cpu                = var.collector_cpu
-  memory             = var.collector_memory
-  container_insights = !local.is_local
-  kms_key_arn        = module.kms.key_arn
-  log_retention_days = var.log_retention_days
-  subnet_ids         = var.private_subnet_ids
-  security_group_ids = var.collector_security_group_ids
-  desired_count      = var.collector_desired_count
-
-  environment = {
-    STREAM_NAME = aws_kinesis_stream.bars.name
-    LOG_LEVEL   = var.log_level
-  }
-
-  task_policy_statements = {
-    PutBars = {
-      actions   = ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
-      resources = [aws_kinesis_stream.bars.arn]
-    }
-    EncryptBars = {
-      actions   = ["kms:GenerateDataKey"]
-      resources = [module.kms.key_arn]
-    }
-  }
 }

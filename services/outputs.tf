@@ -99,3 +99,38 @@ output "collector_task_definition_arn" {
   description = "Collector task definition ARN."
   value       = module.collector.task_definition_arn
 }
+
+output "collector_ecr_repository_url" {
+  description = "ECR repository of the collector image (push here; tags are immutable)."
+  value       = aws_ecr_repository.collector.repository_url
+}
+
+output "collector_secret_arn" {
+  description = "Secrets Manager secret holding the market-data API key (JSON key_id, secret_key)."
+  value       = aws_secretsmanager_secret.data_api.arn
+}
+
+output "collector_service_name" {
+  description = "ECS service of the collector, or null when no subnets were given."
+  value       = module.collector.service_name
+}
+
+output "processor_layer_arn" {
+  description = "Dependency layer version published by this stack, or null."
+  value       = one(aws_lambda_layer_version.dependencies[*].arn)
+}
+
+output "ops_topic_arn" {
+  description = "SNS topic of the CloudWatch alarms."
+  value       = aws_sns_topic.ops.arn
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the stack."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}
+
+output "athena_workgroup" {
+  description = "Athena workgroup (enable_quicksight), or null."
+  value       = one(aws_athena_workgroup.analytics[*].name)
+}

@@ -21,4 +21,8 @@ esm_maximum_record_age_seconds      = 3600
 
 endpoint_instance_type = null
 
-collector_image = "public.ecr.aws/docker/library/python:3.12-slim"
+collector_image  = "public.ecr.aws/docker/library/python:3.12.8-slim-bookworm"
+collector_source = "replay"
+
+# Model lifecycle (services/lifecycle.tf, services/firehose.tf): deliver history quickly locally.
+history_buffer_seconds = 5

@@ -13,6 +13,11 @@ in ``PATCHES`` (each idempotent, each documented with what it fixes):
   number on every put and scans the whole shard on every ``get_records``; both become O(1)/O(k).
 * ``sagemaker_update_endpoint``: moto lacks ``UpdateEndpoint`` (HTTP 500); the patch re-points
   the endpoint to the new endpoint configuration and keeps it ``InService``.
+* ``sagemaker_training_job_lifecycle``: moto reports a training job ``Completed`` at once with
+  no artifact; the patch keeps it ``InProgress`` until the local runtime reports the outcome
+  through a private action (status, artifact, ``FinalMetricDataList``).
+* ``events_test_event_pattern``: EventBridge ``TestEventPattern`` (moto: not implemented),
+  answered by moto's own rule matcher; the local runtime routes events with it.
 
 Command line::
 
@@ -207,6 +212,143 @@ def _patch_sagemaker_update_endpoint() -> None:
     SageMakerResponse.update_endpoint = update_endpoint_action  # type: ignore[attr-defined]
 
 
+#: Training-job states a job may be finished into (``StocksageFinishTrainingJob``).
+TRAINING_FINAL_STATES = ("Completed", "Failed", "Stopped")
+#: Private emulator route (POST JSON) the local runtime calls to record a training job's outcome;
+#: see ``stocksage.local.training_jobs``. Under ``/moto-api/`` like moto's own control routes.
+FINISH_TRAINING_JOB_PATH = "/moto-api/stocksage/finish-training-job"
+
+
+def _patch_sagemaker_training_job_lifecycle() -> None:
+    """Give training jobs a real lifecycle: ``InProgress`` until the local runtime finishes them.
+
+    moto reports every job ``Completed`` the moment it is created, with no artifact, canned
+    ``MetricDefinitions`` (``test:dcg``) and a canned ``FinalMetricDataList``, and silently
+    replaces a job created twice under the same name. With this patch:
+
+    * ``CreateTrainingJob`` stores the job ``InProgress`` (secondary status ``Starting``) with
+      the metric definitions that were sent, no end time, no metrics and no ``ModelArtifacts``;
+      a name that exists already is ``ResourceInUse`` (as on AWS: names are unique per account
+      and region, which is what makes the retrain schedule idempotent);
+    * a private route ``POST /moto-api/stocksage/finish-training-job`` (JSON body
+      ``TrainingJobName``, ``TrainingJobStatus`` = Completed | Failed | Stopped, optional
+      ``FailureReason``, ``S3ModelArtifacts``, ``FinalMetricDataList`` [{MetricName, Value}],
+      ``BillableSeconds``, ``Region``, ``AccountId``) sets the outcome once: a job that is not
+      ``InProgress`` is a 400 ``ValidationException``. (moto's SageMaker handler only accepts
+      operations of botocore's service model, hence a route next to moto's own ``/moto-api``
+      control routes rather than a custom SageMaker action.)
+      The local runtime (``stocksage.local.training_jobs``) runs the job with
+      ``stocksage.local.training.run_training_job`` and reports through this action, so every
+      reader (``DescribeTrainingJob``, ``ListTrainingJobs StatusEquals``) sees AWS's shape.
+    """
+    import copy
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.utils import utcnow
+    from moto.moto_api._internal import urls as moto_api_urls
+    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+    from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend, sagemaker_backends
+
+    original_init = FakeTrainingJob.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        spec = kwargs.get("algorithm_specification") or {}
+        sent = copy.deepcopy(spec.get("MetricDefinitions") or [])
+        original_init(self, *args, **kwargs)
+        self.algorithm_specification["MetricDefinitions"] = sent
+        self.training_job_status = "InProgress"
+        self.secondary_status = "Starting"
+        self.training_end_time = None
+        self.final_metric_data_list = None
+        self.model_artifacts = None
+        self.failure_reason = None
+
+    original_create = SageMakerModelBackend.create_training_job
+
+    def create_training_job(self: Any, training_job_name: str, *args: Any, **kwargs: Any) -> Any:
+        if training_job_name in self.training_jobs:
+            raise ResourceInUseException(
+                message=f"Training job names must be unique within an AWS account and region, "
+                f"and a training job with this name already exists "
+                f"({self.training_jobs[training_job_name].arn})"
+            )
+        return original_create(self, training_job_name, *args, **kwargs)
+
+    def finish_training_job(self: Any, name: str, status: str, failure_reason: str | None,
+                            artifact: str | None, metrics: list[dict[str, Any]] | None,
+                            billable: int | None) -> dict[str, Any]:
+        job = self.training_jobs.get(name)
+        if job is None:
+            raise ValidationError(message=f"Could not find training job '{name}'.")
+        if job.training_job_status not in ("InProgress", "Stopping"):
+            raise ValidationError(
+                message=f"Training job {name} is {job.training_job_status}, not InProgress.")
+        if status not in TRAINING_FINAL_STATES:
+            raise ValidationError(message=f"TrainingJobStatus must be one of "
+                                          f"{TRAINING_FINAL_STATES}, not {status!r}.")
+        now = utcnow()
+        job.training_job_status = status
+        job.secondary_status = status
+        job.training_end_time = now
+        job.last_modified_time = now
+        job.failure_reason = failure_reason or None
+        job.model_artifacts = {"S3ModelArtifacts": artifact} if artifact else None
+        job.final_metric_data_list = [
+            {"MetricName": m["MetricName"], "Value": float(m["Value"]), "Timestamp": now}
+            for m in (metrics or [])
+        ] or None
+        if billable is not None:
+            job.billable_time_in_seconds = int(billable)
+        job.secondary_status_transitions.append(
+            {"Status": status, "StartTime": job.training_start_time, "EndTime": now,
+             "StatusMessage": failure_reason or f"Training job {status.lower()}"})
+        return {"TrainingJobArn": job.arn, "TrainingJobStatus": status}
+
+    def stocksage_finish_training_job_route(request: Any, full_url: str, headers: Any) -> Any:
+        try:
+            body = json.loads(request.data or b"{}")
+            backend = sagemaker_backends[body.get("AccountId") or DEFAULT_ACCOUNT_ID][
+                body.get("Region") or "us-east-1"]
+            result = finish_training_job(
+                backend, body["TrainingJobName"], body["TrainingJobStatus"],
+                body.get("FailureReason"), body.get("S3ModelArtifacts"),
+                body.get("FinalMetricDataList"), body.get("BillableSeconds"))
+        except (ValidationError, KeyError, ValueError) as err:
+            message = getattr(err, "message", None) or str(err)
+            return 400, {"Content-Type": "application/json"}, json.dumps(
+                {"__type": "ValidationException", "message": message})
+        return 200, {"Content-Type": "application/json"}, json.dumps(result)
+
+    for fn in (__init__, create_training_job, finish_training_job,
+               stocksage_finish_training_job_route):
+        fn.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    FakeTrainingJob.__init__ = __init__  # type: ignore[method-assign]
+    SageMakerModelBackend.create_training_job = create_training_job  # type: ignore
+    SageMakerModelBackend.stocksage_finish_training_job = finish_training_job  # type: ignore
+    moto_api_urls.url_paths["{0}" + FINISH_TRAINING_JOB_PATH] = stocksage_finish_training_job_route
+
+
+def _patch_events_test_event_pattern() -> None:
+    """Implement EventBridge ``TestEventPattern`` (moto: ``NotImplementedError``).
+
+    The answer comes from moto's own event-pattern matcher (``moto.events.models.EventPattern``,
+    the one ``PutEvents`` uses for rules: exact values, ``prefix``, ``suffix``,
+    ``anything-but``, ``exists``, ``numeric``, ``equals-ignore-case``, ``$or``). The local
+    runtime asks the emulator through this API which rules an event matches, exactly as a tool
+    would ask AWS.
+    """
+    from moto.events.models import EventPattern
+    from moto.events.responses import EventsHandler
+
+    def test_event_pattern(self: Any) -> Any:
+        pattern = EventPattern.load(self._get_param("EventPattern"))
+        event = json.loads(self._get_param("Event") or "{}")
+        return json.dumps({"Result": bool(pattern.matches_event(event))}), self.response_headers
+
+    test_event_pattern.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
+
+
 PATCHES: list[Patch] = [
     Patch(
         "no_lambda_from_kinesis_puts",
@@ -222,6 +364,16 @@ PATCHES: list[Patch] = [
         "sagemaker_update_endpoint",
         "UpdateEndpoint re-points the endpoint to a new configuration (stays InService)",
         _patch_sagemaker_update_endpoint,
+    ),
+    Patch(
+        "sagemaker_training_job_lifecycle",
+        "training jobs stay InProgress until the local runtime reports their outcome",
+        _patch_sagemaker_training_job_lifecycle,
+    ),
+    Patch(
+        "events_test_event_pattern",
+        "EventBridge TestEventPattern answers with moto's own rule matcher",
+        _patch_events_test_event_pattern,
     ),
 ]
 

@@ -5,7 +5,13 @@
 * every Kinesis event source mapping (``stocksage.local.esm``: one polling thread per mapping,
   handlers in process with a Lambda context), rediscovering mappings every few seconds so that
   mappings created later (``terraform apply`` after the runtime started) are picked up;
-* the SageMaker endpoint host on 127.0.0.1:4567 (``stocksage.local.sagemaker_host``).
+* the SageMaker endpoint host on 127.0.0.1:4567 (``stocksage.local.sagemaker_host``);
+* the model lifecycle pieces AWS runs by itself: Firehose delivery of the stream into the S3
+  history (``stocksage.local.firehose``), EventBridge Scheduler schedules
+  (``stocksage.local.scheduler``: due ``rate`` schedules; ``make retrain`` fires one now),
+  training jobs created in the emulator (``stocksage.local.training_jobs``) and the delivery of
+  their state-change events to matching EventBridge rules' Lambda targets
+  (``stocksage.local.events``). All are rediscovered by the same discovery loop.
 
 ``start()`` sets, in this process, ``AWS_ENDPOINT_URL`` (the emulator),
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (the host), the region and dummy credentials when absent,
@@ -37,9 +43,13 @@ from pathlib import Path
 from typing import Any, Self
 
 from stocksage.local.emulator import DEFAULT_STATE_DIR, Daemon, probe
-from stocksage.local.esm import EsmEngine, MappingStats
+from stocksage.local.esm import EsmEngine, MappingStats, _Clients
+from stocksage.local.events import EventRouter
+from stocksage.local.firehose import FirehoseWorker
 from stocksage.local.sagemaker_host import DEFAULT_PORT as SAGEMAKER_PORT
 from stocksage.local.sagemaker_host import SageMakerHost, ping
+from stocksage.local.scheduler import SchedulerRunner
+from stocksage.local.training_jobs import TrainingJobRunner
 
 log = logging.getLogger("stocksage.local.runtime")
 
@@ -84,6 +94,15 @@ class LocalRuntime:
         checkpoint = self.state_dir / "esm-checkpoints.json" if self.state_dir else None
         self.engine = EsmEngine(self.client_kwargs, checkpoint_path=checkpoint,
                                 code_roots=code_roots, retry_backoff=retry_backoff)
+        self.clients = _Clients(self.client_kwargs)
+        self.events = EventRouter(self.clients, self.invoke_function)
+        self.scheduler = SchedulerRunner(
+            self.clients, self.invoke_function,
+            self.state_dir / "scheduler-state.json" if self.state_dir else None)
+        self.training = TrainingJobRunner(self.clients, self.client_kwargs, self.events, region)
+        self.firehose = FirehoseWorker(
+            self.clients,
+            str(self.state_dir / "firehose-checkpoints.json") if self.state_dir else None)
         self._sm_port = sagemaker_port
         self._sm_bind = sagemaker_host
         self.host: SageMakerHost | None = None
@@ -131,6 +150,9 @@ class LocalRuntime:
         except Exception as err:  # noqa: BLE001 - the discovery thread retries
             log.warning("mapping discovery failed: %s", err)
         self.engine.start()
+        self._refresh_lifecycle()
+        self.firehose.start()
+        self.training.start()
         self._stop.clear()
         self._discovery = threading.Thread(target=self._discover_loop, name="esm-discovery",
                                            daemon=True)
@@ -138,12 +160,41 @@ class LocalRuntime:
         self.started_at = time.time()
         return self
 
+    def invoke_function(self, function_arn: str, event: Any) -> Any:
+        """Invoke a deployed function in process (its configuration re-read)."""
+        return self.engine.function(function_arn, reload=True).invoke_detailed(event)
+
+    def _refresh_lifecycle(self) -> None:
+        for what, step in (("delivery streams", self.firehose.refresh),
+                           ("training jobs", self.training.refresh),
+                           ("schedules", self.scheduler.run_due)):
+            try:
+                step()
+            except Exception as err:  # noqa: BLE001 - emulator restarting, keep going
+                log.warning("%s discovery failed: %s", what, err)
+
+    def flush_history(self) -> int:
+        """Deliver everything on the stream to the S3 history now (Firehose buffers)."""
+        self.firehose.refresh()
+        return self.firehose.flush()
+
+    def wait_training_idle(self, timeout: float = 120.0) -> bool:
+        """Discover training jobs and wait until none is queued or running."""
+        deadline = time.monotonic() + timeout
+        self.training.refresh()
+        while time.monotonic() < deadline:
+            if self.training.idle():
+                return True
+            time.sleep(0.2)
+        return False
+
     def _discover_loop(self) -> None:
         while not self._stop.wait(self.discovery_interval):
             try:
                 self.engine.refresh()
             except Exception as err:  # noqa: BLE001 - emulator restarting, keep going
                 log.warning("mapping discovery failed: %s", err)
+            self._refresh_lifecycle()
             if self.state_dir:
                 self.write_stats()
 
@@ -153,6 +204,8 @@ class LocalRuntime:
             self._discovery.join(timeout=10)
             self._discovery = None
         self.engine.stop()
+        self.training.stop()
+        self.firehose.stop()
         if self.host:
             self.host.stop()
             self.host = None
@@ -180,6 +233,12 @@ class LocalRuntime:
             "started_at": self.started_at,
             "mappings": {uid: asdict(s) for uid, s in mappings.items()},
             "sagemaker": asdict(host) if host else None,
+            "firehose": self.firehose.stats(),
+            "training_jobs": {n: {"state": j.state,
+                                  "status": j.result.status if j.result else None,
+                                  "error": j.error}
+                              for n, j in list(self.training.jobs.items())},
+            "schedule_firings": len(self.scheduler.firings),
         }
 
     def write_stats(self) -> None:

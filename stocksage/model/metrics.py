@@ -34,7 +34,9 @@ def _definition(name: str) -> dict[str, str]:
 #: ``validation:*`` = the model on the pooled walk-forward holdout; ``baseline:*`` = the naive
 #: baselines on the same rows; ``validation:margin_*`` = best baseline minus model (positive =
 #: model better) with the block-bootstrap 95% CI; ``validation:beats_baselines`` is 1 only when
-#: the CI of the log-loss margin lies above 0.
+#: the CI of the log-loss margin lies above 0. ``champion:*`` / ``*_champion_*``: the model serving
+#: when the job started, scored on the holdout rows after its own training data
+#: (``stocksage.model.champion``); ``validation:champion_rows`` is 0 when there was none.
 METRIC_NAMES: tuple[str, ...] = (
     "validation:log_loss",
     "validation:brier",
@@ -58,8 +60,18 @@ METRIC_NAMES: tuple[str, ...] = (
     "validation:rows",
     "train:rows",
     "train:log_loss",
+    "champion:log_loss",
+    "validation:champion_rows",
+    "validation:margin_champion_log_loss",
+    "validation:margin_champion_log_loss_ci_low",
+    "validation:margin_champion_log_loss_ci_high",
 )
 METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(_definition(n) for n in METRIC_NAMES)
+#: The names of the comparison with the serving model (``stocksage.model.champion``); printed
+#: as ``nan`` (and ``validation:champion_rows=0``) when the job had no champion.
+CHAMPION_METRIC_NAMES: tuple[str, ...] = tuple(
+    n for n in METRIC_NAMES if "champion" in n
+)
 
 
 def format_metric_line(name: str, value: float) -> str:
