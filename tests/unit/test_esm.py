@@ -31,18 +31,6 @@ REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/stocksage-test"
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with Emulator(port=0) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def kw(emulator):
-    return {"endpoint_url": emulator.endpoint_url, "region_name": REGION,
-            "aws_access_key_id": "test", "aws_secret_access_key": "test"}
-
-
 def create_role(kw) -> None:
     iam = boto3.client("iam", **kw)
     try:

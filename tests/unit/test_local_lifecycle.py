@@ -16,7 +16,6 @@ from botocore.exceptions import ClientError
 from stocksage.bars import frame_to_bars
 from stocksage.datasets import load_bars
 from stocksage.history import decode_object, history_key
-from stocksage.local.emulator import Emulator
 from stocksage.local.esm import _Clients
 from stocksage.local.events import EventRouter, training_job_state_change
 from stocksage.local.firehose import FirehoseWorker, render_prefix
@@ -31,18 +30,6 @@ RULE_PATTERN = {  # what services/lifecycle.tf deploys
     "source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"],
     "detail": {"TrainingJobName": [{"prefix": "stocksage-local-retrain-"}],
                "TrainingJobStatus": ["Completed", "Failed", "Stopped"]}}
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator(port=0) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def kw(emu):
-    return {"endpoint_url": emu.endpoint_url, "region_name": "us-east-1",
-            "aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
 def ok(payload):

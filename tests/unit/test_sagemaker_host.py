@@ -18,7 +18,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stocksage.local.emulator import Emulator
 from stocksage.local.sagemaker_host import SageMakerHost
 
 PROGRAM_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker_program"
@@ -34,18 +33,6 @@ def _tar(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with Emulator(port=0) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def kw(emulator):
-    return {"endpoint_url": emulator.endpoint_url, "region_name": REGION,
-            "aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
 @pytest.fixture(scope="module")
