@@ -21,9 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stocksage.bars import frame_to_bars  # noqa: E402
-from stocksage.datasets import load_bars  # noqa: E402
-from stocksage.processing import Ports, Prediction, StreamBar, process_batch  # noqa: E402
+from stocksage.bars import frame_to_bars
+from stocksage.datasets import load_bars
+from stocksage.processing import Ports, Prediction, StreamBar, process_batch
 
 
 @dataclass

@@ -29,7 +29,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stocksage.config import STACK
-from stocksage.local.stack import DEMO_REPLAY_BARS, REPO_ROOT, StackError, outputs, use_local_environ
+from stocksage.local.stack import (
+    DEMO_REPLAY_BARS,
+    REPO_ROOT,
+    StackError,
+    outputs,
+    use_local_environ,
+)
 
 DEFAULT_OUT = REPO_ROOT / "out" / "dashboards"
 STATS_FILE = REPO_ROOT / ".local" / "runtime-stats.json"

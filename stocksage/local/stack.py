@@ -86,7 +86,7 @@ def use_local_environ(endpoints: LocalEndpoints | None = None) -> LocalEndpoints
 
 def _run(args: list[str], env: dict[str, str], what: str, capture: bool = False) -> str:
     started = time.monotonic()
-    proc = subprocess.run(args, cwd=REPO_ROOT, env=env, text=True,
+    proc = subprocess.run(args, cwd=REPO_ROOT, env=env, text=True, check=False,
                           capture_output=capture)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "")[-3000:] if capture else ""
@@ -118,7 +118,7 @@ def _running(name: str, endpoints: LocalEndpoints, *extra: str) -> bool:
     """True when ``python -m <name> status`` says the daemon runs (exit code 0)."""
     proc = subprocess.run([sys.executable, "-m", name, "status", "--state-dir", str(STATE_DIR),
                            *extra], cwd=REPO_ROOT, env=local_environ(endpoints),
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     return proc.returncode == 0
 
 
@@ -229,7 +229,7 @@ def status(endpoints: LocalEndpoints | None = None, *, log=print) -> int:
     for name in ("stocksage.local.emulator", "stocksage.local.runtime"):
         proc = subprocess.run([sys.executable, "-m", name, "status", "--state-dir", str(STATE_DIR)],
                               cwd=REPO_ROOT, env=local_environ(endpoints), text=True,
-                              capture_output=True)
+                              capture_output=True, check=False)
         log((proc.stdout or proc.stderr).strip())
         code = code or proc.returncode
     if code == 0:

@@ -24,7 +24,13 @@ from localstack_client.session import Session
 
 from stocksage.local.emulator import Emulator
 from stocksage.local.runtime import LocalRuntime
-from stocksage.local.stack import LocalEndpoints, ensure_model, outputs, terraform, use_local_environ
+from stocksage.local.stack import (
+    LocalEndpoints,
+    ensure_model,
+    outputs,
+    terraform,
+    use_local_environ,
+)
 
 
 def _free_port() -> int:

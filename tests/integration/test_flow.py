@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 
+from stocksage.adapters.dynamodb import put_rule
 from stocksage.adapters.results_reader import read_alerts, read_results
 from stocksage.alerts import Rule
-from stocksage.adapters.dynamodb import put_rule
 from stocksage.bars import frame_to_bars
 from stocksage.collector.app import collect
 from stocksage.collector.sink import KinesisSink

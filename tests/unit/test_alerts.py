@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 
@@ -21,11 +22,11 @@ def test_price_above_fires_exactly_on_upward_crossings_of_real_closes():
     level = sorted(b.close for b in bars)[60]
     rule = Rule("up", "TSLA", "price_above", {"level": level}, severity="info")
     fired = []
-    for prev, bar in zip(bars, bars[1:], strict=False):
+    for prev, bar in pairwise(bars):
         alerts, errors = evaluate_rules([rule], bar, {"close": prev.close}, {"close": bar.close})
         assert errors == []
         fired += [a.bar.bar_time for a in alerts]
-    expected = [b.bar_time for p, b in zip(bars, bars[1:], strict=False)
+    expected = [b.bar_time for p, b in pairwise(bars)
                 if p.close <= level < b.close]
     assert fired == expected and len(expected) >= 1
 

@@ -21,7 +21,7 @@ class RecordingRuntime:
         self.bodies: list[bytes] = []
         self.answer = answer
 
-    def invoke_endpoint(self, EndpointName, Body, ContentType, Accept):  # noqa: N803
+    def invoke_endpoint(self, EndpointName, Body, ContentType, Accept):
         self.bodies.append(Body)
         request = json.loads(Body)
         assert request["features"] == NAMES and ContentType == "application/json"
