@@ -12,7 +12,7 @@ LIMIT  ?=
 
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install up down status demo test test-unit test-integration package plan apply destroy fmt lint clean checkov cost bootstrap-state
+.PHONY: sagemaker-ops help install up down status demo test test-unit test-integration package plan apply destroy fmt lint clean checkov cost bootstrap-state
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,6 +59,19 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
 	@touch $@
+
+SAGEMAKER_VENV    := .venv-sagemaker
+SAGEMAKER_VERSION := 3.27.0
+SAGEMAKER_STAMP   := $(SAGEMAKER_VENV)/.sagemaker-$(SAGEMAKER_VERSION)
+
+$(SAGEMAKER_STAMP):
+	@test -x $(SAGEMAKER_VENV)/bin/python || $(PYTHON) -m venv $(SAGEMAKER_VENV)
+	$(SAGEMAKER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAGEMAKER_VENV)/bin/python -m pip install --quiet sagemaker==$(SAGEMAKER_VERSION)
+	@touch $@
+
+sagemaker-ops: $(SAGEMAKER_STAMP) ## Operator venv with the sagemaker SDK (~1 GB); checks the pinned training/serving image
+	$(SAGEMAKER_VENV)/bin/python scripts/sagemaker_ops.py check-image
 
 checkov: $(CHECKOV_STAMP) ## checkov (own venv, offline) on modules/ network/ services/; skips need reasons
 	@for d in modules network services; do \

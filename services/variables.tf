@@ -327,7 +327,7 @@ variable "create_endpoint" {
 variable "sklearn_image_tag" {
   description = "Pinned tag of the SageMaker scikit-learn framework image."
   type        = string
-  default     = "1.2-1-cpu-py3"
+  default     = "1.9-0-cpu-py3"
 }
 
 variable "endpoint_instance_type" {

@@ -15,9 +15,9 @@ variable "framework_repository" {
 }
 
 variable "framework_image_tag" {
-  description = "Pinned tag of the framework image (e.g. 1.2-1-cpu-py3)."
+  description = "Pinned tag of the framework image (e.g. 1.9-0-cpu-py3)."
   type        = string
-  default     = "1.2-1-cpu-py3"
+  default     = "1.9-0-cpu-py3"
 
   validation {
     condition     = var.framework_image_tag != "latest" && length(var.framework_image_tag) > 0
