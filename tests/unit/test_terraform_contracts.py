@@ -325,6 +325,9 @@ def _console(root: str, tmp: Path, args: list[str], expression: str) -> str:
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
     env.pop("TF_DATA_DIR", None)
     rc = REPO / root / ".terraform" / "validate" / "terraformrc"
+    if not rc.exists():  # scripts/tf.sh writes the provider-mirror CLI config (when a mirror exists)
+        subprocess.run(["bash", str(REPO / "scripts" / "tf.sh"), root, "local", "validate",
+                        "-no-color"], check=True, capture_output=True, timeout=300)
     if rc.exists():
         env["TF_CLI_CONFIG_FILE"] = str(rc)
     if not (root_dir / ".terraform").exists():
