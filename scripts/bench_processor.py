@@ -5,7 +5,7 @@ measures what the Lambda spends in pandas/ta per batch: decoding is excluded, in
 feature computation over the 600-bar window is included. Also measures a warm window state
 (each symbol already has 600 bars), which is the steady state in production.
 
-Usage: ``python scripts/bench_processor.py [--out docs/BENCHMARKS.md]``
+Usage: ``python scripts/bench_processor.py [--out FILE]``
 """
 
 from __future__ import annotations
