@@ -27,9 +27,9 @@ import boto3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stocksage.collector.sink import KinesisSink  # noqa: E402
-from stocksage.collector.sources import ReplaySource  # noqa: E402
-from stocksage.local.emulator import probe, wait_until  # noqa: E402
+from stocksage.collector.sink import KinesisSink
+from stocksage.collector.sources import ReplaySource
+from stocksage.local.emulator import probe, wait_until
 
 KW = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
@@ -115,8 +115,8 @@ def main() -> int:
     safe = collector_rate(1)
     fast = collector_rate(500)
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, Python "
-        f"{platform.python_version()}, by `scripts/bench_stream.py --records {args.records}`.",
+        (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, Python "
+         f"{platform.python_version()}, by `scripts/bench_stream.py --records {args.records}`."),
         "",
         "| what | records | records/s |",
         "|---|---:|---:|",

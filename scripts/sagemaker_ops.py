@@ -33,7 +33,7 @@ FRAMEWORK = "sklearn"
 def pinned_tag(path: Path = VARIABLES_TF) -> str:
     """Default of ``variable "sklearn_image_tag"`` in services/variables.tf, e.g. 1.9-0-cpu-py3."""
     match = re.search(r'variable\s+"sklearn_image_tag"\s*{[^}]*?default\s*=\s*"([^"]+)"',
-                      path.read_text(), re.S)
+                      path.read_text(), re.DOTALL)
     if not match:
         raise SystemExit(f"no default for sklearn_image_tag in {path}")
     return match.group(1)

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import sagemaker_ops  # noqa: E402
+import sagemaker_ops
 
 OPS_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
 
