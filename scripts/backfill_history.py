@@ -21,29 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-OBJECT_NAME = "backfill"
-
-
-def select_bars(symbol: str, until: str | None = None, exclude_last: int = 0):
-    """The bars of one packaged dataset after the cut."""
-    import pandas as pd
-
-    from stocksage.bars import frame_to_bars
-    from stocksage.datasets import dataset_info, load_bars
-
-    frame = load_bars(symbol)
-    if until:
-        end = pd.Timestamp(until)
-        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-        if len(until) <= 10:  # a date: keep the whole day
-            end = end + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-        frame = frame.loc[frame.index <= end]
-    if exclude_last:
-        frame = frame.iloc[: max(0, len(frame) - exclude_last)]
-    info = dataset_info(symbol)
-    return frame_to_bars(symbol, frame, interval=info.interval, source=info.source)
-
-
 def main(argv: list[str] | None = None) -> int:
     from stocksage.datasets import DEMO_SYMBOLS
 
@@ -62,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
-    from stocksage.adapters.s3_history import put_history
+    from stocksage.adapters.s3_history import BACKFILL_OBJECT_NAME, put_history
+    from stocksage.datasets import dataset_bars
 
     s3 = boto3.client("s3")
     if args.create_bucket:
@@ -72,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             s3.create_bucket(Bucket=args.bucket)
     total_bars = total_objects = 0
     for symbol in args.symbols:
-        bars = select_bars(symbol.upper(), args.until, args.exclude_last)
-        summary = put_history(s3, args.bucket, bars, name=OBJECT_NAME)
+        bars = dataset_bars(symbol.upper(), args.until, args.exclude_last)
+        summary = put_history(s3, args.bucket, bars, name=BACKFILL_OBJECT_NAME)
         total_bars += summary.bars
         total_objects += len(summary.keys)
         span = f"{bars[0].bar_time:%Y-%m-%d}..{bars[-1].bar_time:%Y-%m-%d}" if bars else "-"

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stocksage.bars import OHLCV, TIME_UNIT
+from stocksage.bars import OHLCV, TIME_UNIT, Bar, frame_to_bars
 
 __all__ = [
     "DEMO_SYMBOLS",
@@ -161,6 +161,33 @@ def load_bars(symbol: str) -> pd.DataFrame:
 
 
 @cache
+def dataset_bars(symbol: str, until: str | None = None, exclude_last: int = 0) -> list[Bar]:
+    """The bars of one packaged dataset, cut for history backfills.
+
+    Args:
+        symbol: A symbol of :func:`available_symbols`.
+        until: Keep bars up to this UTC date or time, inclusive (a date keeps its whole day).
+        exclude_last: Hold back the last N bars (the ones a replay will stream).
+
+    Returns:
+        Validated bars in time order, ``interval`` and ``source`` from :func:`dataset_info`.
+
+    Raises:
+        KeyError: unknown symbol. DataFileError: missing or malformed data file.
+    """
+    frame = load_bars(symbol)
+    if until:
+        end = pd.Timestamp(until)
+        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+        if len(until) <= 10:  # a date: keep the whole day
+            end = end + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+        frame = frame.loc[frame.index <= end]
+    if exclude_last:
+        frame = frame.iloc[: max(0, len(frame) - exclude_last)]
+    info = dataset_info(symbol)
+    return frame_to_bars(symbol, frame, interval=info.interval, source=info.source)
+
+
 def _load_cached(symbol: str) -> pd.DataFrame:
     info = _DATASETS[symbol]
     return read_dataset_file(dataset_path(info), info)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from stocksage.history import PREFIX, decode_object, encode_objects
 
 CONTENT_TYPE = "application/x-ndjson"
+BACKFILL_OBJECT_NAME = "backfill"
+"""Object name of backfilled history: a re-run overwrites the same keys."""
 CONTENT_ENCODING = "gzip"
 
 

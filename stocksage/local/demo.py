@@ -110,14 +110,18 @@ def failure_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
     return messages
 
 
-def write_dashboards(env: str, out_dir: Path, symbols: list[str] | None = None,
-                     alerts_queue_url: str | None = None) -> Path:
-    """Read results and alerts back from the stack and render the dashboards; returns index."""
+def read_back(env: str, symbols: list[str] | None = None,
+              alerts_queue_url: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Results per symbol from DynamoDB and the alerts in the inbox queue (peeked, not deleted).
+
+    Returns:
+        ``({symbol: results DataFrame}, [alert message, ...])``; every symbol present in the
+        results table when ``symbols`` is None.
+    """
     import boto3
 
     from stocksage.adapters.results_reader import list_symbols, read_alerts, read_results
     from stocksage.config import resource_name
-    from stocksage.dashboard import render_dashboards
 
     dynamodb = boto3.client("dynamodb")
     table = resource_name(env, "results_table")
@@ -125,7 +129,15 @@ def write_dashboards(env: str, out_dir: Path, symbols: list[str] | None = None,
     results = {symbol: read_results(dynamodb, table, symbol) for symbol in symbols}
     alerts = read_alerts(boto3.client("sqs"), alerts_queue_url, wait_seconds=0) \
         if alerts_queue_url else []
-    return render_dashboards(results, alerts, out_dir)
+    return results, alerts
+
+
+def write_dashboards(env: str, out_dir: Path, symbols: list[str] | None = None,
+                     alerts_queue_url: str | None = None) -> Path:
+    """Read results and alerts back from the stack and render the dashboards; returns index."""
+    from stocksage.dashboard import render_dashboards
+
+    return render_dashboards(*read_back(env, symbols, alerts_queue_url), out_dir)
 
 
 def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
@@ -186,19 +198,20 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
 
     quarantined = [m for m in failure_messages(sqs, out["failure_queue_url"])
                    if m.get("kind") == "MalformedRecord"]
-    index = write_dashboards("local", out_dir, symbols, out["alerts_queue_url"])
-    from stocksage.adapters.results_reader import read_alerts, read_results
+    from stocksage.adapters.results_reader import alert_symbol
+    from stocksage.dashboard import render_dashboards
 
-    alerts = read_alerts(sqs, out["alerts_queue_url"], wait_seconds=0)
+    results, alerts = read_back("local", symbols, out["alerts_queue_url"])
+    index = render_dashboards(results, alerts, out_dir)
     summary = Table(title="stocksage demo: results read back from DynamoDB")
     for column in ("symbol", "bars", "with prediction", "last close", "P(up) next bar",
                    "model", "alerts"):
         summary.add_column(column, justify="right" if column != "symbol" else "left")
     for symbol in symbols:
-        frame = read_results(dynamodb, out["results_table"], symbol)
+        frame = results[symbol]
         predicted = frame["prob_up"].notna().sum() if "prob_up" in frame else 0
         last = frame.iloc[-1]
-        n_alerts = sum(1 for a in alerts if json.dumps(a).find(f'"{symbol}"') >= 0)
+        n_alerts = sum(1 for a in alerts if alert_symbol(a) == symbol)
         summary.add_row(symbol, str(len(frame)), str(predicted), f"{last['close']:.2f}",
                         f"{last.get('prob_up', float('nan')):.3f}",
                         str(last.get("model_version", "")).removeprefix("stocksage-"),

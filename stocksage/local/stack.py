@@ -165,17 +165,14 @@ def ensure_model(out: dict[str, Any], endpoints: LocalEndpoints, *, log=print) -
         return "present"
     except ClientError:
         pass
-    from stocksage.adapters.s3_history import put_history
-    from stocksage.bars import frame_to_bars
-    from stocksage.datasets import DEMO_SYMBOLS, dataset_info, load_bars
+    from stocksage.adapters.s3_history import BACKFILL_OBJECT_NAME, put_history
+    from stocksage.datasets import DEMO_SYMBOLS, dataset_bars
     from stocksage.local.training import train_initial_model
 
     total = 0
     for symbol in DEMO_SYMBOLS:
-        frame = load_bars(symbol).iloc[:-DEMO_REPLAY_BARS]
-        info = dataset_info(symbol)
-        bars = frame_to_bars(symbol, frame, interval=info.interval, source=info.package)
-        put_history(s3, bucket, bars)
+        bars = dataset_bars(symbol, exclude_last=DEMO_REPLAY_BARS)
+        put_history(s3, bucket, bars, name=BACKFILL_OBJECT_NAME)
         total += len(bars)
     log(f"history: {total} real bars of {len(DEMO_SYMBOLS)} symbols backfilled to s3://{bucket}/bars/")
     result = train_initial_model(s3, bucket, key)
