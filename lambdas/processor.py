@@ -1,23 +1,25 @@
 """Processor Lambda: Kinesis batch of OHLCV bars -> indicators, prediction, results, alerts.
 
 Thin handler: decode records, read typed settings, observability (Powertools Logger, Metrics,
-Tracer) and partial batch responses (Powertools ``BatchProcessor``). The work is done by
-``stocksage.processing.process_batch`` through the adapters in ``stocksage.adapters``.
+Tracer) and partial batch responses (Powertools ``BatchProcessor``, public API only). The work
+is done by ``stocksage.processing.process_batch`` through the adapters in
+``stocksage.adapters``; every boto3 client has bounded timeouts and retries
+(``stocksage.adapters.aws.client_config``).
 
 Failure semantics (the event source mapping has ReportBatchItemFailures, bisect on error,
 bounded retries and an SQS on-failure destination):
 
-- A malformed record (not a valid bar) is sent to the failure queue with its reason and raw
-  data and counts as handled: retrying cannot fix it. The rest of the batch is processed.
-- Any other failure (DynamoDB, endpoint, SNS) marks every bar record of the batch as a batch
-  item failure. Kinesis retries from the lowest one; every write is idempotent, so the retry
-  recomputes and overwrites the same items and publishes no alert twice. When the retries are
-  exhausted, the event source mapping sends the batch's metadata to the on-failure destination.
+- A malformed record, or a bar its symbol's state refuses (another interval), goes to the
+  failure queue with its reason and raw data and counts as handled: retrying cannot fix it.
+- The endpoint or SNS failing does not fail anything: bars get ``prediction_status =
+  pending`` and alerts wait in the symbol's outbox; both are completed by later batches.
+- Only the records of symbols whose results or state could not be stored (throttling,
+  conflicting concurrent write, unreadable state) become batch item failures. Kinesis
+  retries from the lowest one; every write is idempotent, so the retry converges.
 """
 
 from __future__ import annotations
 
-import sys
 from functools import cache
 from typing import Any
 
@@ -29,10 +31,14 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
+    KinesisStreamEvent,
+    KinesisStreamRecord,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.settings import ProcessorSettings
+from stocksage.adapters.aws import client_config
 from stocksage.adapters.dynamodb import DynamoResultStore, DynamoRuleSource, DynamoStateStore
 from stocksage.adapters.endpoint import SageMakerPredictor
 from stocksage.adapters.quarantine import SqsQuarantine
@@ -49,18 +55,21 @@ class Dependencies:
     """Clients and adapters built once per execution environment (cold start)."""
 
     def __init__(self, settings: ProcessorSettings) -> None:
-        dynamodb = boto3.resource("dynamodb")
+        dynamodb = boto3.client("dynamodb", config=client_config("dynamodb"))
         self.settings = settings
-        self.quarantine = SqsQuarantine(boto3.client("sqs"), settings.failure_queue_url)
-        self.publisher = SnsAlertPublisher(boto3.client("sns"), settings.alerts_topic_arn,
-                                           settings.idempotency_table,
-                                           dynamodb_client=boto3.client("dynamodb"))
+        self.quarantine = SqsQuarantine(boto3.client("sqs", config=client_config("sqs")),
+                                        settings.failure_queue_url)
+        self.publisher = SnsAlertPublisher(boto3.client("sns", config=client_config("sns")),
+                                           settings.alerts_topic_arn, settings.idempotency_table,
+                                           dynamodb_client=dynamodb)
         self.ports = Ports(
             states=DynamoStateStore(dynamodb, settings.state_table),
             results=DynamoResultStore(dynamodb, settings.results_table, settings.result_ttl_days),
-            predictor=SageMakerPredictor(boto3.client("sagemaker-runtime"),
-                                         settings.endpoint_name),
-            rules=DynamoRuleSource(settings.rules_table, settings.rules_max_age, dynamodb),
+            predictor=SageMakerPredictor(
+                boto3.client("sagemaker-runtime", config=client_config("sagemaker-runtime")),
+                settings.endpoint_name),
+            rules=DynamoRuleSource(settings.rules_table, settings.rules_max_age,
+                                   boto3.resource("dynamodb", config=client_config("dynamodb"))),
             alerts=self.publisher,
         )
 
@@ -71,71 +80,86 @@ def dependencies() -> Dependencies:
     return Dependencies(ProcessorSettings.from_env())
 
 
-class BarBatchProcessor(BatchProcessor):
-    """Kinesis ``BatchProcessor`` with a per-batch step after the per-record decoding.
+class RetryRecord(RuntimeError):
+    """Raised by the record handler for a record Kinesis must re-send (its symbol failed)."""
 
-    The record handler only decodes (returning a ``StreamBar``, or None for a quarantined
-    record). ``process`` then hands all decoded bars to ``process_batch`` in one call; if that
-    raises, the decoded records become batch item failures.
+
+def decode(record: KinesisStreamRecord) -> StreamBar:
+    """One record -> ``StreamBar``; raises ``MalformedBarError`` for an invalid bar.
+
+    The record's partition key must be the bar's symbol (the stream's contract: ordering and
+    the state are per symbol).
     """
-
-    def __init__(self, deps: Dependencies) -> None:
-        super().__init__(event_type=EventType.KinesisDataStreams)
-        self._deps = deps
-        self.outcome: BatchOutcome | None = None
-
-    def process(self) -> list[tuple]:
-        entries = super().process()
-        decoded = [(entry[2], entry[1]) for entry in entries
-                   if entry[0] == "success" and entry[1] is not None]
-        if not decoded:
-            return entries
-        try:
-            self.outcome = process_batch([bar for _, bar in decoded], self._deps.ports,
-                                         window_bars=self._deps.settings.window_bars)
-        except Exception:
-            exc_info = sys.exc_info()
-            logger.exception("batch step failed; reporting its bars as batch item failures",
-                             extra={"bars": len(decoded)})
-            failed = {id(record) for record, _ in decoded}
-            self.success_messages = [m for m in self.success_messages if id(m) not in failed]
-            entries = [
-                self.failure_handler(self._to_batch_type(entry[2], self.event_type, self.model),
-                                     exc_info) if id(entry[2]) in failed else entry
-                for entry in entries
-            ]
-        return entries
-
-
-def decode_record(record: KinesisStreamRecord) -> StreamBar | None:
-    """Decode one record; quarantine it (and return None) when it is not a valid bar."""
-    try:
-        bar = parse_bar(record.kinesis.data_as_bytes())
-    except MalformedBarError as err:
-        logger.warning("malformed record quarantined", extra={
-            "reason": err.reason, "sequence_number": record.kinesis.sequence_number,
-            "partition_key": record.kinesis.partition_key})
-        dependencies().quarantine.send(record.raw_event, err.reason)
-        metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=1)
-        return None
+    bar = parse_bar(record.kinesis.data_as_bytes())
+    if record.kinesis.partition_key != bar.symbol:
+        raise MalformedBarError(f"partition key {record.kinesis.partition_key!r} is not the "
+                                f"bar's symbol {bar.symbol!r}")
     return StreamBar(bar=bar, sequence_number=record.kinesis.sequence_number)
+
+
+def _quarantine(record: KinesisStreamRecord, reason: str) -> None:
+    logger.warning("record quarantined", extra={
+        "reason": reason, "sequence_number": record.kinesis.sequence_number,
+        "partition_key": record.kinesis.partition_key})
+    dependencies().quarantine.send(record.raw_event, reason)
+    metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=1)
 
 
 def _record_outcome(outcome: BatchOutcome) -> None:
     for name, metric in (("accepted", "BarsAccepted"), ("duplicates", "DuplicateBars"),
                          ("late", "LateBars"), ("predicted", "BarsPredicted"),
-                         ("alerts_published", "AlertsPublished")):
+                         ("pending_predictions", "PendingPredictions"),
+                         ("filled_predictions", "FilledPredictions"),
+                         ("alerts_published", "AlertsPublished"),
+                         ("alerts_pending", "PendingAlerts"),
+                         ("alerts_dropped", "AlertsDropped")):
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=outcome.total(name))
     metrics.add_metric(name="RuleErrors", unit=MetricUnit.Count, value=len(outcome.rule_errors))
+    metrics.add_metric(name="FailedSymbols", unit=MetricUnit.Count, value=len(outcome.failed))
     for error in outcome.rule_errors:
         logger.error("broken alert rule skipped", extra={"rule_id": error.rule_id,
                                                          "symbol": error.symbol,
                                                          "reason": error.reason})
+    if outcome.endpoint_error:
+        logger.warning("endpoint unavailable: predictions left pending",
+                       extra={"error": outcome.endpoint_error,
+                              "pending": outcome.total("pending_predictions")})
+    if outcome.alert_error:
+        logger.warning("alert publishing failed: alerts kept in the outbox",
+                       extra={"error": outcome.alert_error,
+                              "pending": outcome.total("alerts_pending")})
+    for symbol, reason in outcome.failed.items():
+        logger.error("symbol not stored; its records will be retried",
+                     extra={"symbol": symbol, "reason": reason})
+    for late in outcome.late:
+        logger.warning("late bar not processed (stocksage repair recomputes the symbol)",
+                        extra={"symbol": late.bar.symbol,
+                               "bar_time": late.bar.to_dict()["bar_time"],
+                               "sequence_number": late.sequence_number})
     logger.info("batch processed", extra={
         "symbols": len(outcome.symbols), "results_written": outcome.results_written,
         "duplicates": outcome.total("duplicates"), "late": outcome.total("late"),
         "alerts_published": outcome.total("alerts_published"),
-        "model_version": outcome.model_version})
+        "failed_symbols": len(outcome.failed), "model_version": outcome.model_version})
+
+
+def handle_batch(event: dict[str, Any]) -> tuple[BatchOutcome | None, dict[str, str]]:
+    """Decode every record, run ``process_batch`` once; return the outcome and
+    ``{sequence_number: reason}`` of the records to quarantine (malformed or rejected)."""
+    deps = dependencies()
+    bars: list[StreamBar] = []
+    quarantined: dict[str, str] = {}
+    for record in KinesisStreamEvent(event).records:
+        try:
+            bars.append(decode(record))
+        except MalformedBarError as err:
+            quarantined[record.kinesis.sequence_number] = err.reason
+    if not bars:
+        return None, quarantined
+    outcome = process_batch(bars, deps.ports)
+    for stream_bar, reason in outcome.rejected:
+        quarantined[stream_bar.sequence_number] = reason
+    return outcome, quarantined
 
 
 @logger.inject_lambda_context
@@ -145,9 +169,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """Kinesis event -> ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}, ...]}``."""
     deps = dependencies()
     deps.publisher.register_lambda_context(context)
-    processor = BarBatchProcessor(deps)
-    response = process_partial_response(event=event, record_handler=decode_record,
-                                        processor=processor, context=context)
-    if processor.outcome is not None:
-        _record_outcome(processor.outcome)
+    outcome, quarantined = handle_batch(event)
+    failed = outcome.failed if outcome is not None else {}
+
+    def record_handler(record: KinesisStreamRecord) -> None:
+        sequence = record.kinesis.sequence_number
+        if sequence in quarantined:
+            _quarantine(record, quarantined[sequence])
+            return
+        symbol = record.kinesis.partition_key
+        if symbol in failed:
+            raise RetryRecord(f"{symbol}: {failed[symbol]}")
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler,
+        processor=BatchProcessor(event_type=EventType.KinesisDataStreams), context=context)
+    if outcome is not None:
+        _record_outcome(outcome)
     return response

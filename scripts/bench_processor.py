@@ -1,103 +1,170 @@
-"""Benchmark of the processor's domain path: bars/s and peak memory per batch shape.
+"""Benchmark of the processor's domain path: bars/s, state size and peak memory.
 
-Runs ``stocksage.processing.process_batch`` on real bars with in-memory ports (no AWS), so it
-measures what the Lambda spends in pandas/ta per batch: decoding is excluded, indicator and
-feature computation over the 600-bar window is included. Also measures a warm window state
-(each symbol already has 600 bars), which is the steady state in production.
+Runs ``stocksage.processing.process_batch`` on real bars with the in-memory ports of
+``stocksage.memory`` (no AWS; the state items are encoded and decoded as they would be for
+DynamoDB), so it measures the Lambda's own CPU per batch. Shapes:
 
-Usage: ``python scripts/bench_processor.py [--out FILE]``
+- live feed: 500 symbols x 1 bar per batch, warm state, two price rules per symbol (half
+  of the batches timed, the other half under tracemalloc for the peak memory);
+- burst: 1 symbol x 1,000 bars in one batch;
+- previous design, same run: the 600-bar window recomputed with ``ta`` per symbol and batch
+  (what ``stocksage.indicators.advance`` did before the O(1) kernel), live-feed shape.
+
+Usage: ``python scripts/bench_processor.py [--json] [--symbols 500] [--batches 20]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stocksage.bars import frame_to_bars
+from stocksage.alerts import Rule
+from stocksage.bars import OHLCV, frame_to_bars
 from stocksage.datasets import load_bars
-from stocksage.processing import Ports, Prediction, StreamBar, process_batch
+from stocksage.features import enrich
+from stocksage.memory import memory_ports
+from stocksage.processing import StreamBar, process_batch
+
+SOURCES = ["AAPL", "IBM", "MSFT", "GOOG", "NVDA", "AMZN", "NFLX"]
+WARM_BARS = 120
+OLD_WINDOW = 600
 
 
-@dataclass
-class Store:
-    states: dict[str, Any] = field(default_factory=dict)
-
-    def get_states(self, symbols):
-        return {s: self.states[s] for s in symbols if s in self.states}
-
-    def put_states(self, states):
-        for state, last in states:
-            self.states[state.symbol] = (state, last)
-
-    def put_results(self, items):
-        pass
-
-    def predict(self, names, rows):
-        return Prediction([0.5] * len(rows), "bench")
-
-    def rules_for(self, symbols):
-        return {s: [] for s in symbols}, []
-
-    def publish(self, alert):
-        return True
-
-
-def bench(symbols: int, bars_per_symbol: int, warm: bool) -> dict[str, float]:
-    """Process ``symbols x bars_per_symbol`` bars as one batch; return timings."""
-    names = ["AAPL", "IBM", "MSFT", "GOOG", "NVDA", "AMZN", "NFLX"]
-    store = Store()
-    ports = Ports(states=store, results=store, predictor=store, rules=store, alerts=store)
-    batch, seq = [], 0
+def _series(symbols: int, bars: int) -> dict[str, list]:
+    out = {}
+    sources = {name: load_bars(name) for name in SOURCES}
     for i in range(symbols):
-        frame = load_bars(names[i % len(names)]).tail(600 + bars_per_symbol)
-        bars = frame_to_bars(f"S{i:03d}", frame)
-        if warm:
-            process_batch([StreamBar(b, str(j)) for j, b in enumerate(bars[:600])], ports)
-        for bar in bars[600:]:
+        frame = sources[SOURCES[i % len(SOURCES)]].iloc[i % 50: i % 50 + bars]
+        out[f"S{i:03d}"] = frame_to_bars(f"S{i:03d}", frame)
+    return out
+
+
+def _price_rules(series: dict[str, list]) -> dict[str, list[Rule]]:
+    rules = {}
+    for symbol, bars in series.items():
+        mid = float(np.median([b.close for b in bars]))
+        rules[symbol] = [Rule("above", symbol, "price_above", {"level": mid}),
+                         Rule("below", symbol, "price_below", {"level": mid})]
+    return rules
+
+
+def live_feed(symbols: int, batches: int, rules_for=_price_rules) -> dict[str, Any]:
+    """Warm ``symbols`` states, then time ``batches`` batches of one bar per symbol."""
+    series = _series(symbols, WARM_BARS + batches)
+    ports = memory_ports(rules_for(series))
+    seq = 0
+    warm = []
+    for bars in series.values():
+        for bar in bars[:WARM_BARS]:
             seq += 1
-            batch.append(StreamBar(bar, str(10_000_000 + seq)))
-    tracemalloc.start()
-    started = time.perf_counter()
-    process_batch(batch, ports)
+            warm.append(StreamBar(bar, str(seq)))
+    process_batch(warm, ports)
+    timed = []
+    for k in range(batches):
+        batch = []
+        for bars in series.values():
+            seq += 1
+            batch.append(StreamBar(bars[WARM_BARS + k], str(seq)))
+        timed.append(batch)
+    half = len(timed) // 2
+    started = time.perf_counter()  # timed without tracemalloc (it slows Python ~5x)
+    for batch in timed[:half]:
+        outcome = process_batch(batch, ports)
+        assert outcome.total("accepted") == symbols and not outcome.failed
     seconds = time.perf_counter() - started
+    tracemalloc.start()
+    for batch in timed[half:]:
+        process_batch(batch, ports)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"bars": len(batch), "seconds": seconds, "bars_per_s": len(batch) / seconds,
-            "ms_per_symbol": 1000 * seconds / symbols, "peak_mib": peak / 2**20}
+    sizes = [_item_bytes(item) for item in ports.states.items.values()]
+    return {"bars_per_s": symbols * half / seconds, "peak_mib": peak / 2**20,
+            "state_item_bytes_p95": float(np.percentile(sizes, 95)),
+            "state_item_bytes_max": max(sizes)}
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """DynamoDB item size: attribute names + values (numbers ~ digits/2 + 1 bytes)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        if isinstance(value, bytes):
+            size += len(value)
+        elif isinstance(value, str):
+            size += len(value.encode())
+        elif isinstance(value, int | float):
+            size += len(repr(value)) // 2 + 2
+        elif isinstance(value, dict):
+            size += sum(len(k) + 8 for k in value) + 3
+        elif isinstance(value, list):
+            size += sum(len(str(v).encode()) + 1 for v in value) + 3
+    return size
+
+
+def burst(bars: int = 1000) -> float:
+    """One symbol, ``bars`` bars in one batch (cold state)."""
+    series = _series(1, bars)
+    ports = memory_ports()
+    batch = [StreamBar(bar, str(i + 1)) for i, bar in enumerate(series["S000"])]
+    started = time.perf_counter()
+    process_batch(batch, ports)
+    return bars / (time.perf_counter() - started)
+
+
+def previous_design(symbols: int, batches: int = 3) -> float:
+    """The 600-bar design's indicator cost: ``ta`` + features over window + new bar, per
+    symbol and batch (one bar per symbol per batch)."""
+    sources = {name: load_bars(name) for name in SOURCES}
+    frames = [sources[SOURCES[i % len(SOURCES)]].iloc[:OLD_WINDOW + batches][list(OHLCV)]
+              for i in range(symbols)]
+    started = time.perf_counter()
+    for k in range(batches):
+        for frame in frames:
+            window = frame.iloc[k + 1: k + 1 + OLD_WINDOW]
+            enrich(pd.concat([window.iloc[:-1], window.iloc[-1:]]))
+    return symbols * batches / (time.perf_counter() - started)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=None, help="write a Markdown table here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=20)
     args = parser.parse_args()
-    rows = []
-    for symbols, per_symbol, warm in ((1, 100, True), (10, 10, True), (100, 1, True),
-                                      (100, 10, True), (6, 100, False)):
-        bench(1, 5, True)  # warm-up of imports and caches
-        result = bench(symbols, per_symbol, warm)
-        rows.append((symbols, per_symbol, warm, result))
-        print(f"{symbols:4d} symbols x {per_symbol:3d} bars ({'warm' if warm else 'cold'} state): "
-              f"{result['bars_per_s']:8.0f} bars/s, {result['ms_per_symbol']:6.1f} ms/symbol, "
-              f"peak {result['peak_mib']:.1f} MiB")
-    if args.out:
-        lines = [
-            "| symbols in batch | bars per symbol | window state | bars/s | ms per symbol | peak MiB (tracemalloc) |",
-            "|---:|---:|---|---:|---:|---:|",
-        ]
-        for symbols, per_symbol, warm, r in rows:
-            lines.append(f"| {symbols} | {per_symbol} | {'600 bars' if warm else 'empty'} | "
-                         f"{r['bars_per_s']:.0f} | {r['ms_per_symbol']:.1f} | {r['peak_mib']:.1f} |")
-        header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
-                  f"Python {platform.python_version()}, one core, by `scripts/bench_processor.py`.")
-        args.out.write_text("\n".join([header, "", *lines, ""]))
+    burst(50)  # imports and caches
+    live = live_feed(args.symbols, args.batches)
+    swings = live_feed(100, 5, rules_for=lambda series: {
+        s: [Rule("sr", s, "support_resistance", {"bars": 240})] for s in series})
+    result = {
+        "live_feed_bars_per_s": round(live["bars_per_s"]),
+        "burst_bars_per_s": round(burst(1000)),
+        "previous_design_live_feed_bars_per_s": round(previous_design(100), 1),
+        "state_item_bytes_p95": round(live["state_item_bytes_p95"]),
+        "state_item_bytes_p95_support_resistance_240": round(swings["state_item_bytes_p95"]),
+        "peak_mib": round(live["peak_mib"], 1),
+        "symbols": args.symbols,
+        "batches": args.batches,
+        "machine": f"{platform.machine()}, Python {platform.python_version()}, one core",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    result["speedup_vs_previous_design"] = round(
+        result["live_feed_bars_per_s"] / result["previous_design_live_feed_bars_per_s"])
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:50s} {value}")
     return 0
 
 

@@ -231,16 +231,17 @@ module "processor" {
   }
 
   policy_statements = {
-    # Exactly the calls the code makes (tests/unit/test_iam_from_code.py derives them from
-    # stocksage/adapters and lambdas and compares): batch_writer -> BatchWriteItem,
-    # batch_get_item, Powertools Parameters get_multiple -> Query, Powertools idempotency ->
-    # Get/Put/Update/DeleteItem.
+    # Exactly the calls the code makes (tests/unit/test_terraform_contracts.py derives them
+    # from stocksage/adapters and lambdas and compares): results batch_write_item, batch_get_item
+    # (duplicate check), query (pending predictions), update_item (fill them); state
+    # batch_get_item and conditional put_item; Powertools Parameters get_multiple -> Query;
+    # Powertools idempotency -> Get/Put/Update/DeleteItem.
     WriteResults = {
-      actions   = ["dynamodb:BatchWriteItem"]
+      actions   = ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
       resources = [module.tables["results_table"].arn]
     }
     ReadWriteWindowState = {
-      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
+      actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem"]
       resources = [module.tables["state_table"].arn]
     }
     ReadAlertRules = {

@@ -14,7 +14,9 @@ Notation: bar ``t`` is the bar being evaluated, ``t-1`` the symbol's previous ba
 its open, high, low and close. ``previous`` and ``current`` are the values of bars ``t-1`` and
 ``t``: OHLCV, the indicators of ``stocksage.indicators`` (``ta`` 0.11: RSI(14) Wilder,
 MACD(12, 26, 9), Bollinger(20, 2)) and ``prob_up``. Rules that look further back read the
-symbol's OHLCV *window* (the last <= ``window_bars`` accepted bars up to and including ``t``).
+symbol's OHLCV *window*: the last accepted bars up to and including ``t``, as many as the
+symbol's rules look back (``lookback_bars``; the state keeps exactly that many, so a rule
+whose look-back grows sees a full window once that many new bars have arrived).
 A value that does not exist yet (indicator warm-up, no previous bar, too little history) never
 fires. "Crosses above ``x``" always means ``value_{t-1} <= x < value_t``; "crosses below ``x``"
 means ``value_{t-1} >= x > value_t``. Every condition uses bars ``<= t`` only: no look-ahead.
@@ -82,9 +84,9 @@ Rule types and parameters (``direction`` is ``up``, ``down`` or ``either``, defa
 Cooldown (``cooldown_bars`` N in 0..240, any type): after a rule fires on bar ``f`` of a
 symbol it does not fire on that symbol's next N bars (``f+1 .. f+N``); it may fire again from
 ``f+N+1``. Bars are counted in the window; a suppressed firing does not restart the cooldown.
-The last firing bar time per rule is kept in the symbol's window state (``COOLDOWN_STATE_KEY``),
-which is written last and only advanced with accepted bars: a redelivered or retried batch
-recomputes the same decisions.
+The last firing bar per rule is kept in the symbol's state (``COOLDOWN_STATE_KEY``, as the
+bar's index in the series), which is written last, conditionally, and only advanced with
+accepted bars: a redelivered or retried batch recomputes the same decisions.
 
 Each alert is identified by ``{rule_id}#{symbol}#{bar_time}``: the publisher sends at most one
 message per id, so a redelivered batch publishes nothing new. A rule id should therefore not be
@@ -122,8 +124,8 @@ HAMMER_MAX_UPPER_RATIO = 0.10
 """Hammer: upper shadow <= 10 % of the range."""
 
 COOLDOWN_STATE_KEY = "alerts_last_fired"
-"""Key of ``{rule_id: bar_time}`` (last firing bar per rule with a cooldown) in the state's
-last values (``window-state`` item, attribute ``last_values``)."""
+"""Attribute of the ``window-state`` item holding ``{rule_id: bar index}``, the last firing
+bar per rule with a cooldown (``stocksage.state``)."""
 
 RSI = f"rsi_{STACK.indicators['rsi_window']}"
 _RULE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -443,6 +445,14 @@ class Alert:
         """SNS message attributes that subscription filter policies match on."""
         return {"symbol": self.bar.symbol, "rule_type": self.rule.type,
                 "severity": self.rule.severity}
+
+    def message(self) -> dict[str, Any]:
+        """Everything the publisher sends, as plain JSON values (kept in the state's outbox
+        until published): ``alert_id``, ``subject``, ``payload``, ``email``, ``sms``,
+        ``attributes``."""
+        return {"alert_id": self.alert_id, "subject": self.subject, "payload": self.payload(),
+                "email": self.body, "sms": self.sms_text(),
+                "attributes": self.message_attributes()}
 
 
 # ----------------------------------------------------------------------------- conditions
@@ -778,8 +788,8 @@ def _message(rule: Rule, bar: Bar, bar_time: str, text: str,
 
 
 def evaluate_rules(rules: Sequence[Rule], bar: Bar, previous: Values | None, current: Values,
-                   window: Any = None, last_fired: MutableMapping[str, str] | None = None,
-                   ) -> tuple[list[Alert], list[RuleError]]:
+                   window: Any = None, last_fired: MutableMapping[str, Any] | None = None,
+                   bar_index: int | None = None) -> tuple[list[Alert], list[RuleError]]:
     """Evaluate every rule of a symbol on one bar.
 
     Args:
@@ -793,6 +803,9 @@ def evaluate_rules(rules: Sequence[Rule], bar: Bar, previous: Values | None, cur
             cooldowns count bars in it.
         last_fired: ``{rule_id: bar_time}`` of the last firing of each rule with a cooldown;
             updated in place when such a rule fires. None: cooldowns are not applied.
+            With ``bar_index`` the values are bar indexes instead (``{rule_id: int}``) and a
+            cooldown counts ``bar_index - fired_index`` bars, without needing the window.
+        bar_index: 0-based index of ``bar`` in the symbol's series (the streaming path).
 
     Returns:
         ``(alerts, errors)``: the alerts that fire, and the rules that raised while evaluating
@@ -815,9 +828,16 @@ def evaluate_rules(rules: Sequence[Rule], bar: Bar, previous: Values | None, cur
                 continue
             text = rule_type.describe(rule, details)
             if rule.cooldown_bars and last_fired is not None:
-                if _in_cooldown(rule, last_fired.get(rule.rule_id), bar_time, bar_window):
-                    continue
-                last_fired[rule.rule_id] = bar_time
+                fired_at = last_fired.get(rule.rule_id)
+                if bar_index is not None:
+                    if isinstance(fired_at, int) and 0 <= bar_index - fired_at <= \
+                            rule.cooldown_bars:
+                        continue
+                    last_fired[rule.rule_id] = bar_index
+                else:
+                    if _in_cooldown(rule, fired_at, bar_time, bar_window):
+                        continue
+                    last_fired[rule.rule_id] = bar_time
         except Exception as exc:  # noqa: BLE001 -- a broken rule must not stop the batch
             errors.append(RuleError(rule.rule_id, bar.symbol, f"evaluation failed: {exc}"))
             continue
@@ -838,6 +858,24 @@ def _in_cooldown(rule: Rule, fired_at: str | None, bar_time: str,
         return fired_at == bar_time
     since = window.bars_since(fired)
     return since is not None and since <= rule.cooldown_bars
+
+
+def lookback_bars(rules: Sequence[Rule]) -> int:
+    """Bars of OHLCV history (the bar itself included) the rules' windows need.
+
+    ``pct_move`` N bars: N + 2 (the cross mode compares with ``C[t-1-N]``);
+    ``support_resistance`` L: L + 1; ``candlestick`` m: m + 2; the others need no window
+    (they compare the previous bar's values, kept in the state). 0 for no such rule.
+    """
+    needed = 0
+    for rule in rules:
+        if rule.type == "pct_move":
+            needed = max(needed, rule.param("bars") + 2)
+        elif rule.type == "support_resistance":
+            needed = max(needed, rule.param("bars") + 1)
+        elif rule.type == "candlestick":
+            needed = max(needed, rule.param("trend_bars") + 2)
+    return needed
 
 
 def prune_last_fired(last_fired: Mapping[str, str], window: Any) -> dict[str, str]:

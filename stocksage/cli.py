@@ -169,5 +169,99 @@ def dashboards(out: Annotated[Path, typer.Option(help="Output folder")] = Path("
     console.print(f"dashboards written: {index}")
 
 
+def _processor_ports(env: str) -> Any:
+    """The processor's own adapters, configured from the deployed function's environment."""
+    import os
+
+    import boto3
+
+    name = resource_name(env, "processor_function")
+    try:
+        variables = boto3.client("lambda").get_function_configuration(
+            FunctionName=name)["Environment"]["Variables"]
+    except Exception as exc:  # noqa: BLE001 -- any reason: say which function and why
+        _fail(f"cannot read the configuration of {name}: {exc}")
+    os.environ.update(variables)
+    from lambdas.processor import Dependencies
+    from lambdas.settings import ProcessorSettings
+
+    return Dependencies(ProcessorSettings.from_env())
+
+
+@app.command("redrive")
+def redrive_command(
+    env: EnvOption = "local",
+    max_messages: Annotated[int, typer.Option(help="On-failure records to read at most")] = 100,
+    repair_late: Annotated[bool, typer.Option(help="Also repair symbols with late bars")] = False,
+    bucket: Annotated[str | None, typer.Option(help="History bucket (default: from stack.json)")]
+    = None,
+) -> None:
+    """Reprocess the batches the event source mapping gave up on (docs/OPERATIONS runbook).
+
+    Reads the processor's failure queue: each on-failure record names a shard and a sequence
+    range; the range is read again from the stream and processed like the Lambda does. A
+    message is deleted once every symbol of its range is stored.
+    """
+    import boto3
+
+    from stocksage.adapters.redrive import redrive
+
+    deps = _processor_ports(env)
+    report = redrive(boto3.client("sqs"), deps.settings.failure_queue_url,
+                     boto3.client("kinesis"), deps.ports, deps.quarantine, max_messages)
+    console.print(f"redriven batches: {report.batches}, records read: {report.records}, "
+                  f"bars stored now: {report.bars}, quarantine messages left: "
+                  f"{report.quarantined}")
+    for line in report.kept:
+        err_console.print(f"[yellow]kept:[/yellow] {line}")
+    if report.late_symbols:
+        console.print("late bars for: " + ", ".join(sorted(report.late_symbols)))
+        if repair_late:
+            repair_command(sorted(report.late_symbols), env=env, bucket=bucket)
+    if report.kept:
+        raise typer.Exit(1)
+
+
+@app.command("repair")
+def repair_command(
+    symbols: Annotated[list[str], typer.Argument(help="Symbols to rebuild")],
+    env: EnvOption = "local",
+    bucket: Annotated[str | None, typer.Option(help="History bucket (default: from stack.json)")]
+    = None,
+) -> None:
+    """Rebuild symbols from their results and S3 history: late bars are repaired in.
+
+    Every later bar's indicators are recomputed (equal to ``ta`` on the repaired series), the
+    changed results items are rewritten with fresh predictions (pending if the endpoint is
+    down) and the state is replaced conditionally (run again if the stream moved meanwhile).
+    """
+    import boto3
+
+    from stocksage.adapters.redrive import repair
+
+    deps = _processor_ports(env)
+    s3 = boto3.client("s3")
+    history_bucket = bucket or resource_name(env, "history_bucket")
+    failures = 0
+    for symbol in symbols:
+        items = deps.ports.results.items_for(symbol)
+        try:
+            result, problems = repair(symbol, deps.ports, items, s3, history_bucket)
+        except ValueError as err:
+            err_console.print(f"[red]{symbol}:[/red] {err}")
+            failures += 1
+            continue
+        if problems:
+            err_console.print(f"[red]{symbol}:[/red] not stored: {problems}")
+            failures += 1
+            continue
+        console.print(f"{symbol}: {result.bars} bars, {result.inserted} repaired in, "
+                      f"{len(result.items)} results rewritten, {result.predicted} predicted"
+                      + (f" (endpoint: {result.endpoint_error})" if result.endpoint_error
+                         else ""))
+    if failures:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,7 +1,9 @@
 """Model features: scale-free ratios of OHLCV and indicator columns.
 
-Training (``enrich`` over a whole series) and the processor (``indicators.advance`` over the
-window) both call ``compute_features``: the same code, so no train/serve skew. Every feature
+Training (``enrich`` over a whole series) calls ``compute_features``; the processor computes
+the same definitions bar by bar in ``stocksage.streaming`` (O(1) per bar), and
+tests/unit/test_streaming.py checks on every packaged series that both give the same values
+(relative error <= 1e-9), so there is no train/serve skew. Every feature
 of a bar uses only that bar and earlier ones (no look-ahead; tested by truncation).
 
 | feature | definition | warm-up (first non-NaN row, 0-based) |

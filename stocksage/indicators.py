@@ -1,55 +1,20 @@
-"""Technical indicators via ``ta`` 0.11, in batch and streaming (windowed) form.
+"""Technical indicators via ``ta`` 0.11 over a whole OHLCV series: the definition.
 
-Batch: ``compute_indicators(frame)`` runs ``ta`` once over an OHLCV frame.
-
-Streaming: ``advance(state, bars)`` keeps, per symbol, only the last ``window_bars`` (600) bars
-plus one number (``obv_offset``) and recomputes ``ta`` over window + new bars. The result equals
-the batch run over the whole series (relative error <= 1e-6; in practice <= 1e-12) because:
-
-- SMA(20), Bollinger(20): finite windows of 20 bars, all inside the 600-bar window. Only float
-  round-off differs (pandas' running rolling sums start at another row): ~1e-15 relative for
-  SMA, ~1e-12 for the bands, ~1e-9 absolute for %B.
-- EMA(12), EMA(26), MACD(12, 26, 9): ``ewm(adjust=False)`` is ``y_t = (1-a) y_{t-1} + a x_t``
-  with ``a = 2/(span+1)``. Starting the recursion at the window's first bar instead of the
-  series' first bar changes ``y_t`` by ``(1-a)^k (y'_0 - y_0)`` after ``k`` bars. Every value
-  ``advance`` emits has ``k >= window_bars`` bars of recursion behind it once the window is full
-  (before that the window IS the whole series and the result is identical). The slowest
-  factor is EMA(26): ``(25/27)^600 = exp(600 ln(25/27)) = exp(-46.2) = 9e-21``, i.e. 4 orders
-  of magnitude under float64's 1.1e-16 unit round-off, leaving room for a 10^4 ratio between
-  the start-up difference and the current value. The MACD signal EMA(9) filters a MACD whose
-  error already decays like ``(25/27)^k``; a stable filter keeps that rate.
-- RSI(14), ATR(14): Wilder smoothing, ``a = 1/14``: ``(13/14)^600 = exp(-44.5) = 5e-20``.
-  ``ta`` seeds ATR with the mean of the first 14 true ranges of the frame it sees (and RSI
-  with a zero first gain/loss): a different seed, forgotten at the same rate.
-- OBV: cumulative; ``ta`` counts the first row of any frame as ``+volume``. The state carries
-  ``obv_offset = OBV_full(first window bar) - volume(first window bar)``, so
-  ``OBV_full = obv_offset + OBV_ta(window)`` exactly (integer volumes sum exactly in float64).
-
-``recursion_decay(window_bars)`` returns that worst factor; ``MIN_WINDOW_BARS`` is the
-smallest window whose factor is <= 1e-8 (249 bars; ``advance`` refuses smaller windows).
+``compute_indicators(frame)`` runs ``ta`` once over a frame. Training, backfill, repair and
+dashboards call it; the processor advances the same indicators one bar at a time with
+``stocksage.streaming`` (O(1) per bar), whose output is tested equal to this function on the
+whole series. Imports go one way: ``indicators`` (batch ``ta``) -> ``features`` ->
+``streaming`` (incremental state) -> ``state`` -> ``processing``.
 
 Warm-up (measured with ta 0.11): the first value appears at row index
 ``WARMUP_ROWS[column]`` (0-based) of a series: sma_20 19, ema_12 11, ema_26 25, rsi_14 13,
 macd 25, macd_signal 33, macd_diff 33, bb_* 19, atr_14 13, obv 0. Earlier rows are NaN.
 (``ta``'s ATR writes 0.0, not NaN, during its warm-up; we write NaN.)
-
-Duplicate / late policy of ``advance`` (docs/DESIGN.md): bars are taken in the given (arrival)
-order; a bar is accepted only when strictly newer than every bar seen for the symbol. A bar
-whose time equals a bar in the state window, the state's last time, or any earlier bar of the
-same call is a duplicate (even if its prices differ: first write wins); any other bar older
-than the latest accepted time is late (this includes re-sent bars older than the window).
-Both are dropped from the indicators; the caller counts/logs them. Because the decision only
-depends on arrival order, any split of a stream into batches gives the same result.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +23,7 @@ from ta.trend import MACD, EMAIndicator, SMAIndicator
 from ta.volatility import AverageTrueRange, BollingerBands
 from ta.volume import OnBalanceVolumeIndicator
 
-from stocksage.bars import OHLCV, TIME_UNIT, Bar, bars_to_frame, format_time
+from stocksage.bars import OHLCV
 from stocksage.config import STACK
 
 __all__ = [
@@ -66,9 +31,6 @@ __all__ = [
     "MIN_WINDOW_BARS",
     "OUTPUT_COLUMNS",
     "WARMUP_ROWS",
-    "WindowState",
-    "WindowUpdate",
-    "advance",
     "compute_indicators",
     "recursion_decay",
 ]
@@ -141,7 +103,8 @@ def _min_window(tolerance: float = 1e-8) -> int:
 
 
 MIN_WINDOW_BARS = _min_window()
-"""Smallest ``window_bars`` accepted by ``advance`` (recursion decay <= 1e-8)."""
+"""Fewest bars from which a recursion seeded at their first bar is within 1e-8 (relative) of
+the whole series' value: the shortest history ``streaming.seed_from_frame`` should be given."""
 
 
 def compute_indicators(frame: pd.DataFrame) -> pd.DataFrame:
@@ -204,203 +167,3 @@ def _atr(high: pd.Series, low: pd.Series, close: pd.Series) -> np.ndarray:
     values = atr.to_numpy(dtype=np.float64, copy=True)
     values[: window - 1] = np.nan  # ta writes 0.0 before it has `window` true ranges
     return values
-
-
-@dataclass(eq=False)
-class WindowState:
-    """What ``advance`` keeps per symbol between batches (stored in the window-state table).
-
-    Attributes:
-        symbol: Ticker.
-        bars: The last <= window_bars accepted bars: index ``bar_time`` (UTC), float64 OHLCV.
-        obv_offset: OBV of the full series minus ta's OBV of ``bars`` (volume units).
-        last_bar_time: Time of the newest accepted bar (None before the first one).
-        bars_seen: Accepted bars since the stream began (the full series length).
-    """
-
-    symbol: str
-    bars: pd.DataFrame = field(default_factory=lambda: bars_to_frame([]))
-    obv_offset: float = 0.0
-    last_bar_time: datetime | None = None
-    bars_seen: int = 0
-
-    FORMAT = 1
-
-    def to_item(self) -> dict[str, Any]:
-        """Plain-typed dict for DynamoDB (str, int, float, bytes; no Decimal, no None).
-
-        Keys: ``symbol``, ``bars`` (zlib of int64 epoch-microsecond times followed by the
-        float64 open, high, low, close, volume columns, little-endian), ``bar_count``,
-        ``obv_offset``, ``bars_seen``, ``format`` and, once a bar was accepted,
-        ``last_bar_time`` (ISO UTC text). ~16 KB for 600 daily bars.
-        """
-        times = self.bars.index.as_unit(TIME_UNIT).asi8.astype("<i8")
-        matrix = self.bars[list(OHLCV)].to_numpy(dtype="<f8")
-        payload = times.tobytes() + np.ascontiguousarray(matrix.T).tobytes()
-        item: dict[str, Any] = {
-            "symbol": self.symbol,
-            "bars": zlib.compress(payload, 6),
-            "bar_count": len(self.bars),
-            "obv_offset": float(self.obv_offset),
-            "bars_seen": int(self.bars_seen),
-            "format": self.FORMAT,
-        }
-        if self.last_bar_time is not None:
-            item["last_bar_time"] = format_time(self.last_bar_time)
-        return item
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> WindowState:
-        """Inverse of ``to_item``; numbers may arrive as Decimal, bytes as any buffer
-        (or an object with a ``.value`` buffer, like boto3's ``Binary``).
-
-        Raises:
-            ValueError: for a missing key, unknown format or corrupt ``bars``.
-        """
-        try:
-            if int(item["format"]) != cls.FORMAT:
-                raise ValueError(f"unknown window state format {item['format']!r}")
-            count = int(item["bar_count"])
-            blob = item["bars"]
-            blob = bytes(getattr(blob, "value", blob))
-            last = item.get("last_bar_time")
-            state = cls(
-                symbol=str(item["symbol"]),
-                bars=_decode_bars(blob, count),
-                obv_offset=float(item["obv_offset"]),
-                last_bar_time=None if last is None else _parse_time(str(last)),
-                bars_seen=int(item["bars_seen"]),
-            )
-        except KeyError as err:
-            raise ValueError(f"window state item lacks {err}") from None
-        return state
-
-
-def _decode_bars(blob: bytes, count: int) -> pd.DataFrame:
-    width = 8 * (1 + len(OHLCV))
-    inflater = zlib.decompressobj()
-    try:
-        payload = inflater.decompress(blob, count * width + 1)
-    except zlib.error as err:
-        raise ValueError(f"window state bars are corrupt ({err})") from None
-    if len(payload) != count * width or not inflater.eof:
-        raise ValueError(f"window state bars hold {len(payload)} bytes, expected {count * width}")
-    times = np.frombuffer(payload, dtype="<i8", count=count)
-    matrix = np.frombuffer(payload, dtype="<f8", offset=8 * count).reshape(len(OHLCV), count)
-    index = pd.DatetimeIndex(
-        pd.to_datetime(times, unit=TIME_UNIT, utc=True), name="bar_time"
-    ).as_unit(TIME_UNIT)
-    return pd.DataFrame(matrix.T.astype(np.float64), index=index, columns=list(OHLCV))
-
-
-def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"window state time {text!r} has no offset")
-    return moment.astimezone(UTC)
-
-
-@dataclass(eq=False)
-class WindowUpdate:
-    """Result of ``advance`` for one symbol and one batch.
-
-    Attributes:
-        accepted: Bars used, in time (= arrival) order.
-        duplicates: Bars whose time was already seen (dropped).
-        late: Bars older than the newest seen bar, not duplicates (dropped).
-        indicators: One row per accepted bar, index ``bar_time`` (UTC), float64 columns
-            ``OUTPUT_COLUMNS`` (indicators then features); NaN during warm-up.
-        state: The state to store for the next batch.
-    """
-
-    accepted: list[Bar]
-    duplicates: list[Bar]
-    late: list[Bar]
-    indicators: pd.DataFrame
-    state: WindowState
-
-
-def advance(
-    state: WindowState | None, bars: Sequence[Bar], window_bars: int = STACK.window_bars
-) -> WindowUpdate:
-    """Feed one batch of a symbol's bars through the window (policy in the module docstring).
-
-    Args:
-        state: The symbol's stored state, or None for a new symbol.
-        bars: Bars of that one symbol in arrival order (any count, may be empty).
-        window_bars: Bars kept in the state (>= ``MIN_WINDOW_BARS``).
-
-    Returns:
-        WindowUpdate whose indicator rows equal ``features.enrich`` of the whole series at the
-        same bars (relative error <= 1e-6, NaN exactly where the batch run is NaN).
-
-    Raises:
-        ValueError: window too small, mixed symbols, or no state and no bars.
-    """
-    if window_bars < MIN_WINDOW_BARS:
-        raise ValueError(f"window_bars {window_bars} is below the minimum {MIN_WINDOW_BARS}")
-    if state is None:
-        if not bars:
-            raise ValueError("advance needs a state or at least one bar to know the symbol")
-        state = WindowState(symbol=bars[0].symbol)
-    accepted, duplicates, late = _classify(state, bars)
-    if not accepted:
-        return WindowUpdate([], duplicates, late, _empty_output(), state)
-    fresh = bars_to_frame(accepted)
-    combined = pd.concat([state.bars, fresh]) if len(state.bars) else fresh
-    output = _enriched(combined, state.obv_offset)
-    start = max(len(combined) - window_bars, 0)
-    new_state = WindowState(
-        symbol=state.symbol,
-        bars=combined.iloc[start:].copy(),
-        obv_offset=float(output["obv"].iloc[start] - combined["volume"].iloc[start]),
-        last_bar_time=accepted[-1].bar_time,
-        bars_seen=state.bars_seen + len(accepted),
-    )
-    rows = output.iloc[len(combined) - len(accepted) :]
-    return WindowUpdate(accepted, duplicates, late, rows, new_state)
-
-
-def _classify(state: WindowState, bars: Sequence[Bar]) -> tuple[list[Bar], list[Bar], list[Bar]]:
-    seen = set(state.bars.index.as_unit(TIME_UNIT).asi8.tolist())
-    latest = state.last_bar_time
-    if latest is not None:
-        seen.add(_micros(latest))
-    accepted: list[Bar] = []
-    duplicates: list[Bar] = []
-    late: list[Bar] = []
-    for bar in bars:
-        if bar.symbol != state.symbol:
-            raise ValueError(f"bar of {bar.symbol} passed to the window of {state.symbol}")
-        stamp = _micros(bar.bar_time)
-        if stamp in seen:
-            duplicates.append(bar)
-        elif latest is not None and bar.bar_time < latest:
-            late.append(bar)
-        else:
-            accepted.append(bar)
-            latest = bar.bar_time
-        seen.add(stamp)
-    return accepted, duplicates, late
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _enriched(combined: pd.DataFrame, obv_offset: float) -> pd.DataFrame:
-    from stocksage.features import compute_features  # features imports this module
-
-    indicators = compute_indicators(combined)
-    indicators["obv"] += obv_offset
-    features = compute_features(pd.concat([combined, indicators], axis=1))
-    extra = [name for name in OUTPUT_COLUMNS if name not in INDICATOR_COLUMNS]
-    return pd.concat([indicators, features[extra]], axis=1)
-
-
-def _empty_output() -> pd.DataFrame:
-    index = pd.DatetimeIndex([], name="bar_time", dtype=f"datetime64[{TIME_UNIT}, UTC]")
-    return pd.DataFrame(
-        np.empty((0, len(OUTPUT_COLUMNS))), index=index, columns=list(OUTPUT_COLUMNS)
-    )

@@ -1,30 +1,35 @@
 """The processor's domain logic: one Kinesis batch of bars in, results, alerts and state out.
 
-This module is plain Python: it never imports boto3. It talks to AWS only through the small
-ports below, which ``stocksage.adapters`` implements with boto3 and the tests implement in
-memory. The processor Lambda (``lambdas/processor.py``) wires the two together.
+Plain Python: it never imports boto3. It reaches AWS only through the ports below, which
+``stocksage.adapters`` implements with boto3 and ``stocksage.memory`` in memory. The processor
+Lambda (``lambdas/processor.py``) wires the two together.
 
-Per batch, in this order (each step is one call per batch, not per record):
+``process_batch`` runs these steps, each one call per batch (not per record):
 
-1. ``StateStore.get_states`` -- one BatchGetItem for the window state of every symbol.
-2. ``stocksage.indicators.advance`` per symbol -- accepted, duplicate and late bars; indicators
-   and features of the accepted bars, computed with ``ta`` over window + new bars.
-3. ``Predictor.predict`` -- one InvokeEndpoint for every accepted bar whose features are finite.
-4. ``ResultStore.put_results`` -- BatchWriteItem of one item per accepted bar, keyed by
-   (symbol, bar_time): a redelivered batch overwrites the same items.
-5. ``stocksage.alerts.evaluate_rules`` per accepted bar (previous/current values and the OHLCV
-   window up to that bar; per-rule cooldowns from the state) and ``AlertPublisher.publish`` --
-   one SNS message per (rule, symbol, bar), idempotent.
-6. ``StateStore.put_states`` -- the new window state, written last: if anything above fails the
-   state is not advanced, the records are retried and every step repeats idempotently.
+1. ``load_states`` -- one BatchGetItem for the state of every symbol (``stocksage.state``).
+2. ``classify`` -- per symbol: accepted, duplicate, late, or rejected (an interval other than
+   the symbol's stream). A bar older than the newest accepted one is a duplicate when its
+   results item exists (one BatchGetItem for all such bars), else late.
+3. ``compute`` -- indicators and features of the accepted bars by ``streaming.Kernel``:
+   O(1) per bar, all symbols of a step at once.
+4. ``predict`` -- one InvokeEndpoint for every accepted bar with finite features, and for the
+   bars still pending from an earlier outage. If the endpoint fails or times out the bars keep
+   ``prediction_status = "pending"``: results and state advance anyway (degrade, don't drop).
+5. ``write_results`` -- one item per accepted bar (keys symbol, bar_time; idempotent), and the
+   predictions that filled pending items.
+6. ``raise_alerts`` -- rules per accepted bar; each alert goes to the symbol's outbox (kept in
+   the state) and the outbox is published (one SNS message per alert id, idempotent). A failed
+   publish keeps the alert in the outbox for the next batch of the symbol.
+7. ``write_states`` -- one conditional write per symbol (optimistic ``version``).
 
-Duplicate bars (a bar_time already processed for the symbol, e.g. after Kinesis redelivery or a
-producer retry) and late bars (older than the newest processed bar) are dropped and counted; they
-change nothing. Their raw records still reach the S3 history through Firehose.
+Failure is narrow: a symbol whose results or state could not be written is reported in
+``BatchOutcome.failed``; the handler turns only that symbol's records into batch item
+failures. Kinesis re-sends them; every step above is idempotent, so the retry converges.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,20 +37,37 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import pandas as pd
+import numpy as np
 
 from stocksage.alerts import (
-    COOLDOWN_STATE_KEY,
-    Alert,
+    MAX_LOOKBACK_BARS,
     BarWindow,
     Rule,
     RuleError,
     evaluate_rules,
-    prune_last_fired,
+    lookback_bars,
 )
-from stocksage.bars import Bar, bars_to_frame
+from stocksage.bars import OHLCV, Bar, format_time
 from stocksage.config import STACK
-from stocksage.indicators import WindowState, advance
+from stocksage.indicators import OUTPUT_COLUMNS
+from stocksage.state import FORMAT, StateFormatError, SymbolState
+from stocksage.streaming import Kernel
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_READY = "ready"
+PREDICTION_PENDING = "pending"
+"""``prediction_status`` of a results item whose features are finite: ``ready`` with
+``prob_up`` and ``model_version``, or ``pending`` until the endpoint answers again."""
+
+OUTBOX_LIMIT = 200
+"""Alerts kept per symbol while SNS is unavailable (~1 KB each, well under DynamoDB's 400 KB
+item limit); beyond it the oldest are dropped and counted (``alerts_dropped``)."""
+
+PENDING_FILL_LIMIT = 1000
+"""Pending predictions filled per symbol and batch (the rest in the next batches)."""
+
+_PREVIOUS = {name: i for i, name in enumerate((*OUTPUT_COLUMNS, "prob_up"))}
 
 
 @dataclass(frozen=True)
@@ -74,28 +96,52 @@ class Prediction:
     model_version: str
 
 
+@dataclass(frozen=True)
+class PredictionFill:
+    """A prediction for a results item written earlier with ``prediction_status = pending``."""
+
+    symbol: str
+    bar_time: str
+    prob_up: float
+    model_version: str
+
+
 class StateStore(Protocol):
-    """Window state per symbol (DynamoDB table ``window-state``)."""
+    """Symbol state (DynamoDB table ``window-state``)."""
 
-    def get_states(self, symbols: Sequence[str]) -> dict[str, tuple[WindowState, dict[str, Any]]]:
-        """Return ``{symbol: (state, last_values)}`` for the symbols that have state."""
+    def get_states(self, symbols: Sequence[str]) -> tuple[dict[str, SymbolState], dict[str, str]]:
+        """Return ``({symbol: state}, {symbol: reason})``: the stored states, and the symbols
+        whose state could not be read (the reason). Symbols with no item are in neither."""
 
-    def put_states(self, states: Sequence[tuple[WindowState, dict[str, Any]]]) -> None:
-        """Write the states (with the last bar's indicator values); raise on failure."""
+    def put_states(self, states: Sequence[SymbolState]) -> dict[str, str]:
+        """Write each state if its stored version is still ``state.version``; return
+        ``{symbol: reason}`` for the states not written (conflict, throttling, error)."""
 
 
 class ResultStore(Protocol):
     """Per-bar results (DynamoDB table ``results``)."""
 
-    def put_results(self, items: Sequence[dict[str, Any]]) -> None:
-        """Write items keyed by (symbol, bar_time); overwrite; raise when not all were written."""
+    def put_results(self, items: Sequence[dict[str, Any]]) -> dict[str, str]:
+        """Write items keyed by (symbol, bar_time), overwriting; return ``{symbol: reason}``
+        for the symbols of which some item could not be written."""
+
+    def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (symbol, bar_time) keys that have an item."""
+
+    def pending(self, symbol: str, since: str, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` items of ``symbol`` from ``since`` on (ISO, inclusive) whose
+        ``prediction_status`` is pending, oldest first (plain values, features included)."""
+
+    def fill_predictions(self, fills: Sequence[PredictionFill]) -> dict[str, str]:
+        """Set prob_up/model_version/ready on pending items (idempotent); ``{symbol: reason}``
+        of the symbols with a fill not written."""
 
 
 class Predictor(Protocol):
     """The SageMaker endpoint."""
 
     def predict(self, feature_names: Sequence[str], rows: Sequence[Sequence[float]]) -> Prediction:
-        """Return one probability per row; raise on endpoint or payload errors."""
+        """Return one probability per row; raise on endpoint, timeout or payload errors."""
 
 
 class RuleSource(Protocol):
@@ -108,8 +154,9 @@ class RuleSource(Protocol):
 class AlertPublisher(Protocol):
     """SNS alerts topic, idempotent per alert id."""
 
-    def publish(self, alert: Alert) -> bool:
-        """Publish once per ``alert.alert_id``; return False when it was already published."""
+    def publish_message(self, message: dict[str, Any]) -> bool:
+        """Publish an ``Alert.message()`` once per ``alert_id``; False if sent before; raise
+        on failure (nothing recorded as sent)."""
 
 
 @dataclass
@@ -125,14 +172,19 @@ class Ports:
 
 @dataclass
 class SymbolOutcome:
-    """What happened to one symbol's bars in a batch (counts of bars)."""
+    """What happened to one symbol's bars in a batch (counts of bars or alerts)."""
 
     accepted: int = 0
     duplicates: int = 0
     late: int = 0
+    rejected: int = 0
     predicted: int = 0
+    pending_predictions: int = 0
+    filled_predictions: int = 0
     alerts_published: int = 0
     alerts_suppressed: int = 0
+    alerts_pending: int = 0
+    alerts_dropped: int = 0
 
 
 @dataclass
@@ -141,19 +193,50 @@ class BatchOutcome:
 
     Attributes:
         symbols: Per-symbol counts.
+        failed: ``{symbol: reason}``: symbols whose results or state were not stored; their
+            records must be retried (batch item failures).
+        rejected: Bars refused by the symbol's state (e.g. another interval), with the reason;
+            the handler quarantines them like malformed records.
+        late: Bars older than their symbol's newest bar that were never processed; they are
+            in the S3 history and ``stocksage repair`` recomputes the symbol.
         results_written: Result items written (one per accepted bar).
-        model_version: Model version that served the predictions ("" if none were needed).
+        model_version: Model version that served the predictions ("" if none were made).
+        endpoint_error: Why the endpoint could not be used ("" when it answered or was not
+            needed); the bars wait as pending.
+        alert_error: Why publishing stopped ("" when every alert was published).
         rule_errors: Broken rules, reported and skipped (never fatal to the batch).
     """
 
     symbols: dict[str, SymbolOutcome] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    rejected: list[tuple[StreamBar, str]] = field(default_factory=list)
+    late: list[StreamBar] = field(default_factory=list)
     results_written: int = 0
     model_version: str = ""
+    endpoint_error: str = ""
+    alert_error: str = ""
     rule_errors: list[RuleError] = field(default_factory=list)
 
     def total(self, name: str) -> int:
         """Sum of one ``SymbolOutcome`` counter over all symbols."""
         return sum(getattr(outcome, name) for outcome in self.symbols.values())
+
+
+@dataclass
+class SymbolWork:
+    """One symbol's share of the batch, filled in step by step."""
+
+    state: SymbolState
+    accepted: list[Bar] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)  # OUTPUT_COLUMNS per accepted bar
+    prob_up: list[float | None] = field(default_factory=list)
+    fills: list[PredictionFill] = field(default_factory=list)
+    pending_read: bool = False  # the stored pending items were read (step 4)
+    pending_filled: bool = False  # ... and every one of them got a prediction stored
+    still_pending: str | None = None  # more pending items than one batch fills: resume here
+    outbox_before: int = 0
+    pending_before: str | None = None
+    previous_close: float = float("nan")  # the close before the batch
 
 
 def group_by_symbol(bars: Iterable[StreamBar]) -> dict[str, list[StreamBar]]:
@@ -170,161 +253,392 @@ def group_by_symbol(bars: Iterable[StreamBar]) -> dict[str, list[StreamBar]]:
     return dict(groups)
 
 
-def _finite_row(row: Mapping[str, Any], names: Sequence[str]) -> list[float] | None:
-    values = [row.get(name) for name in names]
-    if any(v is None or not math.isfinite(float(v)) for v in values):
+# --------------------------------------------------------------------------- steps
+def load_states(store: StateStore, symbols: Sequence[str],
+                outcome: BatchOutcome) -> dict[str, SymbolState]:
+    """Step 1: the state of each symbol (a fresh one for a new symbol); unreadable -> failed."""
+    stored, failed = store.get_states(symbols)
+    outcome.failed.update(failed)
+    return {s: stored.get(s) or SymbolState(symbol=s) for s in symbols if s not in failed}
+
+
+def classify(groups: Mapping[str, list[StreamBar]], states: Mapping[str, SymbolState],
+             results: ResultStore, outcome: BatchOutcome) -> dict[str, SymbolWork]:
+    """Step 2: split each symbol's bars (arrival order) into accepted / duplicate / late /
+    rejected. Bars are accepted only when strictly newer than every bar accepted before."""
+    work: dict[str, SymbolWork] = {}
+    stale: list[tuple[str, StreamBar]] = []
+    for symbol, state in states.items():
+        counts = outcome.symbols.setdefault(symbol, SymbolOutcome())
+        item = work[symbol] = SymbolWork(state=state, outbox_before=len(state.outbox),
+                                         pending_before=state.pending_since)
+        latest = state.last_bar_time
+        interval = state.interval
+        seen: set[datetime] = set()
+        for stream_bar in groups[symbol]:
+            bar = stream_bar.bar
+            if interval and bar.interval != interval:
+                reason = (f"interval {bar.interval} differs from the interval of {symbol}'s "
+                          f"stream ({interval})")
+                outcome.rejected.append((stream_bar, reason))
+                counts.rejected += 1
+            elif bar.bar_time in seen or bar.bar_time == latest:
+                counts.duplicates += 1
+            elif latest is not None and bar.bar_time < latest:
+                stale.append((symbol, stream_bar))
+            else:
+                item.accepted.append(bar)
+                latest, interval = bar.bar_time, bar.interval
+            seen.add(bar.bar_time)
+    if stale:
+        keys = [(s, format_time(b.bar.bar_time)) for s, b in stale]
+        existing = results.existing(sorted(set(keys)))
+        for key, (symbol, stream_bar) in zip(keys, stale, strict=True):
+            if key in existing:
+                outcome.symbols[symbol].duplicates += 1
+            else:
+                outcome.symbols[symbol].late += 1
+                outcome.late.append(stream_bar)
+    for symbol, item in work.items():
+        outcome.symbols[symbol].accepted = len(item.accepted)
+    return work
+
+
+def compute(work: Mapping[str, SymbolWork]) -> None:
+    """Step 3: advance every symbol's kernel through its accepted bars, one step per bar
+    position (all symbols with a k-th bar in step k); fills ``SymbolWork.values``."""
+    active = [item for item in work.values() if item.accepted]
+    if not active:
+        return
+    kernel = Kernel.stack([item.state.kernel for item in active])
+    counts = np.array([len(item.accepted) for item in active])
+    depth = int(counts.max())
+    ohlcv = np.full((len(active), depth, len(OHLCV)), np.nan)
+    for row, item in enumerate(active):
+        ohlcv[row, : len(item.accepted)] = [(b.open, b.high, b.low, b.close, b.volume)
+                                            for b in item.accepted]
+    outputs = np.empty((len(active), depth, len(OUTPUT_COLUMNS)))
+    every = np.arange(len(active))
+    for k in range(depth):
+        rows = every if k == 0 or counts.min() > k else np.flatnonzero(counts > k)
+        outputs[rows, k] = kernel.step(rows, ohlcv[rows, k])
+    for row, item in enumerate(active):
+        item.previous_close = float(item.state.kernel.closes[0, -1])
+        item.state.kernel = kernel.row(row)
+        item.values = outputs[row, : len(item.accepted)].tolist()
+
+
+def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome) -> None:
+    """Step 4: one endpoint call for the batch's bars with finite features and the symbols'
+    pending bars. On any failure the bars stay pending (``endpoint_error`` says why)."""
+    rows: list[list[float]] = []
+    targets: list[tuple[SymbolWork, int | dict[str, Any]]] = []
+    for item in work.values():
+        item.prob_up = [None] * len(item.accepted)
+        for index, values in enumerate(item.values):
+            row = [values[i] for i in _FEATURE_INDEX]
+            if all(math.isfinite(v) for v in row):
+                rows.append(row)
+                targets.append((item, index))
+    for item, stored in _pending_items(work, ports, outcome):
+        row = _feature_row(stored)
+        if row is not None:
+            rows.append(row)
+            targets.append((item, stored))
+    if not rows:
+        for item in work.values():
+            item.pending_filled = item.pending_read
+        return
+    try:
+        prediction = ports.predictor.predict(STACK.features, rows)
+        if len(prediction.probabilities) != len(rows):
+            raise ValueError(f"endpoint returned {len(prediction.probabilities)} predictions "
+                             f"for {len(rows)} rows")
+    except Exception as exc:  # noqa: BLE001 -- any endpoint failure degrades to pending
+        outcome.endpoint_error = f"{type(exc).__name__}: {exc}"[:500]
+        for item, target in targets:
+            if isinstance(target, int):
+                outcome.symbols[item.state.symbol].pending_predictions += 1
+        return
+    outcome.model_version = prediction.model_version
+    for (item, target), probability in zip(targets, prediction.probabilities, strict=True):
+        counts = outcome.symbols[item.state.symbol]
+        if isinstance(target, int):
+            item.prob_up[target] = float(probability)
+            counts.predicted += 1
+        else:
+            item.fills.append(PredictionFill(item.state.symbol, str(target["bar_time"]),
+                                             float(probability), prediction.model_version))
+            counts.filled_predictions += 1
+    for item in work.values():
+        item.pending_filled = item.pending_read
+
+
+def _pending_items(work: Mapping[str, SymbolWork], ports: Ports,
+                   outcome: BatchOutcome) -> list[tuple[SymbolWork, dict[str, Any]]]:
+    """The results items still waiting for a prediction, for symbols whose state says so."""
+    found = []
+    for item in work.values():
+        since = item.state.pending_since
+        if not since:
+            continue
+        try:
+            stored = ports.results.pending(item.state.symbol, since, PENDING_FILL_LIMIT)
+        except Exception as exc:  # noqa: BLE001 -- they stay pending; next batch tries again
+            logger.warning("reading pending predictions of %s failed: %s",
+                           item.state.symbol, exc)
+            continue
+        item.pending_read = True
+        if len(stored) >= PENDING_FILL_LIMIT:
+            item.still_pending = str(stored[-1]["bar_time"])
+        found.extend((item, entry) for entry in stored)
+    return found
+
+
+def _feature_row(item: Mapping[str, Any]) -> list[float] | None:
+    try:
+        row = [float(item[name]) for name in STACK.features]
+    except (KeyError, TypeError, ValueError):
         return None
-    return [float(v) for v in values]
+    return row if all(math.isfinite(v) for v in row) else None
 
 
-def _row_values(frame: pd.DataFrame) -> list[dict[str, float | None]]:
-    """Indicator and feature values of each row as plain floats (NaN -> None), in row order."""
-    names = (*STACK.indicator_columns, *STACK.features)
-    matrix = frame.reindex(columns=list(names)).to_numpy(dtype=float)
-    return [{name: (None if math.isnan(v) else float(v)) for name, v in zip(names, row, strict=True)}
-            for row in matrix]
-
-
-def result_item(bar: Bar, values: Mapping[str, float | None], prob_up: float | None,
-                model_version: str, processed_at: datetime) -> dict[str, Any]:
+def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
+                model_version: str, processed_at: str) -> dict[str, Any]:
     """One results-table item: keys, OHLCV, indicators, features, prediction.
 
-    Values are plain floats; ``None`` marks a value that does not exist yet (indicator warm-up,
-    no prediction) and is left out of the stored item.
+    Args:
+        bar: The bar.
+        values: ``OUTPUT_COLUMNS`` values (NaN = not defined yet: left out of the item).
+        prob_up: P(up) or None (no prediction yet).
+        model_version: Version label of the model behind ``prob_up``.
+        processed_at: ISO UTC time stamp.
+
+    ``prediction_status`` is ``ready`` (with ``prob_up``, ``model_version``) or ``pending``
+    when the features are finite, absent during the features' warm-up.
     """
+    keys = STACK.keys["results"]
     item: dict[str, Any] = {
-        STACK.keys["results"]["partition"]: bar.symbol,
-        STACK.keys["results"]["sort"]: bar.to_dict()["bar_time"],
+        keys["partition"]: bar.symbol,
+        keys["sort"]: format_time(bar.bar_time),
         "interval": bar.interval,
         "open": bar.open,
         "high": bar.high,
         "low": bar.low,
         "close": bar.close,
         "volume": bar.volume,
-        "processed_at": processed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "processed_at": processed_at,
     }
-    item.update(values)
+    item.update({name: value for name, value in zip(OUTPUT_COLUMNS, values, strict=True)
+                 if not math.isnan(value)})
     if prob_up is not None:
         item["prob_up"] = prob_up
         item["model_version"] = model_version
+        item["prediction_status"] = PREDICTION_READY
+    elif _features_finite(values):
+        item["prediction_status"] = PREDICTION_PENDING
     return item
 
 
-def process_batch(bars: Sequence[StreamBar], ports: Ports, *, window_bars: int = STACK.window_bars,
+def write_results(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome,
+                  now: datetime) -> None:
+    """Step 5: results items and filled predictions; symbols not stored -> ``failed``."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    items = [result_item(bar, values, prob, outcome.model_version, stamp)
+             for item in work.values()
+             for bar, values, prob in zip(item.accepted, item.values, item.prob_up, strict=True)]
+    if items:
+        outcome.failed.update(ports.results.put_results(items))
+    outcome.results_written = sum(len(item.accepted) for s, item in work.items()
+                                  if s not in outcome.failed)
+    fills = [fill for item in work.values() for fill in item.fills]
+    if fills:
+        not_filled = ports.results.fill_predictions(fills)
+        for symbol in not_filled:
+            work[symbol].pending_filled = False  # they stay pending
+            outcome.symbols[symbol].filled_predictions = 0
+
+
+def raise_alerts(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome) -> None:
+    """Step 6: evaluate rules on each accepted bar, queue alerts in the outbox, publish it."""
+    symbols = [s for s, item in work.items() if s not in outcome.failed]
+    if not symbols:
+        return
+    rules, rule_errors = ports.rules.rules_for(symbols)
+    outcome.rule_errors.extend(rule_errors)
+    for symbol in symbols:
+        item = work[symbol]
+        symbol_rules = rules.get(symbol, [])
+        _evaluate(item, symbol_rules, outcome)
+    _publish_outboxes([work[s] for s in symbols], ports, outcome)
+
+
+def _evaluate(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) -> None:
+    """Rules on each accepted bar, in order; alerts into the outbox; the state's ``recent``
+    bars, ``last_values`` and cooldowns advanced."""
+    state = item.state
+    if not item.accepted:
+        return
+    keep = lookback_bars(rules)
+    window = None
+    offset = 0
+    if keep or state.recent:
+        times = np.array([_micros(b.bar_time) for b in item.accepted], dtype=np.int64)
+        ohlcv = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in item.accepted])
+        combined = state.recent.extended(times, ohlcv, keep + len(item.accepted))
+        state.recent = combined.tail(keep)
+        if keep:
+            window = BarWindow(combined.times, *(combined.ohlcv[:, j] for j in range(5)))
+            offset = len(combined) - len(item.accepted)
+    if rules:
+        _evaluate_bars(item, rules, window, offset, keep, outcome)
+    last_prob = item.prob_up[-1]
+    state.last_values = np.array([*item.values[-1], np.nan if last_prob is None else last_prob])
+    oldest = state.bars_seen - 1 - MAX_LOOKBACK_BARS
+    state.last_fired = {k: v for k, v in state.last_fired.items() if v >= oldest}
+    if len(state.outbox) > OUTBOX_LIMIT:
+        dropped = len(state.outbox) - OUTBOX_LIMIT
+        outcome.symbols[state.symbol].alerts_dropped += dropped
+        logger.error("outbox of %s over %d alerts: %d oldest dropped", state.symbol,
+                     OUTBOX_LIMIT, dropped)
+        state.outbox = state.outbox[dropped:]
+
+
+def _evaluate_bars(item: SymbolWork, rules: Sequence[Rule], window: BarWindow | None,
+                   offset: int, keep: int, outcome: BatchOutcome) -> None:
+    state = item.state
+    first_index = state.bars_seen - len(item.accepted)
+    previous: dict[str, Any] | None = None
+    if first_index:
+        previous = state.previous_values(close=item.previous_close)
+    for index, bar in enumerate(item.accepted):
+        current: dict[str, Any] = {
+            name: (None if math.isnan(v) else v)
+            for name, v in zip(OUTPUT_COLUMNS, item.values[index], strict=True)}
+        current.update(open=bar.open, high=bar.high, low=bar.low, close=bar.close,
+                       volume=bar.volume, prob_up=item.prob_up[index])
+        bar_window = window.upto(offset + index + 1, keep) if window is not None else None
+        alerts, errors = evaluate_rules(rules, bar, previous, current, bar_window,
+                                        state.last_fired, bar_index=first_index + index)
+        outcome.rule_errors.extend(errors)
+        state.outbox.extend(alert.message() for alert in alerts)
+        previous = current
+
+
+def _publish_outboxes(items: Sequence[SymbolWork], ports: Ports, outcome: BatchOutcome) -> None:
+    for item in items:
+        counts = outcome.symbols[item.state.symbol]
+        kept = []
+        for message in item.state.outbox:
+            if outcome.alert_error:
+                kept.append(message)
+                continue
+            try:
+                sent = ports.alerts.publish_message(message)
+            except Exception as exc:  # noqa: BLE001 -- keep it in the outbox, stop for now
+                outcome.alert_error = f"{type(exc).__name__}: {exc}"[:500]
+                kept.append(message)
+                continue
+            if sent:
+                counts.alerts_published += 1
+            else:
+                counts.alerts_suppressed += 1
+        item.state.outbox = kept
+        counts.alerts_pending = len(kept)
+
+
+def write_states(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome) -> None:
+    """Step 7: conditional state writes of the symbols not failed yet whose state changed."""
+    states = []
+    for symbol, item in work.items():
+        if symbol in outcome.failed:
+            continue
+        state = item.state
+        if item.accepted:
+            state.last_bar_time = item.accepted[-1].bar_time
+            state.interval = item.accepted[-1].interval
+        state.pending_since = _pending_since(item)
+        changed = (item.accepted or state.pending_since != item.pending_before
+                   or len(state.outbox) != item.outbox_before or state.migrated_from != FORMAT)
+        if changed:
+            states.append(state)
+    if states:
+        outcome.failed.update(ports.states.put_states(states))
+
+
+def _pending_since(item: SymbolWork) -> str | None:
+    """Oldest bar still waiting for a prediction: the earlier pending bars unless they were
+    all filled now, else the first new bar left pending in this batch."""
+    if item.still_pending:
+        return item.still_pending
+    old = None if item.pending_filled else item.pending_before
+    new = next((format_time(bar.bar_time) for bar, prob, values in
+                zip(item.accepted, item.prob_up, item.values, strict=True)
+                if prob is None and _features_finite(values)), None)
+    return old or new
+
+
+_FEATURE_INDEX = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
+
+
+def _features_finite(values: Sequence[float]) -> bool:
+    return all(math.isfinite(values[i]) for i in _FEATURE_INDEX)
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
                   now: datetime | None = None) -> BatchOutcome:
-    """Process one batch of decoded bars (see the module docstring for the steps).
+    """Process one batch of decoded bars (steps in the module docstring).
 
     Args:
         bars: Decoded bars of one Kinesis batch, any symbols, in any order.
         ports: AWS-facing dependencies.
-        window_bars: Bars of history kept per symbol.
         now: Processing time stamp for the items (UTC); defaults to the current time.
 
     Returns:
-        The batch outcome (counts per symbol, broken rules).
+        The batch outcome: counts per symbol, the symbols to retry (``failed``), bars to
+        quarantine (``rejected``), late bars, broken rules. A failing endpoint or SNS never
+        raises: predictions and alerts wait (pending, outbox) and are completed later.
 
     Raises:
-        Exception: whatever a port raises (state read, endpoint, results or state write, SNS).
-            Nothing has been advanced then: the caller reports the records as batch item
-            failures and Kinesis redelivers them; every step is idempotent.
+        Exception: only for a programming error; ports report storage failures per symbol.
     """
     now = now or datetime.now(UTC)
     outcome = BatchOutcome()
     groups = group_by_symbol(bars)
     if not groups:
         return outcome
-
-    symbols = sorted(groups)
-    stored = ports.states.get_states(symbols)
-
-    # Step 2: indicators per symbol.
-    updates = {}
-    before = {}
-    for symbol in symbols:
-        state, last_values = stored.get(symbol, (None, {}))
-        update = advance(state, [item.bar for item in groups[symbol]], window_bars)
-        updates[symbol] = (update, last_values)
-        before[symbol] = state
-        outcome.symbols[symbol] = SymbolOutcome(
-            accepted=len(update.accepted), duplicates=len(update.duplicates), late=len(update.late)
-        )
-
-    # Step 3: one prediction call for every accepted bar with finite features.
-    rows: list[tuple[str, int, list[float]]] = []
-    per_bar_values: dict[str, list[dict[str, float | None]]] = {}
-    for symbol, (update, _) in updates.items():
-        values = _row_values(update.indicators)
-        per_bar_values[symbol] = values
-        for index, row_values in enumerate(values):
-            finite = _finite_row(row_values, STACK.features)
-            if finite is not None:
-                rows.append((symbol, index, finite))
-    probabilities: dict[tuple[str, int], float] = {}
-    if rows:
-        prediction = ports.predictor.predict(STACK.features, [r[2] for r in rows])
-        if len(prediction.probabilities) != len(rows):
-            raise ValueError(
-                f"endpoint returned {len(prediction.probabilities)} predictions for {len(rows)} rows"
-            )
-        outcome.model_version = prediction.model_version
-        for (symbol, index, _), p in zip(rows, prediction.probabilities, strict=True):
-            probabilities[(symbol, index)] = float(p)
-            outcome.symbols[symbol].predicted += 1
-
-    # Step 4: results.
-    items = []
-    for symbol, (update, _) in updates.items():
-        for index, bar in enumerate(update.accepted):
-            prob = probabilities.get((symbol, index))
-            items.append(result_item(bar, per_bar_values[symbol][index], prob,
-                                     outcome.model_version, now))
-    if items:
-        ports.results.put_results(items)
-    outcome.results_written = len(items)
-
-    # Step 5: alerts (broken rules are reported, not fatal). Each accepted bar is evaluated
-    # with the previous bar's values and the window up to and including it (old state bars +
-    # accepted bars, last `window_bars`). Cooldowns read and advance the last firing bar per
-    # rule kept in the state's last values: the state is written last, so a retried batch
-    # starts from the same map and takes the same decisions.
-    rules, rule_errors = ports.rules.rules_for(symbols)
-    outcome.rule_errors.extend(rule_errors)
-    new_states = []
-    for symbol, (update, last_values) in updates.items():
-        stored_values = dict(last_values) if last_values else {}
-        last_fired = dict(stored_values.pop(COOLDOWN_STATE_KEY, None) or {})
-        previous: dict[str, Any] | None = stored_values or None
-        symbol_rules = rules.get(symbol, [])
-        window = offset = None
-        if symbol_rules and update.accepted:
-            old_state = before[symbol]
-            fresh = bars_to_frame(update.accepted)
-            frame = pd.concat([old_state.bars, fresh]) if old_state is not None and len(
-                old_state.bars) else fresh
-            window, offset = BarWindow.from_frame(frame), len(frame) - len(update.accepted)
-        for index, bar in enumerate(update.accepted):
-            current = dict(per_bar_values[symbol][index])
-            current.update(close=bar.close, open=bar.open, high=bar.high, low=bar.low,
-                           volume=bar.volume, prob_up=probabilities.get((symbol, index)))
-            if symbol_rules:
-                bar_window = window.upto(offset + index + 1, window_bars)
-                alerts, errors = evaluate_rules(symbol_rules, bar, previous, current,
-                                                bar_window, last_fired)
-                outcome.rule_errors.extend(errors)
-                for alert in alerts:
-                    if ports.alerts.publish(alert):
-                        outcome.symbols[symbol].alerts_published += 1
-                    else:
-                        outcome.symbols[symbol].alerts_suppressed += 1
-            previous = current
-        if update.accepted:
-            values = dict(previous or {})
-            kept = prune_last_fired(last_fired, update.state.bars)
-            if kept:
-                values[COOLDOWN_STATE_KEY] = kept
-            new_states.append((update.state, values))
-
-    # Step 6: state last.
-    if new_states:
-        ports.states.put_states(new_states)
+    states = load_states(ports.states, sorted(groups), outcome)
+    work = classify(groups, states, ports.results, outcome)
+    compute(work)
+    predict(work, ports, outcome)
+    write_results(work, ports, outcome, now)
+    raise_alerts(work, ports, outcome)
+    write_states(work, ports, outcome)
     return outcome
+
+
+__all__ = [
+    "OUTBOX_LIMIT",
+    "PREDICTION_PENDING",
+    "PREDICTION_READY",
+    "AlertPublisher",
+    "BatchOutcome",
+    "Ports",
+    "Prediction",
+    "PredictionFill",
+    "Predictor",
+    "ResultStore",
+    "RuleSource",
+    "StateFormatError",
+    "StateStore",
+    "StreamBar",
+    "SymbolOutcome",
+    "group_by_symbol",
+    "process_batch",
+    "result_item",
+]

@@ -1,116 +1,286 @@
 """DynamoDB adapters: window state, per-bar results and alert rules.
 
 Call budget per Kinesis batch: one BatchGetItem for the states of up to 100 symbols (more
-symbols: one call per 100 keys), BatchWriteItem in chunks of 25 for results and states through
-boto3's ``batch_writer`` (which re-sends UnprocessedItems), and for rules one cached Query per
-symbol through Powertools Parameters (re-read at most every ``max_age`` seconds).
+symbols: one call per 100 keys); BatchWriteItem in chunks of 25 for results, unprocessed items
+retried a bounded number of times with jittered backoff (boto3's ``batch_writer`` would
+re-send them at once and forever); one conditional PutItem per symbol state; for rules one
+cached Query per symbol through Powertools Parameters (re-read at most every ``max_age`` s).
+Failures are reported per symbol, never for the whole batch.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
 
 from stocksage.adapters.dynamo_values import from_dynamo, to_dynamo
 from stocksage.alerts import Rule, RuleError
 from stocksage.config import STACK
-from stocksage.indicators import WindowState
+from stocksage.processing import PREDICTION_PENDING, PREDICTION_READY, PredictionFill
+from stocksage.state import StateFormatError, SymbolState
 
 _MAX_BATCH_GET = 100
-LAST_VALUES_ATTR = "last_values"
-"""State-item attribute holding the last bar's OHLCV, indicator and feature values (crossings)."""
+_MAX_BATCH_WRITE = 25
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
 
 
-class UnprocessedKeysError(RuntimeError):
-    """BatchGetItem still returned unprocessed keys after every retry."""
+def _wire(item: dict[str, Any]) -> dict[str, Any]:
+    """Plain item -> DynamoDB wire format (``{"S": ...}``), None and non-finite left out."""
+    return {k: _SERIALIZER.serialize(v) for k, v in to_dynamo(item).items()}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return from_dynamo({k: _DESERIALIZER.deserialize(v) for k, v in item.items()})
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'ClientError')}: {error.get('Message', '')}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Bounded, jittered retries of the items DynamoDB leaves unprocessed (batch calls).
+
+    Each botocore call is itself bounded by the client's ``Config`` (timeouts, standard retry
+    mode: ``stocksage.adapters.aws.client_config``). This covers what botocore does not
+    retry: ``UnprocessedItems``/``UnprocessedKeys`` of a successful response. Full jitter:
+    sleep ``uniform(0, base * 2**attempt)`` capped at ``cap`` seconds (AWS Architecture Blog,
+    "Exponential Backoff And Jitter").
+    """
+
+    attempts: int = 5
+    base: float = 0.05
+    cap: float = 1.0
+
+    def sleep(self, attempt: int) -> None:
+        time.sleep(random.uniform(0, min(self.cap, self.base * 2**attempt)))
 
 
 class DynamoStateStore:
-    """Window state per symbol in the ``window-state`` table (partition key ``symbol``).
+    """Symbol state in the ``window-state`` table (partition key ``symbol``), format 2.
+
+    Reads: BatchGetItem (strongly consistent), 100 keys a call. Writes: one conditional
+    PutItem per symbol (``attribute_not_exists(symbol) OR version = :read``, then
+    version + 1), run on a small thread pool: a stale or concurrent invocation cannot
+    overwrite newer state, and one failing symbol does not fail the others.
 
     Args:
-        resource: ``boto3.resource("dynamodb")``.
+        client: ``boto3.client("dynamodb")`` (thread-safe; give it ``client_config()``).
         table_name: Physical table name (``STATE_TABLE``).
-        max_attempts: BatchGetItem attempts for unprocessed keys (exponential backoff from 50 ms).
+        backoff: Retries of unprocessed keys.
+        workers: Concurrent PutItem calls.
     """
 
-    def __init__(self, resource: Any, table_name: str, max_attempts: int = 6) -> None:
-        self._resource = resource
-        self._table = resource.Table(table_name)
+    def __init__(self, client: Any, table_name: str, backoff: Backoff = Backoff(),
+                 workers: int = 8) -> None:
+        self._client = client
         self._table_name = table_name
-        self._max_attempts = max_attempts
+        self._backoff = backoff
         self._key = STACK.keys["state"]["partition"]
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="state-put")
 
-    def get_states(self, symbols: Sequence[str]) -> dict[str, tuple[WindowState, dict[str, Any]]]:
-        """One BatchGetItem per 100 symbols; returns ``{symbol: (state, last_values)}``.
-
-        Raises:
-            UnprocessedKeysError: when DynamoDB keeps returning unprocessed keys.
-        """
-        found: dict[str, tuple[WindowState, dict[str, Any]]] = {}
+    def get_states(self, symbols: Sequence[str]) -> tuple[dict[str, SymbolState], dict[str, str]]:
+        """``({symbol: state}, {symbol: reason})``; missing items are in neither."""
+        found: dict[str, SymbolState] = {}
+        failed: dict[str, str] = {}
         for start in range(0, len(symbols), _MAX_BATCH_GET):
-            keys = [{self._key: s} for s in symbols[start:start + _MAX_BATCH_GET]]
-            for item in self._batch_get(keys):
-                plain = from_dynamo(item)
-                last_values = plain.pop(LAST_VALUES_ATTR, {}) or {}
-                state = WindowState.from_item(plain)
-                found[state.symbol] = (state, last_values)
-        return found
+            chunk = list(symbols[start:start + _MAX_BATCH_GET])
+            try:
+                items, unprocessed = _batch_get(self._client, self._table_name,
+                                                [{self._key: {"S": s}} for s in chunk],
+                                                self._backoff, consistent=True)
+            except (ClientError, BotoCoreError) as exc:
+                failed.update(dict.fromkeys(chunk, _reason(exc)))
+                continue
+            for key in unprocessed:
+                failed[key[self._key]["S"]] = "state read throttled (keys unprocessed)"
+            for raw in items:
+                plain = _plain(raw)
+                try:
+                    found[plain[self._key]] = SymbolState.from_item(plain)
+                except StateFormatError as err:
+                    failed[plain[self._key]] = str(err)
+        return found, failed
 
-    def _batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
-        request = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
-        items: list[dict[str, Any]] = []
-        for attempt in range(self._max_attempts):
-            response = self._resource.batch_get_item(RequestItems=request)
-            items.extend(response.get("Responses", {}).get(self._table_name, []))
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return items
-            time.sleep(0.05 * 2**attempt)
-        raise UnprocessedKeysError(f"{self._table_name}: keys still unprocessed after "
-                                   f"{self._max_attempts} attempts")
+    def put_states(self, states: Sequence[SymbolState]) -> dict[str, str]:
+        """Conditional PutItem per state; ``{symbol: reason}`` of those not written."""
+        results = self._pool.map(self._put, states)
+        return {symbol: reason for symbol, reason in results if reason}
 
-    def put_states(self, states: Sequence[tuple[WindowState, dict[str, Any]]]) -> None:
-        """BatchWriteItem of the new states (unprocessed items re-sent by ``batch_writer``)."""
-        with self._table.batch_writer(overwrite_by_pkeys=[self._key]) as writer:
-            for state, last_values in states:
-                item = dict(state.to_item())
-                item[LAST_VALUES_ATTR] = last_values
-                writer.put_item(Item=to_dynamo(item))
+    def _put(self, state: SymbolState) -> tuple[str, str]:
+        condition = "attribute_not_exists(#k)" if state.version == 0 else \
+            "attribute_exists(#k) AND #v = :v"
+        names = {"#k": self._key} if state.version == 0 else {"#k": self._key, "#v": "version"}
+        kwargs: dict[str, Any] = {"TableName": self._table_name, "Item": _wire(state.to_item()),
+                                  "ConditionExpression": condition,
+                                  "ExpressionAttributeNames": names}
+        if state.version:
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(state.version)}}
+        if state.migrated_from == 1:  # a format-1 item exists and has no version
+            kwargs["ConditionExpression"] = "attribute_not_exists(#v)"
+            kwargs["ExpressionAttributeNames"] = {"#v": "version"}
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return state.symbol, (f"state of {state.symbol} changed since it was read "
+                                      f"(version {state.version}): another invocation wrote it")
+            return state.symbol, _reason(exc)
+        except BotoCoreError as exc:
+            return state.symbol, _reason(exc)
+        return state.symbol, ""
+
+
+def _batch_get(client: Any, table: str, keys: list[dict[str, Any]], backoff: Backoff,
+               consistent: bool = False, projection: str | None = None,
+               names: dict[str, str] | None = None,
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """BatchGetItem of <= 100 keys with bounded retries; ``(items, still_unprocessed_keys)``."""
+    request: dict[str, Any] = {"Keys": keys, "ConsistentRead": consistent}
+    if projection:
+        request.update(ProjectionExpression=projection, ExpressionAttributeNames=names or {})
+    items: list[dict[str, Any]] = []
+    for attempt in range(backoff.attempts):
+        response = client.batch_get_item(RequestItems={table: request})
+        items.extend(response.get("Responses", {}).get(table, []))
+        left = response.get("UnprocessedKeys", {}).get(table)
+        if not left:
+            return items, []
+        request = left
+        backoff.sleep(attempt)
+    return items, list(request.get("Keys", []))
 
 
 class DynamoResultStore:
     """Per-bar results in the ``results`` table (keys ``symbol``, ``bar_time``).
 
+    Writes: BatchWriteItem, 25 items a call, unprocessed items retried with bounded jittered
+    backoff; what is still unprocessed fails its symbol (not the batch). Fills of pending
+    predictions: UpdateItem conditioned on ``prediction_status = pending`` (idempotent).
+
     Args:
-        resource: ``boto3.resource("dynamodb")``.
+        client: ``boto3.client("dynamodb")``.
         table_name: Physical table name (``RESULTS_TABLE``).
         ttl_days: Days until DynamoDB's TTL may delete an item (``expires_at``, epoch seconds);
             0 keeps items forever.
+        backoff: Retries of unprocessed items.
     """
 
-    def __init__(self, resource: Any, table_name: str, ttl_days: int = 0) -> None:
-        self._table = resource.Table(table_name)
+    def __init__(self, client: Any, table_name: str, ttl_days: int = 0,
+                 backoff: Backoff = Backoff(), workers: int = 8) -> None:
+        self._client = client
+        self._table_name = table_name
         self._ttl_days = ttl_days
+        self._backoff = backoff
         keys = STACK.keys["results"]
-        self._pkeys = [keys["partition"], keys["sort"]]
+        self._pk, self._sk = keys["partition"], keys["sort"]
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="result-fill")
 
-    def put_results(self, items: Sequence[dict[str, Any]]) -> None:
-        """Write items (overwriting by key). Within one call a key appears once."""
+    def put_results(self, items: Sequence[dict[str, Any]]) -> dict[str, str]:
+        """Write items (overwriting by key); ``{symbol: reason}`` of symbols not fully written."""
         expires_at = None
         if self._ttl_days > 0:
             expires_at = int((datetime.now(UTC) + timedelta(days=self._ttl_days)).timestamp())
-        with self._table.batch_writer(overwrite_by_pkeys=self._pkeys) as writer:
-            for item in items:
-                stored = to_dynamo(item)
+        failed: dict[str, str] = {}
+        for start in range(0, len(items), _MAX_BATCH_WRITE):
+            chunk = items[start:start + _MAX_BATCH_WRITE]
+            requests = []
+            for item in chunk:
+                wire = _wire(item)
                 if expires_at is not None:
-                    stored["expires_at"] = expires_at
-                writer.put_item(Item=stored)
+                    wire["expires_at"] = {"N": str(expires_at)}
+                requests.append({"PutRequest": {"Item": wire}})
+            try:
+                left = self._write(requests)
+            except (ClientError, BotoCoreError) as exc:
+                failed.update({item[self._pk]: _reason(exc) for item in chunk})
+                continue
+            for request in left:
+                symbol = request["PutRequest"]["Item"][self._pk]["S"]
+                failed[symbol] = "results write throttled (items unprocessed after retries)"
+        return failed
+
+    def _write(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for attempt in range(self._backoff.attempts):
+            response = self._client.batch_write_item(RequestItems={self._table_name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self._table_name, [])
+            if not requests:
+                return []
+            self._backoff.sleep(attempt)
+        return requests
+
+    def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Keys with an item (BatchGetItem of the keys only); unanswered keys count as absent."""
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(keys), _MAX_BATCH_GET):
+            wire = [{self._pk: {"S": s}, self._sk: {"S": t}}
+                    for s, t in keys[start:start + _MAX_BATCH_GET]]
+            items, _ = _batch_get(self._client, self._table_name, wire, self._backoff,
+                                  projection="#p, #s", names={"#p": self._pk, "#s": self._sk})
+            found.update((i[self._pk]["S"], i[self._sk]["S"]) for i in items)
+        return found
+
+    def pending(self, symbol: str, since: str, limit: int) -> list[dict[str, Any]]:
+        """Items of ``symbol`` from ``since`` with ``prediction_status = pending`` (Query)."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table_name, ConsistentRead=True,
+            KeyConditionExpression="#p = :p AND #s >= :since",
+            FilterExpression="prediction_status = :pending",
+            ExpressionAttributeNames={"#p": self._pk, "#s": self._sk},
+            ExpressionAttributeValues={":p": {"S": symbol}, ":since": {"S": since},
+                                       ":pending": {"S": PREDICTION_PENDING}})
+        found: list[dict[str, Any]] = []
+        for page in pages:
+            found.extend(_plain(item) for item in page.get("Items", []))
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    def items_for(self, symbol: str) -> list[dict[str, Any]]:
+        """Every results item of ``symbol``, oldest first (Query, paginated; for repair)."""
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table_name, ConsistentRead=True,
+            KeyConditionExpression="#p = :p", ExpressionAttributeNames={"#p": self._pk},
+            ExpressionAttributeValues={":p": {"S": symbol}})
+        return [_plain(item) for page in pages for item in page.get("Items", [])]
+
+    def fill_predictions(self, fills: Sequence[PredictionFill]) -> dict[str, str]:
+        """UpdateItem per fill, only if still pending; ``{symbol: reason}`` of failed fills."""
+        results = self._pool.map(self._fill, fills)
+        return {symbol: reason for symbol, reason in results if reason}
+
+    def _fill(self, fill: PredictionFill) -> tuple[str, str]:
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key={self._pk: {"S": fill.symbol}, self._sk: {"S": fill.bar_time}},
+                UpdateExpression="SET prob_up = :p, model_version = :m, prediction_status = :r",
+                ConditionExpression="prediction_status = :pending",
+                ExpressionAttributeValues={
+                    ":p": _SERIALIZER.serialize(to_dynamo(fill.prob_up)),
+                    ":m": {"S": fill.model_version}, ":r": {"S": PREDICTION_READY},
+                    ":pending": {"S": PREDICTION_PENDING}})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return fill.symbol, ""  # filled before: idempotent
+            return fill.symbol, _reason(exc)
+        except BotoCoreError as exc:
+            return fill.symbol, _reason(exc)
+        return fill.symbol, ""
 
 
 class DynamoRuleSource:

@@ -75,14 +75,17 @@ class SnsAlertPublisher:
 
     def publish(self, alert: Alert) -> bool:
         """Publish unless this alert id was published before; True when it was sent now."""
-        self._publish_once(alert={
-            "alert_id": alert.alert_id,
-            "subject": alert.subject,
-            "payload": alert.payload(),
-            "email": alert.body,
-            "sms": alert.sms_text(),
-            "attributes": alert.message_attributes(),
-        })
-        sent_now = alert.alert_id in self._sent_now
-        self._sent_now.discard(alert.alert_id)
+        return self.publish_message(alert.message())
+
+    def publish_message(self, message: dict[str, Any]) -> bool:
+        """Publish an ``Alert.message()`` dict (e.g. from a state's outbox) at most once per
+        ``alert_id``; True when it was sent now, False when it had been sent before.
+
+        Raises:
+            botocore.exceptions.ClientError, Powertools idempotency errors: SNS or the
+            idempotency table failed; nothing is recorded as sent, a later call retries.
+        """
+        self._publish_once(alert=message)
+        sent_now = message["alert_id"] in self._sent_now
+        self._sent_now.discard(message["alert_id"])
         return sent_now

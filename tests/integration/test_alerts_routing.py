@@ -17,7 +17,9 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
+from boto3.dynamodb.conditions import Key
 
+from stocksage.adapters.dynamo_values import from_dynamo
 from stocksage.adapters.dynamodb import put_rule
 from stocksage.alerts import Rule
 from stocksage.collector.app import collect
@@ -25,6 +27,7 @@ from stocksage.collector.sink import KinesisSink
 from stocksage.collector.sources import ReplaySource
 from stocksage.datasets import load_bars
 from stocksage.features import enrich
+from stocksage.state import SymbolState
 
 pytestmark = pytest.mark.integration
 
@@ -177,8 +180,13 @@ def test_filter_policies_route_each_alert_once_to_the_subscribers_that_match(sta
         state = dynamodb.Table(out["state_table"]).get_item(
             Key={"symbol": "BTC-USD"}, ConsistentRead=True)["Item"]
         last_doji = max(t for t in expected_times["it-route-doji#BTC-USD"])
-        assert state["last_values"]["alerts_last_fired"]["it-route-doji"] == _iso(last_doji)
-        assert np.isfinite(float(state["last_values"]["close"]))
+        stored = SymbolState.from_item(from_dynamo(state))
+        times = sorted(item["bar_time"] for item in dynamodb.Table(out["results_table"]).query(
+            KeyConditionExpression=Key("symbol").eq("BTC-USD"),
+            ProjectionExpression="bar_time")["Items"])
+        assert len(times) == stored.bars_seen  # one results item per bar, in series order
+        assert times[stored.last_fired["it-route-doji"]] == _iso(last_doji)
+        assert np.isfinite(stored.previous_values()["close"])
     finally:
         for arn in subscriptions:  # unsubscribe before deleting: a missing queue breaks SNS
             sns.unsubscribe(SubscriptionArn=arn)

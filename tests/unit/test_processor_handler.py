@@ -100,15 +100,43 @@ def test_malformed_record_is_quarantined_and_its_batch_succeeds(handler):
     assert sum("prob_up" in i for i in items) > 0
 
 
-def test_endpoint_failure_reports_every_bar_but_not_the_quarantined_record(handler):
+def test_endpoint_failure_leaves_predictions_pending_and_fails_no_record(handler):
     processor, queue = handler  # moto's canned endpoint answer is not a predictions list
     bars = frame_to_bars("TSLA", load_bars("TSLA").tail(60))
     datas = [b"not json", *[b.to_json() for b in bars]]
     response = processor.lambda_handler(_event(datas), Context())
-    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
-    assert failed == [str(100 + i) for i in range(1, 61)]
+    assert response == {"batchItemFailures": []}
     assert len(_quarantined(queue)) == 1
-    assert boto3.client("dynamodb").scan(TableName="state")["Items"] == []
+    items = boto3.client("dynamodb").scan(TableName="results")["Items"]
+    assert len(items) == 60
+    assert {i.get("prediction_status", {}).get("S") for i in items} == {None, "pending"}
+    (state,) = boto3.client("dynamodb").scan(TableName="state")["Items"]
+    assert state["bars_seen"]["N"] == "60" and "pending_since" in state
+
+
+def test_state_conflict_fails_only_that_symbols_records(handler):
+    processor, _ = handler
+    processor.dependencies().ports.predictor = LogisticOfReturn()
+    bars = frame_to_bars("TSLA", load_bars("TSLA").tail(30))
+    processor.lambda_handler(_event([b.to_json() for b in bars[:10]]), Context())
+    ddb = boto3.client("dynamodb")  # another writer advanced the state meanwhile
+    ddb.update_item(TableName="state", Key={"symbol": {"S": "TSLA"}},
+                    UpdateExpression="SET version = :v", ExpressionAttributeValues={
+                        ":v": {"N": "7"}})
+    store = processor.dependencies().ports.states
+    stale, _ = store.get_states(["TSLA"])
+    stale["TSLA"].version = 1
+    assert "changed since it was read" in store.put_states([stale["TSLA"]])["TSLA"]
+
+
+def test_partition_key_other_than_the_symbol_is_quarantined(handler):
+    processor, queue = handler
+    processor.dependencies().ports.predictor = LogisticOfReturn()
+    bar = frame_to_bars("IBM", load_bars("IBM").tail(1))[0]
+    response = processor.lambda_handler(_event([bar.to_json()]), Context())  # key "TSLA"
+    assert response == {"batchItemFailures": []}
+    (report,) = _quarantined(queue)
+    assert "partition key 'TSLA' is not the bar's symbol 'IBM'" in report["reason"]
 
 
 def test_missing_setting_names_the_variable(handler, monkeypatch):

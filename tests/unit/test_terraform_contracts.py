@@ -130,6 +130,7 @@ METHOD_ACTIONS = {
     "batch_writer": ["dynamodb:BatchWriteItem"],  # put_item on the writer is part of it
     "batch_write_item": ["dynamodb:BatchWriteItem"],
     "put_item": ["dynamodb:PutItem"],
+    "update_item": ["dynamodb:UpdateItem"],
     "get_item": ["dynamodb:GetItem"],
     "query": ["dynamodb:Query"],
     "publish": ["sns:Publish"],
@@ -156,7 +157,13 @@ def _adapter_classes() -> dict[str, ast.ClassDef]:
     return classes
 
 
-def _calls_of(cls: ast.ClassDef) -> set[str]:
+def _adapter_functions() -> dict[str, ast.FunctionDef]:
+    """Module-level helpers of the adapters (their AWS calls count for the classes using them)."""
+    return {node.name: node for path in (REPO / "stocksage" / "adapters").glob("*.py")
+            for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
+
+
+def _calls_of(cls: ast.ClassDef | ast.FunctionDef, seen: frozenset[str] = frozenset()) -> set[str]:
     """AWS-relevant method names a class calls (writer.put_item inside batch_writer excluded)."""
     writers = {item.optional_vars.id for node in ast.walk(cls) if isinstance(node, ast.With)
                for item in node.items
@@ -172,8 +179,14 @@ def _calls_of(cls: ast.ClassDef) -> set[str]:
             if isinstance(func.value, ast.Name) and func.value.id in writers:
                 continue
             calls.add(func.attr)
+            if func.attr == "get_paginator" and node.args and isinstance(node.args[0],
+                                                                         ast.Constant):
+                calls.add(node.args[0].value)  # get_paginator("query") -> query
         elif isinstance(func, ast.Name):
             calls.add(func.id)
+            helper = _adapter_functions().get(func.id)
+            if helper is not None and func.id not in seen:
+                calls |= _calls_of(helper, seen | {func.id})
     return calls
 
 
