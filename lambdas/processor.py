@@ -68,8 +68,7 @@ class Dependencies:
             predictor=SageMakerPredictor(
                 boto3.client("sagemaker-runtime", config=client_config("sagemaker-runtime")),
                 settings.endpoint_name),
-            rules=DynamoRuleSource(settings.rules_table, settings.rules_max_age,
-                                   boto3.resource("dynamodb", config=client_config("dynamodb"))),
+            rules=DynamoRuleSource(settings.rules_table, settings.rules_max_age, dynamodb),
             alerts=self.publisher,
         )
 

@@ -6,7 +6,14 @@
 2. The collector's ``KinesisSink`` replaying real bars of six symbols, with one record per
    symbol per request (order-safe default) and with up to 500 per symbol.
 
-Usage: ``python scripts/bench_stream.py [--records 5000] [--out FILE]``
+3. ``--e2e``: end to end through the local stack (``make up`` on :4566, processor run by the
+   local runtime): S symbols x N bars interleaved (default 500 x 100, real bars of the
+   packaged series under synthetic symbol names) put by the collector's ``KinesisSink``;
+   reports bars/s from the first put to the last results item, and the p50/p95 delay from a
+   bar's PutRecords to its results item (``processed_at``, milliseconds).
+
+Usage: ``python scripts/bench_stream.py [--records 5000] [--out FILE]`` or
+``python scripts/bench_stream.py --e2e [--symbols 500] [--bars 100] [--json]``
 """
 
 from __future__ import annotations
@@ -105,11 +112,72 @@ def collector_rate(per_key: int) -> tuple[int, float]:
         proc.wait(timeout=10)
 
 
+def end_to_end(symbols: int, bars: int, timeout: float = 1800) -> dict[str, float]:
+    """Put ``symbols x bars`` interleaved bars into the running local stack; time the results."""
+    import numpy as np
+
+    from stocksage.bars import frame_to_bars
+    from stocksage.datasets import load_bars
+    from stocksage.local.stack import outputs, use_local_environ
+
+    use_local_environ()
+    out = outputs()
+    kinesis, dynamodb = boto3.client("kinesis"), boto3.client("dynamodb")
+    run = time.strftime("%H%M%S")
+    sources = {name: load_bars(name) for name in ("AAPL", "IBM", "MSFT", "GOOG", "NVDA")}
+    series = [frame_to_bars(f"E{run}{i:03d}", list(sources.values())[i % 5].iloc[:bars])
+              for i in range(symbols)]
+    put_at: dict[tuple[str, str], float] = {}
+    started = time.time()
+    with KinesisSink(kinesis, out["stream_name"]) as sink:
+        for k in range(bars):
+            for bars_of in series:
+                bar = bars_of[k]
+                sink.put(bar)
+                put_at[(bar.symbol, bar.to_dict()["bar_time"])] = time.time()
+    put_done = time.time()
+    table = out["results_table"]
+    found: dict[tuple[str, str], float] = {}
+    deadline = time.time() + timeout
+    while len(found) < len(put_at) and time.time() < deadline:
+        time.sleep(2)
+        for bars_of in series:
+            symbol = bars_of[0].symbol
+            if sum(1 for key in found if key[0] == symbol) == bars:
+                continue
+            pages = dynamodb.get_paginator("query").paginate(
+                TableName=table, KeyConditionExpression="symbol = :s",
+                ExpressionAttributeValues={":s": {"S": symbol}},
+                ProjectionExpression="bar_time, processed_at")
+            for page in pages:
+                for item in page["Items"]:
+                    stamp = item["processed_at"]["S"]
+                    moment = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) \
+                        - time.timezone + float("0" + stamp[19:-1])
+                    found[(symbol, item["bar_time"]["S"])] = moment
+    delays = np.array([found[key] - put_at[key] for key in found])
+    last = max(found.values()) if found else time.time()
+    return {"bars": len(put_at), "processed": len(found),
+            "bars_per_s": round(len(found) / (last - started), 1),
+            "put_bars_per_s": round(len(put_at) / (put_done - started), 1),
+            "delay_p50_s": round(float(np.percentile(delays, 50)), 2) if len(delays) else -1,
+            "delay_p95_s": round(float(np.percentile(delays, 95)), 2) if len(delays) else -1}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--e2e", action="store_true", help="end to end on the `make up` stack")
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--bars", type=int, default=100)
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.e2e:
+        result = end_to_end(args.symbols, args.bars)
+        print(json.dumps(result) if args.json else "\n".join(f"{k:16s} {v}"
+                                                            for k, v in result.items()))
+        return 0 if result["processed"] == result["bars"] else 1
     plain = put_rate(False, args.records)
     patched = put_rate(True, args.records)
     safe = collector_rate(1)

@@ -234,7 +234,8 @@ module "processor" {
     # Exactly the calls the code makes (tests/unit/test_terraform_contracts.py derives them
     # from stocksage/adapters and lambdas and compares): results batch_write_item, batch_get_item
     # (duplicate check), query (pending predictions), update_item (fill them); state
-    # batch_get_item and conditional put_item; Powertools Parameters get_multiple -> Query;
+    # batch_get_item and conditional puts in transact_write_items (-> PutItem); the rules table read whole (paginated Scan,
+    # Powertools Parameters provider, cached);
     # Powertools idempotency -> Get/Put/Update/DeleteItem.
     WriteResults = {
       actions   = ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
@@ -245,7 +246,7 @@ module "processor" {
       resources = [module.tables["state_table"].arn]
     }
     ReadAlertRules = {
-      actions   = ["dynamodb:Query"]
+      actions   = ["dynamodb:Scan"]
       resources = [module.tables["rules_table"].arn]
     }
     Idempotency = {

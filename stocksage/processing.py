@@ -412,7 +412,7 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         values: ``OUTPUT_COLUMNS`` values (NaN = not defined yet: left out of the item).
         prob_up: P(up) or None (no prediction yet).
         model_version: Version label of the model behind ``prob_up``.
-        processed_at: ISO UTC time stamp.
+        processed_at: ISO UTC time stamp (milliseconds, e.g. ``2026-12-03T08:40:01.123Z``).
 
     ``prediction_status`` is ``ready`` (with ``prob_up``, ``model_version``) or ``pending``
     when the features are finite, absent during the features' warm-up.
@@ -443,7 +443,7 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
 def write_results(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome,
                   now: datetime) -> None:
     """Step 5: results items and filled predictions; symbols not stored -> ``failed``."""
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
     items = [result_item(bar, values, prob, outcome.model_version, stamp)
              for item in work.values()
              for bar, values, prob in zip(item.accepted, item.values, item.prob_up, strict=True)]

@@ -4,12 +4,14 @@ Call budget per Kinesis batch: one BatchGetItem for the states of up to 100 symb
 symbols: one call per 100 keys); BatchWriteItem in chunks of 25 for results, unprocessed items
 retried a bounded number of times with jittered backoff (boto3's ``batch_writer`` would
 re-send them at once and forever); one conditional PutItem per symbol state; for rules one
-cached Query per symbol through Powertools Parameters (re-read at most every ``max_age`` s).
+cached Scan of the (small) rules table through Powertools Parameters (at most every
+``max_age`` s).
 Failures are reported per symbol, never for the whole batch.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
+from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -28,8 +30,11 @@ from stocksage.config import STACK
 from stocksage.processing import PREDICTION_PENDING, PREDICTION_READY, PredictionFill
 from stocksage.state import StateFormatError, SymbolState
 
+logger = logging.getLogger(__name__)
+
 _MAX_BATCH_GET = 100
 _MAX_BATCH_WRITE = 25
+_MAX_TRANSACTION = 100
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
@@ -72,25 +77,23 @@ class Backoff:
 class DynamoStateStore:
     """Symbol state in the ``window-state`` table (partition key ``symbol``), format 2.
 
-    Reads: BatchGetItem (strongly consistent), 100 keys a call. Writes: one conditional
-    PutItem per symbol (``attribute_not_exists(symbol) OR version = :read``, then
-    version + 1), run on a small thread pool: a stale or concurrent invocation cannot
-    overwrite newer state, and one failing symbol does not fail the others.
+    Reads: BatchGetItem (strongly consistent), 100 keys a call. Writes: conditional puts
+    (the version read, then version + 1) in TransactWriteItems of up to 100: a stale or
+    concurrent invocation cannot overwrite newer state, and one failing symbol does not fail
+    the others. A transactional write costs 2 write units per KB (the state item is < 1 KB
+    with price rules) and one call per 100 symbols.
 
     Args:
         client: ``boto3.client("dynamodb")`` (thread-safe; give it ``client_config()``).
         table_name: Physical table name (``STATE_TABLE``).
-        backoff: Retries of unprocessed keys.
-        workers: Concurrent PutItem calls.
+        backoff: Retries of unprocessed keys and of failed transactions.
     """
 
-    def __init__(self, client: Any, table_name: str, backoff: Backoff = Backoff(),
-                 workers: int = 8) -> None:
+    def __init__(self, client: Any, table_name: str, backoff: Backoff = Backoff()) -> None:
         self._client = client
         self._table_name = table_name
         self._backoff = backoff
         self._key = STACK.keys["state"]["partition"]
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="state-put")
 
     def get_states(self, symbols: Sequence[str]) -> tuple[dict[str, SymbolState], dict[str, str]]:
         """``({symbol: state}, {symbol: reason})``; missing items are in neither."""
@@ -116,32 +119,65 @@ class DynamoStateStore:
         return found, failed
 
     def put_states(self, states: Sequence[SymbolState]) -> dict[str, str]:
-        """Conditional PutItem per state; ``{symbol: reason}`` of those not written."""
-        results = self._pool.map(self._put, states)
-        return {symbol: reason for symbol, reason in results if reason}
+        """Conditional puts, 100 per TransactWriteItems; ``{symbol: reason}`` of those not written.
 
-    def _put(self, state: SymbolState) -> tuple[str, str]:
-        condition = "attribute_not_exists(#k)" if state.version == 0 else \
-            "attribute_exists(#k) AND #v = :v"
-        names = {"#k": self._key} if state.version == 0 else {"#k": self._key, "#v": "version"}
-        kwargs: dict[str, Any] = {"TableName": self._table_name, "Item": _wire(state.to_item()),
-                                  "ConditionExpression": condition,
-                                  "ExpressionAttributeNames": names}
-        if state.version:
-            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(state.version)}}
-        if state.migrated_from == 1:  # a format-1 item exists and has no version
-            kwargs["ConditionExpression"] = "attribute_not_exists(#v)"
-            kwargs["ExpressionAttributeNames"] = {"#v": "version"}
+        A transaction is all-or-nothing: when one item's condition fails DynamoDB cancels it
+        and names that item (``CancellationReasons``); the others are sent again without it
+        (bounded attempts). So one stale symbol fails alone, and 100 symbols cost one call.
+        """
+        failed: dict[str, str] = {}
+        for start in range(0, len(states), _MAX_TRANSACTION):
+            pending = list(states[start:start + _MAX_TRANSACTION])
+            for attempt in range(self._backoff.attempts):
+                if not pending:
+                    break
+                rejected, error = self._transact(pending)
+                if error and not rejected:  # the whole call failed (throttled, timeout...)
+                    if attempt + 1 < self._backoff.attempts:
+                        self._backoff.sleep(attempt)
+                        continue
+                    failed.update(dict.fromkeys((s.symbol for s in pending), error))
+                    break
+                failed.update(rejected)
+                pending = [s for s in pending if s.symbol not in rejected] if error else []
+        return failed
+
+    def _transact(self, states: Sequence[SymbolState]) -> tuple[dict[str, str], str]:
+        """One transaction; ``(rejected {symbol: reason}, error)`` -- both empty on success."""
         try:
-            self._client.put_item(**kwargs)
+            self._client.transact_write_items(TransactItems=[{"Put": self._put_request(s)}
+                                                             for s in states])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return state.symbol, (f"state of {state.symbol} changed since it was read "
-                                      f"(version {state.version}): another invocation wrote it")
-            return state.symbol, _reason(exc)
+            reasons = exc.response.get("CancellationReasons") or []
+            rejected = {state.symbol: self._conflict(state)
+                        for state, reason in zip(states, reasons, strict=False)
+                        if reason.get("Code") == "ConditionalCheckFailed"}
+            return rejected, _reason(exc)
         except BotoCoreError as exc:
-            return state.symbol, _reason(exc)
-        return state.symbol, ""
+            return {}, _reason(exc)
+        return {}, ""
+
+    @staticmethod
+    def _conflict(state: SymbolState) -> str:
+        return (f"state of {state.symbol} changed since it was read (version {state.version}): "
+                f"another invocation wrote it")
+
+    def _put_request(self, state: SymbolState) -> dict[str, Any]:
+        """Put with ``attribute_not_exists(symbol)`` (new), ``attribute_not_exists(version)``
+        (format-1 item being migrated) or ``version = :read``."""
+        request: dict[str, Any] = {"TableName": self._table_name,
+                                   "Item": _wire(state.to_item())}
+        if state.migrated_from == 1:
+            request.update(ConditionExpression="attribute_not_exists(#v)",
+                           ExpressionAttributeNames={"#v": "version"})
+        elif state.version == 0:
+            request.update(ConditionExpression="attribute_not_exists(#k)",
+                           ExpressionAttributeNames={"#k": self._key})
+        else:
+            request.update(ConditionExpression="#v = :v",
+                           ExpressionAttributeNames={"#v": "version"},
+                           ExpressionAttributeValues={":v": {"N": str(state.version)}})
+        return request
 
 
 def _batch_get(client: Any, table: str, keys: list[dict[str, Any]], backoff: Backoff,
@@ -283,44 +319,84 @@ class DynamoResultStore:
         return fill.symbol, ""
 
 
+class RulesTableProvider(BaseProvider):
+    """Powertools Parameters provider of the whole ``alert-rules`` table (one paginated Scan).
+
+    ``get_multiple("all", max_age=...)`` returns ``{"SYMBOL\x1fRULE_ID": document}``, cached by
+    Powertools for ``max_age`` seconds: one Scan per minute per warm Lambda instead of one
+    Query per symbol (500 symbols = 500 calls per batch with the stock DynamoDBProvider).
+    """
+
+    SEPARATOR = "\x1f"
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        super().__init__(client=client)
+        self._client = client
+        self._table_name = table_name
+        keys = STACK.keys["rules"]
+        self._pk, self._sk = keys["partition"], keys["sort"]
+
+    def _get(self, name: str, **sdk_options: Any) -> str:
+        raise NotImplementedError("read rules with get_multiple")
+
+    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+        pages = self._client.get_paginator("scan").paginate(TableName=self._table_name)
+        found = {}
+        for page in pages:
+            for item in page.get("Items", []):
+                plain = _plain(item)
+                found[f"{plain[self._pk]}{self.SEPARATOR}{plain[self._sk]}"] = plain.get("rule")
+        return found
+
+
 class DynamoRuleSource:
-    """Alert rules from the ``alert-rules`` table through Powertools Parameters (cached).
+    """Alert rules from the ``alert-rules`` table, cached through Powertools Parameters.
 
     Items: ``symbol`` (partition key; ``*`` = every symbol), ``rule_id`` (sort key), ``rule``
-    (JSON document, see ``stocksage.alerts.Rule.from_document``).
+    (JSON document, see ``stocksage.alerts.Rule.from_document``). The table is small (rules,
+    not data), so it is read whole (``RulesTableProvider``) at most every ``max_age`` seconds.
+    If a re-read fails the last rules read are used (logged); only a cold start with the table
+    unreadable raises, which fails the batch's symbols (retried, nothing lost).
 
     Args:
         table_name: Physical table name (``RULES_TABLE``).
-        max_age: Seconds a symbol's rules are cached in the warm Lambda.
-        resource: ``boto3.resource("dynamodb")`` to use (endpoint, session).
+        max_age: Seconds the rules are cached in the warm Lambda.
+        client: ``boto3.client("dynamodb")`` to use (endpoint, config).
     """
 
-    def __init__(self, table_name: str, max_age: int = 60, resource: Any | None = None) -> None:
-        keys = STACK.keys["rules"]
-        self._provider = DynamoDBProvider(table_name=table_name, key_attr=keys["partition"],
-                                          sort_attr=keys["sort"], value_attr="rule",
-                                          boto3_client=resource)
+    def __init__(self, table_name: str, max_age: int = 60, client: Any | None = None) -> None:
+        self._provider = RulesTableProvider(table_name, client)
         self._max_age = max_age
+        self._last: dict[str, str] | None = None
 
     def rules_for(self, symbols: Sequence[str]) -> tuple[dict[str, list[Rule]], list[RuleError]]:
-        """Rules per symbol (each symbol's own plus the ``*`` rules) and the broken ones."""
-        errors: list[RuleError] = []
-        wildcard = self._read("*", errors)
-        rules = {}
-        for symbol in symbols:
-            own = self._read(symbol, errors)
-            rules[symbol] = own + [replace(r, symbol=symbol) for r in wildcard]
-        return rules, errors
+        """Rules per symbol (each symbol's own plus the ``*`` rules) and the broken ones.
 
-    def _read(self, symbol: str, errors: list[RuleError]) -> list[Rule]:
-        documents = self._provider.get_multiple(symbol, max_age=self._max_age)
-        rules = []
-        for rule_id, document in sorted(documents.items()):
+        Raises:
+            botocore errors: only when the table was never read successfully.
+        """
+        try:
+            documents = self._provider.get_multiple("all", max_age=self._max_age)
+            self._last = documents
+        except Exception:
+            if self._last is None:
+                raise
+            logger.warning("alert rules re-read failed; using the rules read before",
+                           exc_info=True)
+            documents = self._last
+        errors: list[RuleError] = []
+        by_symbol: dict[str, list[Rule]] = {}
+        for key, document in sorted(documents.items()):
+            symbol, _, rule_id = key.partition(RulesTableProvider.SEPARATOR)
             try:
-                rules.append(Rule.from_document(symbol, rule_id, document))
+                by_symbol.setdefault(symbol, []).append(
+                    Rule.from_document(symbol, rule_id, document))
             except RuleError as err:
                 errors.append(err)
-        return rules
+        wildcard = by_symbol.get("*", [])
+        rules = {symbol: by_symbol.get(symbol, []) + [replace(r, symbol=symbol) for r in wildcard]
+                 for symbol in symbols}
+        return rules, errors
 
 
 def put_rule(resource: Any, table_name: str, rule: Rule) -> None:

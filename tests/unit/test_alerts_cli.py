@@ -76,7 +76,7 @@ def test_add_list_remove_round_trip(aws):
     assert "pct_move" in only.output and "hammer-all" not in only.output
 
     # the processor reads them back through Powertools Parameters (wildcard rules included)
-    rules_for, errors = DynamoRuleSource(TABLE, resource=aws).rules_for(["MSFT"])
+    rules_for, errors = DynamoRuleSource(TABLE, client=boto3.client("dynamodb")).rules_for(["MSFT"])
     assert errors == []
     assert {r.rule_id: r.cooldown_bars for r in rules_for["MSFT"]} == {
         "pct_move-5-down-0.05": 3, "hammer-all": 0}

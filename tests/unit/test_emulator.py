@@ -251,3 +251,29 @@ def test_runtime_cli_start_status_stop(tmp_path):
             stopped = cli("stop")
         assert stopped.returncode == 0 and not (state / "runtime.pid").exists()
         assert cli("status").returncode == 3
+
+
+def test_transactions_stay_all_or_nothing_and_name_the_failed_item(emulator):
+    ddb = boto3.client("dynamodb", endpoint_url=emulator.endpoint_url, region_name=REGION,
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    ddb.create_table(TableName="tx", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+    for i in range(300):  # a table much larger than the transaction
+        ddb.put_item(TableName="tx", Item={"k": {"S": f"x{i}"}, "v": {"N": "1"}})
+
+    def put(key, expected):
+        return {"Put": {"TableName": "tx", "Item": {"k": {"S": key}, "v": {"N": "2"}},
+                        "ConditionExpression": "v = :v",
+                        "ExpressionAttributeValues": {":v": {"N": expected}}}}
+
+    with pytest.raises(ddb.exceptions.TransactionCanceledException) as failure:
+        ddb.transact_write_items(TransactItems=[put("x1", "1"), put("x2", "9"),
+                                                put("new", "1")])
+    codes = [r["Code"] for r in failure.value.response["CancellationReasons"]]
+    assert codes == ["None", "ConditionalCheckFailed", "ConditionalCheckFailed"]
+    assert ddb.get_item(TableName="tx", Key={"k": {"S": "x1"}})["Item"]["v"] == {"N": "1"}
+    assert "Item" not in ddb.get_item(TableName="tx", Key={"k": {"S": "new"}})
+    ddb.transact_write_items(TransactItems=[put("x1", "1"), put("x2", "1")])
+    assert ddb.get_item(TableName="tx", Key={"k": {"S": "x2"}})["Item"]["v"] == {"N": "2"}
+    assert ddb.scan(TableName="tx", Select="COUNT")["Count"] == 300
