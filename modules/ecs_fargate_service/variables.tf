@@ -106,6 +106,12 @@ variable "subnet_ids" {
   default     = []
 }
 
+variable "assign_public_ip" {
+  description = "Give each task a public IPv4 address: only for tasks in public subnets without a NAT gateway (pair it with an egress-only security group). Private subnets: false."
+  type        = bool
+  default     = false
+}
+
 variable "security_group_ids" {
   description = "Security groups of the service's tasks (required when subnet_ids is not empty)."
   type        = list(string)
