@@ -347,3 +347,44 @@ def test_wrapper_rejects_unknown_arguments() -> None:
         text=True,
     )
     assert result.returncode == 2 and "unknown ENV" in result.stderr
+
+
+# --- idle cost: dev under budget without weakening prod ---------------------------------------
+
+
+def test_idle_dev_stack_costs_at_most_25_dollars_and_prod_keeps_private_subnets() -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import cost
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    dev = cost.load_env("dev")
+    assert sum(cost.estimate(dev, 0).values()) <= 25.0
+    assert dev.nat_mode == "none" and dev.collector_public_ip
+    prod = cost.load_env("prod")
+    assert prod.nat_mode == "per_az" and not prod.collector_public_ip and prod.endpoints == 5
+    # The alarm count is read from services/observability.tf, not assumed.
+    text = (REPO / "services" / "observability.tf").read_text()
+    assert prod.alarms == text.count("namespace   =") >= 14
+
+
+def test_collector_network_comes_from_the_network_state() -> None:
+    collector = (REPO / "services" / "collector.tf").read_text()
+    assert 'data "terraform_remote_state" "network"' in collector
+    assert "postcondition" in collector and "collector_subnet_ids" in collector
+    outputs = {k for b in blocks(REPO / "network", "output") for k in b}
+    assert {"collector_subnet_ids", "collector_assign_public_ip",
+            "collector_security_group_id"} <= outputs
+    wrapper = (REPO / "scripts" / "tf.sh").read_text()
+    assert "network_var_file" not in wrapper and "no network state" in wrapper
+    for env in ("dev", "prod"):
+        backend = (REPO / "services" / "envs" / f"{env}.s3.tfbackend").read_text()
+        assert not re.search(r"^bucket\s*=", backend, re.MULTILINE), "state bucket is per account"
+
+
+def test_shared_root_variables_are_written_once() -> None:
+    for root in ROOTS:
+        link = REPO / root / "root_common.tf"
+        assert link.is_symlink() and link.resolve() == (REPO / "shared" / "root_common.tf")
+        own = {k for b in parsed(REPO / root / "variables.tf").get("variable", []) for k in b}
+        assert not own & {"environment", "aws_region", "aws_endpoint_url", "tags"}
