@@ -122,6 +122,12 @@ def test_lock_file_pins_the_aws_provider(root: str) -> None:
     assert re.search(r'version\s*=\s*"5\.100\.0"', lock)
     providers = {m.group(1) for m in re.finditer(r'provider "([^"]+)"', lock)}
     assert providers == {"registry.terraform.io/hashicorp/aws"}, "only hashicorp/aws is mirrored"
+    # h1 of the mirrored linux_amd64 package, and the registry's zip checksums (zh) of every
+    # platform release (linux/darwin amd64+arm64 among them): init verifies downloads on any
+    # of those platforms (README "Provider lock file").
+    assert len(re.findall(r'"h1:[A-Za-z0-9+/=]{44}"', lock)) >= 1
+    assert len(set(re.findall(r'"zh:([0-9a-f]{64})"', lock))) == 15
+    assert lock == (REPO / "services" / ".terraform.lock.hcl").read_text(), "roots share one lock"
 
 
 # --- names come from stack.json -------------------------------------------------------------
