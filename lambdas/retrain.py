@@ -32,9 +32,9 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from botocore.exceptions import ClientError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from lambdas.settings import RetrainSettings
 from stocksage.adapters.model_registry import DynamoModelRegistry

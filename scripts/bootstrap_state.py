@@ -20,7 +20,6 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 

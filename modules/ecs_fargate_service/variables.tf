@@ -101,7 +101,7 @@ variable "ecr_repository_arns" {
 }
 
 variable "subnet_ids" {
-  description = "Private subnets of the service. Empty: only the cluster and the task definition are created (no service), as in the local environment."
+  description = "Subnets of the service (private; public only with assign_public_ip). Empty: only the cluster and the task definition are created (no service), as in the local environment."
   type        = list(string)
   default     = []
 }

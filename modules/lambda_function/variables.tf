@@ -224,7 +224,7 @@ variable "create_async_event_config" {
 }
 
 variable "async_on_failure_destination_arn" {
-  description = "SQS queue or SNS topic ARN receiving asynchronous invocations (EventBridge, Scheduler, InvokeAsync) that failed after their retries; null: no event invoke config. The role gets sqs:SendMessage or sns:Publish on it."
+  description = "SQS queue or SNS topic ARN receiving asynchronous invocations (EventBridge, Scheduler, InvokeAsync) that failed after their retries (used with create_async_event_config). The role gets sqs:SendMessage or sns:Publish on it."
   type        = string
   default     = null
 

@@ -394,3 +394,19 @@ def test_shared_root_variables_are_written_once() -> None:
         assert link.is_symlink() and link.resolve() == (REPO / "shared" / "root_common.tf")
         own = {k for b in parsed(REPO / root / "variables.tf").get("variable", []) for k in b}
         assert not own & {"environment", "aws_region", "aws_endpoint_url", "tags"}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_has_a_readme_with_usage_and_current_tables(module: str) -> None:
+    readme = (REPO / "modules" / module / "README.md").read_text()
+    assert "## Usage" in readme and f'source = "../modules/{module}"' in readme
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import module_docs
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    generated = module_docs.render(REPO / "modules" / module)
+    assert generated in readme, f"modules/{module}/README.md is stale: python scripts/module_docs.py"
+    for block in blocks(REPO / "modules" / module, "variable"):
+        for name in block:
+            assert f"| {name} |" in readme
