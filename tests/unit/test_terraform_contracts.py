@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
@@ -723,6 +724,68 @@ def test_plan_without_credentials_fails_clearly(tmp_path):
     assert result.returncode == 3, result.stderr
     assert "no AWS credentials for ENV=dev" in result.stderr
     assert "Traceback" not in result.stderr and "Error:" not in result.stderr
+
+
+def _moto_profile(tmp_path: Path, port: int) -> dict[str, str]:
+    """Environment whose AWS profile sends every call to a moto server on ``port`` (tf.sh unsets
+    AWS_ENDPOINT_URL* for dev/prod, but honours the profile's endpoint_url like any AWS CLI)."""
+    config = tmp_path / "config"
+    config.write_text(f"[profile moto]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:{port}\n")
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[moto]\naws_access_key_id = test\naws_secret_access_key = test\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials),
+               AWS_PROFILE="moto", AWS_EC2_METADATA_DISABLED="true", HOME=str(tmp_path))
+    return env
+
+
+def test_services_plan_without_network_state_fails_closed(tmp_path):
+    """No network state = no plan (today's bug: empty subnets planned zero collector tasks)."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        env = _moto_profile(tmp_path, port)
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+        run = ["bash", str(REPO / "scripts" / "tf.sh"),
+               "services", "dev", "plan"]
+        # 1. no state bucket of this account (123456789012 on moto): told to bootstrap it
+        result = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 3, result.stderr
+        assert "stocksage-dev-tfstate-123456789012" in result.stderr
+        assert "make bootstrap-state ENV=dev" in result.stderr
+        # 2. bucket, but no network state: told to apply the network first, nothing planned
+        s3.create_bucket(Bucket="stocksage-dev-tfstate-123456789012")
+        result = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 3, result.stderr
+        assert "no network state s3://stocksage-dev-tfstate-123456789012/network/terraform.tfstate" \
+            in result.stderr
+        assert "scripts/tf.sh network dev apply" in result.stderr
+        assert "Traceback" not in result.stderr and "Error:" not in result.stderr
+    finally:
+        server.stop()
+
+
+def test_state_bucket_names_are_unique_per_account():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from bootstrap_state import state_bucket_name
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert state_bucket_name("dev", "123456789012") == "stocksage-dev-tfstate-123456789012"
+    assert state_bucket_name("prod", "123456789012", "mine") == "mine"
+    with pytest.raises(ValueError):
+        state_bucket_name("dev", "")
 
 
 def test_makefile_orders_network_before_services():
