@@ -350,7 +350,7 @@ resource "aws_cloudwatch_dashboard" "this" {
       {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
-          title  = "Endpoint and failure queue"
+          title  = "Endpoint and failure queues"
           region = local.region
           stat   = "Sum"
           period = 300
@@ -359,6 +359,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             ["AWS/SageMaker", "Invocation5XXErrors", "EndpointName", local.names.endpoint, "VariantName", "primary"],
             ["AWS/SageMaker", "ModelLatency", "EndpointName", local.names.endpoint, "VariantName", "primary", { stat = "p95", yAxis = "right" }],
             ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.failures.name, { stat = "Maximum" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.lifecycle_failures.name, { stat = "Maximum" }],
           ]
         }
       },
