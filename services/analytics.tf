@@ -109,7 +109,7 @@ module "athena_bucket" {
   source = "../modules/s3_bucket"
   count  = local.analytics
 
-  bucket                             = "${local.names.history_bucket}-athena-${local.bucket_suffix}"
+  bucket                             = "${local.names.history_bucket}-athena${local.bucket_suffix}"
   kms_key_arn                        = module.kms.key_arn
   force_destroy                      = true # query results and spill only: always disposable
   deny_insecure_transport            = local.deny_insecure_transport

@@ -17,7 +17,7 @@ locals {
   region     = data.aws_region.current.name
 
   # Bucket names are global: account and region make them unique for whoever deploys.
-  bucket_suffix = "${local.account_id}-${local.region}"
+  bucket_suffix = var.bucket_name_suffix == null ? "-${local.account_id}-${local.region}" : (var.bucket_name_suffix == "" ? "" : "-${var.bucket_name_suffix}")
 
   endpoint_arn = "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}:endpoint/${lower(local.names.endpoint)}"
 
@@ -109,7 +109,7 @@ module "tables" {
 module "history_bucket" {
   source = "../modules/s3_bucket"
 
-  bucket                             = "${local.names.history_bucket}-${local.bucket_suffix}"
+  bucket                             = "${local.names.history_bucket}${local.bucket_suffix}"
   kms_key_arn                        = module.kms.key_arn
   force_destroy                      = var.history_force_destroy
   deny_insecure_transport            = local.deny_insecure_transport

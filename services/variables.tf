@@ -73,6 +73,17 @@ variable "deletion_protection" {
   default     = false
 }
 
+variable "bucket_name_suffix" {
+  description = "Suffix of the data bucket names (S3 names are global). null: \"<account id>-<region>\", unique for whoever deploys. \"\" keeps the names of stacks deployed before the suffix existed (renaming a bucket replaces it)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bucket_name_suffix == null || can(regex("^([a-z0-9][a-z0-9-]{0,20}[a-z0-9])?$", coalesce(var.bucket_name_suffix, "x")))
+    error_message = "bucket_name_suffix must be null, empty, or 2-22 lower-case letters, digits and hyphens."
+  }
+}
+
 variable "history_force_destroy" {
   description = "Let destroy empty the history bucket (throw-away environments only)."
   type        = bool

@@ -410,3 +410,12 @@ def test_every_module_has_a_readme_with_usage_and_current_tables(module: str) ->
     for block in blocks(REPO / "modules" / module, "variable"):
         for name in block:
             assert f"| {name} |" in readme
+
+
+def test_bucket_names_are_unique_per_account_and_region() -> None:
+    main = (REPO / "services" / "main.tf").read_text()
+    assert re.search(r'bucket_suffix\s*=.*local\.account_id.*local\.region', main)
+    history = named(REPO / "services", "module", "history_bucket")
+    athena = named(REPO / "services", "module", "athena_bucket")
+    for module in (history, athena):
+        assert "local.bucket_suffix" in module["bucket"], module["bucket"]
