@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import types
 
 import pytest
@@ -24,13 +25,16 @@ def _context():
                                  aws_request_id="r-1")
 
 
-def test_retrain_without_endpoint_skips_with_a_clear_log_line(monkeypatch, capsys):
+def test_retrain_without_endpoint_skips_with_a_clear_log_line(monkeypatch):
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     for key in [k for k in __import__("os").environ if k.startswith("AWS_ENDPOINT_URL")]:
         monkeypatch.delenv(key)
     from lambdas import retrain
 
+    # The Powertools handler keeps the stream it was created with (module import time).
+    stream = io.StringIO()
+    monkeypatch.setattr(retrain.logger.registered_handler, "stream", stream)
     retrain._clients.cache_clear()
     with moto.mock_aws():
         result = retrain.lambda_handler(
@@ -39,7 +43,7 @@ def test_retrain_without_endpoint_skips_with_a_clear_log_line(monkeypatch, capsy
     retrain._clients.cache_clear()
     assert result == {"training_job_name": None, "created": False, "status": "Skipped",
                       "reason": "no endpoint"}
-    out = capsys.readouterr().out
+    out = stream.getvalue()
     assert "retrain skipped: endpoint stocksage-test-predictor does not exist yet" in out
 
 
