@@ -13,6 +13,14 @@ limited to ``schedule.ALLOWED_OVERRIDES``. The job name derives from the schedul
 redelivered tick finds its job and returns it (``created: false``) instead of training twice.
 
 Returns ``{"training_job_name", "created", "status", "window": [start, end], "champion"}``.
+
+No endpoint yet (DescribeEndpoint: ``ValidationException`` "Could not find endpoint"): nothing
+to compare against or promote to, so the tick is skipped with a warning log line
+("retrain skipped: endpoint ... does not exist yet") and ``{"training_job_name": None,
+"created": False, "status": "Skipped", "reason": "no endpoint"}`` is returned (not an error:
+Terraform creates the schedule only with the endpoint, so this is a deploy in progress).
+Other errors propagate (the asynchronous invocation is retried, then goes to the lifecycle
+failure queue).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from lambdas.settings import RetrainSettings
 from stocksage.adapters.model_registry import DynamoModelRegistry
@@ -49,6 +58,16 @@ def _clients() -> tuple[SageMakerPlatform, Any]:
             boto3.resource("dynamodb"))
 
 
+def is_missing_endpoint(err: Exception) -> bool:
+    """True for SageMaker's answer to DescribeEndpoint on an endpoint that does not exist
+    (``ValidationException`` with "Could not find endpoint"; boto3 ``ClientError``)."""
+    if not isinstance(err, ClientError):
+        return False
+    error = err.response.get("Error", {})
+    return (error.get("Code") in ("ValidationException", "ValidationError")
+            and "could not find endpoint" in str(error.get("Message", "")).lower())
+
+
 def config_from(settings: RetrainSettings, region: str) -> RetrainConfig:
     return RetrainConfig(
         bucket=settings.history_bucket, job_prefix=settings.job_prefix,
@@ -68,7 +87,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     platform, dynamodb = _clients()
     tick = parse_tick(event)
     region = boto3.session.Session().region_name or "us-east-1"
-    serving = platform.serving_model(settings.endpoint_name)
+    try:
+        serving = platform.serving_model(settings.endpoint_name)
+    except ClientError as err:
+        if not is_missing_endpoint(err):
+            raise
+        logger.warning("retrain skipped: endpoint %s does not exist yet (deploy it first: "
+                       "README 'Deploy to AWS')", settings.endpoint_name,
+                       extra={"endpoint": settings.endpoint_name,
+                              "scheduled_time": V.now_iso(tick.scheduled_time)})
+        metrics.add_metric(name="RetrainSkipped", unit=MetricUnit.Count, value=1)
+        return {"training_job_name": None, "created": False, "status": "Skipped",
+                "reason": "no endpoint"}
     request = training_job_request(config_from(settings, region), tick,
                                    champion_artifact=serving.model_data_url,
                                    champion_version=serving.model_version)

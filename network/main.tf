@@ -3,19 +3,10 @@ data "aws_availability_zones" "available" {
   state = "available"
 }
 
+# stack, project, is_local, tags: root_common.tf (shared with services/).
 locals {
-  stack   = jsondecode(file("${path.module}/../stocksage/stack.json"))
-  project = local.stack.project
-  name    = "${local.project}-${var.environment}"
-  azs     = coalesce(var.azs, slice(sort(data.aws_availability_zones.available.names), 0, 2))
-
-  is_local = var.aws_endpoint_url != null
-
-  tags = merge(var.tags, {
-    Project     = local.project
-    Environment = var.environment
-    ManagedBy   = "terraform"
-  })
+  name = "${local.project}-${var.environment}"
+  azs  = coalesce(var.azs, slice(sort(data.aws_availability_zones.available.names), 0, 2))
 }
 
 module "kms" {
@@ -33,6 +24,7 @@ module "vpc" {
   cidr_block                  = var.cidr_block
   azs                         = local.azs
   nat_gateway_mode            = var.nat_gateway_mode
+  enable_internet_gateway     = var.nat_gateway_mode != "none" || var.collector_subnet_tier == "public"
   interface_endpoint_services = var.interface_endpoint_services
   enable_flow_logs            = var.enable_flow_logs
   flow_logs_retention_days    = var.flow_logs_retention_days

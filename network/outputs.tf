@@ -1,5 +1,6 @@
-# The services root takes private_subnet_ids and collector_security_group_id as variables
-# (private_subnet_ids, collector_security_group_ids); scripts/tf.sh passes them for dev/prod.
+# The services root reads collector_subnet_ids, collector_assign_public_ip and
+# collector_security_group_id from this root's state (terraform_remote_state; scripts/tf.sh
+# passes the state's location) and stops when they are missing.
 
 output "vpc_id" {
   description = "VPC ID."
@@ -17,12 +18,22 @@ output "public_subnet_ids" {
 }
 
 output "private_subnet_ids" {
-  description = "Private subnet IDs (services: private_subnet_ids)."
+  description = "Private subnet IDs."
   value       = module.vpc.private_subnet_ids
 }
 
+output "collector_subnet_ids" {
+  description = "Subnets of the collector service (services reads them): private, or public when collector_subnet_tier = public."
+  value       = var.collector_subnet_tier == "public" ? module.vpc.public_subnet_ids : module.vpc.private_subnet_ids
+}
+
+output "collector_assign_public_ip" {
+  description = "Whether collector tasks get a public IPv4 (true only in public subnets; services reads it)."
+  value       = var.collector_subnet_tier == "public"
+}
+
 output "collector_security_group_id" {
-  description = "Egress-only security group of the collector (services: collector_security_group_ids)."
+  description = "Egress-only (HTTPS) security group of the collector (services reads it)."
   value       = module.vpc.collector_security_group_id
 }
 

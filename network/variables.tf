@@ -1,45 +1,4 @@
-variable "environment" {
-  description = "Environment name (local, dev, prod); part of every resource name."
-  type        = string
-
-  validation {
-    condition     = contains(["local", "dev", "prod"], var.environment)
-    error_message = "environment must be local, dev or prod."
-  }
-}
-
-variable "aws_region" {
-  description = "AWS region."
-  type        = string
-  default     = "us-east-1"
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.aws_region))
-    error_message = "aws_region must look like us-east-1."
-  }
-}
-
-variable "aws_endpoint_url" {
-  description = "Emulator endpoint for the local environment; null for real AWS (scripts/tf.sh sets it from AWS_ENDPOINT_URL for local only)."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.aws_endpoint_url == null || can(regex("^https?://[^/]+/?$", var.aws_endpoint_url))
-    error_message = "aws_endpoint_url must be null or a scheme://host:port URL."
-  }
-
-  validation {
-    condition     = (var.environment == "local") == (var.aws_endpoint_url != null)
-    error_message = "The local environment needs aws_endpoint_url (the emulator); dev and prod must leave it null."
-  }
-}
-
-variable "tags" {
-  description = "Extra tags on every resource."
-  type        = map(string)
-  default     = {}
-}
+# environment, aws_region, aws_endpoint_url, tags: root_common.tf (shared with services/).
 
 variable "cidr_block" {
   description = "VPC IPv4 CIDR."
@@ -71,6 +30,22 @@ variable "nat_gateway_mode" {
   validation {
     condition     = contains(["none", "single", "per_az"], var.nat_gateway_mode)
     error_message = "nat_gateway_mode must be none, single or per_az."
+  }
+}
+
+variable "collector_subnet_tier" {
+  description = "Where the collector runs: private (no public IP; internet through the NAT gateway, prod) or public (public subnet with a public IPv4 and an HTTPS-only egress security group, no NAT: the cheap dev setup, docs/COST.md)."
+  type        = string
+  default     = "private"
+
+  validation {
+    condition     = contains(["private", "public"], var.collector_subnet_tier)
+    error_message = "collector_subnet_tier must be private or public."
+  }
+
+  validation {
+    condition     = var.collector_subnet_tier == "public" || var.nat_gateway_mode != "none" || var.environment == "local"
+    error_message = "A collector in private subnets needs a NAT gateway (the market-data API is on the internet): set nat_gateway_mode or collector_subnet_tier = \"public\"."
   }
 }
 

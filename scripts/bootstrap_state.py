@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Create or harden the S3 bucket named in a ``*.s3.tfbackend`` file (see bootstrap_state.sh).
+"""Create or harden the Terraform state bucket of an environment (see bootstrap_state.sh).
 
 Usage: python scripts/bootstrap_state.py network/envs/dev.s3.tfbackend
+
+The bucket name is not in the backend file: S3 bucket names are global, so it is
+``state_bucket_name(env, account)`` = ``<project>-<env>-tfstate-<account id>`` (project from
+``stocksage/stack.json``), or ``STOCKSAGE_STATE_BUCKET`` when set. ``scripts/tf.sh`` uses the
+same function, so both always agree.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -14,9 +20,26 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def backend_settings(path: Path) -> dict[str, str]:
+    """String settings of a ``*.s3.tfbackend`` file: ``{"key": ..., "region": ...}``."""
     return dict(re.findall(r'^(\w+)\s*=\s*"([^"]*)"', path.read_text(), re.MULTILINE))
+
+
+def state_bucket_name(env: str, account_id: str, override: str | None = None) -> str:
+    """State bucket of ``env`` in account ``account_id`` (12 digits).
+
+    Returns ``override`` (``STOCKSAGE_STATE_BUCKET``) when given, else
+    ``<project>-<env>-tfstate-<account id>``. Raises ValueError on a malformed account id.
+    """
+    if override:
+        return override
+    if not re.fullmatch(r"\d{12}", account_id):
+        raise ValueError(f"not an AWS account id: {account_id!r}")
+    project = json.loads((REPO / "stocksage" / "stack.json").read_text())["project"]
+    return f"{project}-{env}-tfstate-{account_id}"
 
 
 def bootstrap(s3, bucket: str, region: str) -> list[str]:
@@ -57,9 +80,13 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    settings = backend_settings(Path(argv[0]))
-    bucket, region = settings["bucket"], settings.get("region", "us-east-1")
+    path = Path(argv[0])
+    settings = backend_settings(path)
+    env = path.name.split(".", 1)[0]
+    region = settings.get("region", "us-east-1")
     try:
+        account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+        bucket = state_bucket_name(env, account, os.environ.get("STOCKSAGE_STATE_BUCKET"))
         s3 = boto3.client("s3", region_name=region)
         for step in bootstrap(s3, bucket, region):
             print(f"bootstrap_state: {step}")

@@ -3,8 +3,9 @@
 
     python scripts/cost.py [--env dev] [--ticks 10] [--write docs/COST.md]
 
-Reads the environment's network/ and services/ tfvars (NAT mode, interface endpoints, stream
-mode and shards, endpoint type, collector capacity provider, processor memory, batch size) and
+Reads the environment's network/ and services/ tfvars (NAT mode, collector subnet tier and
+public IP, interface endpoints, stream mode and shards, endpoint type, collector capacity
+provider, processor memory, batch size), counts the alarms in services/observability.tf, and
 prices the stack idle (nothing flowing; what an environment costs just by existing) and at
 ``--ticks`` bars per second (steady, around the clock). Free tiers are ignored (a shared
 account uses them up elsewhere); taxes and data transfer to the internet are not included.
@@ -71,10 +72,27 @@ TRAININGS_PER_MONTH = 10   # rate(3 days)
 TRAINING_HOURS = 0.2       # ml.m5.large, incl. start-up
 
 
+def alarm_count(env_name: str, endpoint: bool = True, collector: bool = True) -> int:
+    """CloudWatch alarms of services/observability.tf: one ``namespace =`` line per alarm in
+    ``local.alarms``; the endpoint alarms only with the endpoint, the collector heartbeat only
+    with a running collector service (never in local)."""
+    text = (REPO / "services" / "observability.tf").read_text()
+    block = text[text.index("  alarms = merge("):text.index('resource "aws_sns_topic" "ops"')]
+    total = block.count("namespace   =")
+    if not endpoint:
+        total -= block[block.index("var.create_endpoint ?"):].count("namespace   =")
+    if not collector or env_name == "local":
+        total -= block[block.index("local.collector_runs ?"):block.index("var.create_endpoint ?")
+                       ].count("namespace   =")
+    return total
+
+
 @dataclass
 class Env:
     name: str
     nat_mode: str
+    collector_public_ip: bool
+    alarms: int
     endpoints: int
     azs: int
     stream_mode: str
@@ -103,8 +121,12 @@ def load_env(name: str) -> Env:
     net, svc = tfvars("network"), tfvars("services")
     strategy = svc.get("collector_capacity_provider_strategy") or [
         {"capacity_provider": "FARGATE"}]
+    collector_tasks = int(svc.get("collector_desired_count", 1))
     return Env(
         name=name, nat_mode=net.get("nat_gateway_mode", "single"),
+        collector_public_ip=net.get("collector_subnet_tier", "private") == "public",
+        alarms=alarm_count(name, endpoint=svc.get("create_endpoint", True),
+                           collector=collector_tasks > 0),
         endpoints=len(net.get("interface_endpoint_services", [])), azs=2,
         stream_mode=svc.get("stream_mode", "PROVISIONED"),
         shards=int(svc.get("stream_shard_count", 1)),
@@ -113,7 +135,7 @@ def load_env(name: str) -> Env:
         spot=strategy[0]["capacity_provider"] == "FARGATE_SPOT",
         collector_vcpu=int(svc.get("collector_cpu", 256)) / 1024,
         collector_gb=int(svc.get("collector_memory", 512)) / 1024,
-        collector_tasks=int(svc.get("collector_desired_count", 1)),
+        collector_tasks=collector_tasks,
         lambda_mb=int(svc.get("processor_memory_mb", 1024)),
         batch_size=int(svc.get("esm_batch_size", 100)),
         window_s=float(svc.get("esm_maximum_batching_window_seconds", 1)),
@@ -129,6 +151,9 @@ def estimate(env: Env, ticks: float) -> dict[str, float]:
     # network
     nats = {"none": 0, "single": 1, "per_az": env.azs}[env.nat_mode]
     items["NAT gateway(s) + public IPv4"] = nats * HOURS * (p["nat_hour"] + p["ipv4_hour"])
+    # A collector in a public subnet (no NAT) holds one public IPv4 per task instead.
+    items["Collector public IPv4"] = (env.collector_tasks * HOURS * p["ipv4_hour"]
+                                      if env.collector_public_ip else 0.0)
     items["NAT data processed"] = nats and gb * 2 * p["nat_gb"]  # market data in + API calls
     items["Interface endpoints"] = env.endpoints * env.azs * HOURS * p["endpoint_az_hour"]
     # stream
@@ -175,7 +200,8 @@ def estimate(env: Env, ticks: float) -> dict[str, float]:
     # history and the rest
     items["Firehose + S3 history"] = gb * p["firehose_gb"] + gb * 0.3 * 6 * p["s3_gb_month"]
     log_gb = invocations * LOG_BYTES_PER_INVOCATION / 1e9
-    items["CloudWatch (alarms, dashboard, logs)"] = (6 * p["alarm_month"] + p["dashboard_month"]
+    items[f"CloudWatch ({env.alarms} alarms, dashboard, logs)"] = (env.alarms * p["alarm_month"]
+                                                     + p["dashboard_month"]
                                                      + log_gb * (p["logs_gb_ingested"]
                                                                  + p["logs_gb_month"]))
     items["KMS (2 keys), Secrets Manager, ECR, SQS"] = (2 * p["kms_key_month"]
@@ -184,6 +210,34 @@ def estimate(env: Env, ticks: float) -> dict[str, float]:
                                                        + invocations * 3 / 1e4
                                                        * p["kms_request_10k"])
     return {k: round(float(v), 2) for k, v in items.items()}
+
+
+TRADE_OFFS = """## dev without a NAT gateway: the trade-off
+
+An idle dev stack used to cost ~$56/month, $36.50 of it one NAT gateway whose only user is the
+collector's outbound HTTPS (Kinesis, ECR, CloudWatch Logs, Secrets Manager, the market-data
+API). dev now sets `collector_subnet_tier = "public"` and `nat_gateway_mode = "none"` in
+`network/envs/dev.tfvars`: the collector task runs in a public subnet with a public IPv4
+($0.005/hour, $3.65/month) and the egress-only security group (TCP 443 out, no ingress rule at
+all), so nothing on the internet can open a connection to it. What dev gives up:
+
+- **Network isolation of the task.** A public IP is reachable in principle; only the security
+  group (no ingress) stands between it and the internet. prod keeps private subnets, per-AZ NAT
+  and interface endpoints (`collector_subnet_tier = "private"`; the network root refuses a private
+  collector without NAT).
+- **A fixed egress IP.** Each task start gets a new public IP; a market-data provider that
+  allow-lists IPs needs the NAT's Elastic IP (prod).
+
+Alternatives considered: IPv6 egress through an egress-only internet gateway avoids the IPv4
+charge too, but only works if every endpoint the task uses (ECR image pulls, Kinesis,
+CloudWatch Logs, Secrets Manager, the market-data API) answers over IPv6 and Fargate runs the
+task IPv6-only; that could not be verified here (no AWS access), so it is not the default.
+Interface endpoints (5 x 2 AZ x $7.30 = $73/month) cost more than the NAT.
+`collector_desired_count = 0` idles dev lower still (no Fargate, no public IP) when nobody streams.
+
+Alarms are priced per alarm from `services/observability.tf` (the collector heartbeat only exists
+with a running collector service, the endpoint alarms only with the endpoint).
+"""
 
 
 def render(envs: list[str], ticks: list[float]) -> str:
@@ -196,7 +250,9 @@ def render(envs: list[str], ticks: list[float]) -> str:
         env = load_env(name)
         columns = [estimate(env, t) for t in ticks]
         lines += [f"## {name}", "",
-                  f"NAT `{env.nat_mode}`, {env.endpoints} interface endpoints x {env.azs} AZ, "
+                  f"NAT `{env.nat_mode}`, collector in "
+                  f"{'a public subnet with a public IPv4' if env.collector_public_ip else 'private subnets'}, "
+                  f"{env.endpoints} interface endpoints x {env.azs} AZ, "
                   f"Kinesis {env.stream_mode}"
                   + (f" ({env.shards} shards)" if env.stream_mode == "PROVISIONED" else "")
                   + f", endpoint {env.endpoint_instance or f'serverless {env.serverless_mb} MB'}, "
@@ -208,6 +264,7 @@ def render(envs: list[str], ticks: list[float]) -> str:
         lines.append("| **total** | " + " | ".join(f"**${sum(c.values()):,.2f}**"
                                                     for c in columns) + " |")
         lines.append("")
+    lines += [TRADE_OFFS]
     lines += ["## Price sources", ""] + [f"- {k}: {v}" for k, v in SOURCES.items()] + [""]
     return "\n".join(lines)
 

@@ -16,9 +16,12 @@
 #   environments never rebuild each other's zip mid-apply) before plan/apply/destroy; for dev/prod
 #   also the dependency layer (scripts/package_lambda.py --layer, needs PyPI; rebuilt only when
 #   requirements/processor-layer.txt changes; STOCKSAGE_LAYER_ZIP=path uses a prebuilt one) and
-#   passes the network root's outputs (private_subnet_ids, collector_security_group_ids).
-# - dev/prod: checks AWS credentials (sts get-caller-identity) and the state bucket first, and
-#   stops with a clear message (exit 3) instead of a provider stack trace.
+#   passes network_state (where the network root's state is): services reads the collector's
+#   subnets from it with terraform_remote_state.
+# - dev/prod: checks AWS credentials (sts get-caller-identity), the state bucket
+#   <project>-<env>-tfstate-<account id> (scripts/bootstrap_state.py state_bucket_name) and, for
+#   services, the network state first, and stops with a clear message (exit 3) instead of a
+#   provider stack trace or a plan without the collector's network.
 set -euo pipefail
 
 usage() {
@@ -93,6 +96,7 @@ if [[ $ENV == local && $CMD != validate ]]; then
 else
   unset TF_VAR_aws_endpoint_url
   for v in $(compgen -e | grep '^AWS_ENDPOINT_URL' || true); do unset "$v"; done
+  GENERATED=$TF_DATA_DIR/backend.s3.tfbackend
 fi
 
 ensure_local_state_bucket() {
@@ -108,11 +112,9 @@ ensure_local_state_bucket() {
 
 tf_init() {
   local args=(-chdir="$ROOT_DIR" init -input=false -reconfigure "$@")
-  if [[ $ENV == local ]]; then
-    ensure_local_state_bucket
-    mv -f "$GENERATED.new" "$GENERATED"
-  fi
-  "$TF" "${args[@]}" -backend-config="$BACKEND_FILE"
+  [[ $ENV == local ]] && ensure_local_state_bucket
+  mv -f "$GENERATED.new" "$GENERATED"
+  "$TF" "${args[@]}" -backend-config="$GENERATED"
 }
 
 # Local: (re)initialise when never done or when the endpoint changed; cheap and keeps state on
@@ -126,38 +128,24 @@ ensure_init() {
   local fingerprint stale=0
   fingerprint=$(init_fingerprint)
   [[ -f $TF_DATA_DIR/terraform.tfstate && $(cat "$TF_DATA_DIR/init.fingerprint" 2>/dev/null) == "$fingerprint" ]] || stale=1
-  if [[ $ENV == local ]]; then
-    if ((stale)) || ! cmp -s "$GENERATED.new" "$GENERATED" 2>/dev/null; then
-      tf_init >/dev/null
-    else
-      ensure_local_state_bucket
-      rm -f "$GENERATED.new"
-    fi
-  elif ((stale)); then
-    tf_init
+  if ((stale)) || ! cmp -s "$GENERATED.new" "$GENERATED" 2>/dev/null; then
+    if [[ $ENV == local ]]; then tf_init >/dev/null; else tf_init; fi
+  else
+    [[ $ENV == local ]] && ensure_local_state_bucket
+    rm -f "$GENERATED.new"
   fi
   echo "$fingerprint" >"$TF_DATA_DIR/init.fingerprint"
 }
 
-network_var_file() {
-  # dev/prod services: network outputs -> variables (only those the network state has).
-  local net_dir=$REPO/network net_data=$REPO/network/.terraform/$ENV out=$TF_DATA_DIR/network.auto.tfvars.json
-  [[ -f $net_data/terraform.tfstate ]] || return 0
-  TF_DATA_DIR=$net_data "$TF" -chdir="$net_dir" output -json 2>/dev/null | "$PY" -c '
-import json, sys
-try:
-    outputs = json.load(sys.stdin)
-except ValueError:
-    outputs = {}
-mapping = {"private_subnet_ids": "private_subnet_ids", "collector_security_group_id": "collector_security_group_ids"}
-values = {}
-for src, dst in mapping.items():
-    if src in outputs:
-        v = outputs[src]["value"]
-        values[dst] = v if isinstance(v, list) else [v]
-json.dump(values, open(sys.argv[1], "w"), indent=2)
-print(sys.argv[1] if values else "")
-' "$out"
+network_state_var_file() {
+  # dev/prod services: where the network root's state is (services reads it with
+  # terraform_remote_state; check_aws_access has verified that it exists).
+  local out=$TF_DATA_DIR/network-state.auto.tfvars.json region
+  region=$(sed -n 's/^region *= *"\(.*\)"/\1/p' "$REPO/network/envs/$ENV.s3.tfbackend")
+  printf '{"network_state": {"bucket": "%s", "key": "%s", "region": "%s"}}\n' \
+    "$STATE_BUCKET" "$(sed -n 's/^key *= *"\(.*\)"/\1/p' "$REPO/network/envs/$ENV.s3.tfbackend")" \
+    "$region" >"$out"
+  echo "$out"
 }
 
 build_zip() {
@@ -176,21 +164,26 @@ build_zip() {
   export TF_VAR_processor_layer_zip=$layer
 }
 
-# dev/prod: fail early and clearly without credentials or without the state bucket.
+# dev/prod: fail early and clearly without credentials, without the state bucket, or (services)
+# without the network state. Prints the state bucket name on stdout.
 check_aws_access() {
-  [[ $ENV == local || $CMD == validate ]] && return 0
-  local bucket region
-  bucket=$(sed -n 's/^bucket *= *"\(.*\)"/\1/p' "$BACKEND_FILE")
+  local region network_key=""
   region=$(sed -n 's/^region *= *"\(.*\)"/\1/p' "$BACKEND_FILE")
-  "$PY" - "$ENV" "$bucket" "$region" <<'PYCHECK' || exit 3
+  [[ $ROOT == services ]] && network_key=$(sed -n 's/^key *= *"\(.*\)"/\1/p' "$REPO/network/envs/$ENV.s3.tfbackend")
+  "$PY" - "$ENV" "$region" "$network_key" "$REPO" <<'PYCHECK' || exit 3
+import os
 import sys
 
-env, bucket, region = sys.argv[1:4]
+env, region, network_key, repo = sys.argv[1:5]
 try:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 except ImportError:
-    sys.exit(0)  # no boto3 here: let Terraform report it
+    print("tf.sh: boto3 is missing (make install): cannot find the state bucket", file=sys.stderr)
+    sys.exit(1)
+sys.path.insert(0, os.path.join(repo, "scripts"))
+from bootstrap_state import state_bucket_name  # noqa: E402
+
 try:
     session = boto3.Session(region_name=region)
     identity = session.client("sts").get_caller_identity()
@@ -202,20 +195,37 @@ except NoCredentialsError:
 except (ClientError, BotoCoreError) as exc:
     print(f"tf.sh: AWS credentials for ENV={env} do not work: {exc}", file=sys.stderr)
     sys.exit(1)
+bucket = state_bucket_name(env, identity["Account"], os.environ.get("STOCKSAGE_STATE_BUCKET"))
+s3 = session.client("s3")
 try:
-    session.client("s3").head_bucket(Bucket=bucket)
+    s3.head_bucket(Bucket=bucket)
 except ClientError as exc:
     code = exc.response.get("Error", {}).get("Code", "")
-    hint = ("create it once with: scripts/bootstrap_state.sh " + env) if code in ("404", "NoSuchBucket") \
+    hint = (f"create it once with: make bootstrap-state ENV={env}") if code in ("404", "NoSuchBucket") \
         else "check that this account/role may use it"
     print(f"tf.sh: state bucket {bucket!r} is not usable from account {identity['Account']} "
           f"({code or exc}): {hint}", file=sys.stderr)
     sys.exit(1)
-print(f"tf.sh: ENV={env} account {identity['Account']} as {identity['Arn']}", file=sys.stderr)
+if network_key:
+    try:
+        s3.head_object(Bucket=bucket, Key=network_key)
+    except ClientError as exc:
+        print(f"tf.sh: no network state s3://{bucket}/{network_key} "
+              f"({exc.response.get('Error', {}).get('Code', exc)}): the services root reads the "
+              f"collector's subnets from it. Apply the network first: scripts/tf.sh network {env} "
+              "apply. Nothing was planned or changed.", file=sys.stderr)
+        sys.exit(1)
+print(f"tf.sh: ENV={env} account {identity['Account']} as {identity['Arn']}, state {bucket}",
+      file=sys.stderr)
+print(bucket)
 PYCHECK
 }
 
-check_aws_access
+STATE_BUCKET=
+if [[ $ENV != local && $CMD != validate ]]; then
+  STATE_BUCKET=$(check_aws_access)
+  { cat "$BACKEND_FILE"; printf 'bucket = "%s"\n' "$STATE_BUCKET"; } >"$GENERATED.new"
+fi
 
 case "$CMD" in
   init)
@@ -232,10 +242,7 @@ case "$CMD" in
   plan | apply | destroy)
     ensure_init
     build_zip
-    if [[ $ROOT == services && $ENV != local ]]; then
-      nv=$(network_var_file)
-      [[ -n $nv ]] && VAR_FILES+=(-var-file="$nv")
-    fi
+    [[ $ROOT == services && $ENV != local ]] && VAR_FILES+=(-var-file="$(network_state_var_file)")
     extra=()
     [[ $ENV == local && $CMD != plan ]] && extra+=(-auto-approve)
     "$TF" -chdir="$ROOT_DIR" "$CMD" -input=false "${VAR_FILES[@]}" "${extra[@]}" "$@"

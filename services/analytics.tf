@@ -109,10 +109,10 @@ module "athena_bucket" {
   source = "../modules/s3_bucket"
   count  = local.analytics
 
-  bucket                             = "${local.names.history_bucket}-athena"
+  bucket                             = "${local.names.history_bucket}-athena${local.bucket_suffix}"
   kms_key_arn                        = module.kms.key_arn
   force_destroy                      = true # query results and spill only: always disposable
-  deny_insecure_transport            = !local.is_local
+  deny_insecure_transport            = local.deny_insecure_transport
   noncurrent_version_expiration_days = 1
   lifecycle_rules = [
     { id = "expire-results", prefix = "results/", expiration_days = 30 },
@@ -262,6 +262,12 @@ data "aws_iam_policy_document" "connector_assume" {
     principals {
       type        = "Service"
       identifiers = ["lambda.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
     }
   }
 }

@@ -1,10 +1,13 @@
 ################################################################################
 # Collector: ECR repository, data-provider API key (Secrets Manager), ECS cluster with
-# FARGATE + FARGATE_SPOT capacity providers, task definition and service in private subnets.
+# FARGATE + FARGATE_SPOT capacity providers, task definition and service in the subnets the
+# network root chose for it (prod: private subnets behind NAT; dev: public subnets with a
+# public IP and HTTPS-only egress, no NAT).
 #
 # The variables of the collector that are not in variables.tf are declared here, next to the
-# resources that use them. The service exists only when the network root's private subnets are
-# passed (scripts/tf.sh does it for dev/prod); local gets the cluster and the task definition.
+# resources that use them. dev/prod read the network root's outputs from its state (fail closed:
+# no usable subnets = no plan); local has no network state and gets the cluster and the task
+# definition only.
 ################################################################################
 
 variable "collector_image_tag" {
@@ -83,7 +86,29 @@ variable "collector_data_feed" {
   }
 }
 
+data "terraform_remote_state" "network" {
+  count = var.network_state == null ? 0 : 1
+
+  backend = "s3"
+  config  = var.network_state
+
+  lifecycle {
+    postcondition {
+      condition     = length(try(self.outputs.collector_subnet_ids, [])) > 0 && try(self.outputs.collector_security_group_id, "") != ""
+      error_message = "The network state has no collector_subnet_ids / collector_security_group_id outputs: apply the network root of this environment first (scripts/tf.sh network <env> apply)."
+    }
+  }
+}
+
 locals {
+  network = one(data.terraform_remote_state.network[*].outputs)
+
+  collector_subnet_ids         = local.network == null ? [] : local.network.collector_subnet_ids
+  collector_security_group_ids = local.network == null ? [] : [local.network.collector_security_group_id]
+  collector_assign_public_ip   = local.network == null ? false : local.network.collector_assign_public_ip
+  # The service (and its heartbeat alarm) exist only with subnets and a task to run.
+  collector_runs = length(local.collector_subnet_ids) > 0 && var.collector_desired_count > 0
+
   collector_image = var.collector_image_tag == null ? var.collector_image : "${aws_ecr_repository.collector.repository_url}:${var.collector_image_tag}"
 
   # Secret JSON: {"key_id": "...", "secret_key": "..."} (put-secret-value, README "Deploy to AWS").
@@ -152,8 +177,9 @@ module "collector" {
   container_insights = !local.is_local
   kms_key_arn        = module.kms.key_arn
   log_retention_days = var.log_retention_days
-  subnet_ids         = var.private_subnet_ids
-  security_group_ids = var.collector_security_group_ids
+  subnet_ids         = local.collector_subnet_ids
+  security_group_ids = local.collector_security_group_ids
+  assign_public_ip   = local.collector_assign_public_ip
   desired_count      = var.collector_desired_count
 
   capacity_provider_strategy = var.collector_capacity_provider_strategy
@@ -180,8 +206,9 @@ module "collector" {
   }
 
   task_policy_statements = {
+    # Exactly the collector's calls: stocksage.collector.sink.KinesisSink -> put_records.
     PutBars = {
-      actions   = ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
+      actions   = ["kinesis:PutRecords"]
       resources = [aws_kinesis_stream.bars.arn]
     }
     EncryptBars = {

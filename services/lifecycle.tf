@@ -120,6 +120,12 @@ data "aws_iam_policy_document" "training_assume" {
       type        = "Service"
       identifiers = ["sagemaker.amazonaws.com"]
     }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
   }
 }
 
@@ -160,8 +166,21 @@ data "aws_iam_policy_document" "training" {
 
   statement {
     sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"]
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [module.kms.key_arn]
+  }
+
+  # The job's volume and output use KmsKeyId: SageMaker creates grants for its resources.
+  statement {
+    sid       = "GrantDataKeyToSageMaker"
+    actions   = ["kms:CreateGrant", "kms:DescribeKey"]
+    resources = [module.kms.key_arn]
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
   }
 
   statement {
@@ -208,72 +227,216 @@ resource "aws_iam_role_policy" "endpoint_promoted_models" {
 }
 
 ################################################################################
-# Retrain Lambda + its schedule
+# Retrain and promote Lambdas (one module call, for_each)
+#
+# Both are invoked asynchronously (Scheduler, EventBridge): bounded retries, then the event
+# and its error go to the lifecycle failure queue (on-failure destination), alarmed on in
+# observability.tf. The statements are exactly the calls of lambdas/retrain.py and
+# lambdas/promote.py (tests/unit/test_terraform_contracts.py derives them from the code).
 ################################################################################
 
-module "retrain" {
-  source = "../modules/lambda_function"
+locals {
+  # kms:CreateGrant only for grants SageMaker creates for its own resources (training volume
+  # and output, endpoint storage): CreateTrainingJob / CreateEndpointConfig + UpdateEndpoint
+  # with KmsKeyId need the caller to be able to grant the key (SageMaker API reference).
+  grant_for_aws_resources = [{ test = "Bool", variable = "kms:GrantIsForAWSResource", values = ["true"] }]
+  passed_to_sagemaker     = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["sagemaker.amazonaws.com"] }]
 
-  function_name      = local.names.retrain_function
-  description        = "Schedule tick -> one idempotent SageMaker training job."
+  lifecycle_functions = {
+    retrain = {
+      name        = local.names.retrain_function
+      description = "Schedule tick -> one idempotent SageMaker training job."
+      handler     = "lambdas.retrain.lambda_handler"
+      timeout     = 60
+      # Exactly the variables RetrainSettings.from_env() reads.
+      environment_variables = {
+        HISTORY_BUCKET               = module.history_bucket.bucket
+        HISTORY_PREFIX               = local.lifecycle_cfg.history_prefix
+        SOURCE_KEY                   = local.lifecycle_cfg.source_key
+        OUTPUT_PREFIX                = local.lifecycle_cfg.output_prefix
+        JOB_PREFIX                   = local.job_prefix
+        TRAINING_ROLE_ARN            = aws_iam_role.training.arn
+        TRAINING_IMAGE               = data.aws_sagemaker_prebuilt_ecr_image.training.registry_path
+        TRAINING_INSTANCE_TYPE       = var.training_instance_type
+        TRAINING_VOLUME_GB           = "5"
+        TRAINING_MAX_RUNTIME_SECONDS = tostring(var.training_max_runtime_seconds)
+        KMS_KEY_ARN                  = module.kms.key_arn
+        TRAINING_WINDOW_DAYS         = tostring(var.retrain_window_days)
+        MODEL_TYPE                   = var.model_hyperparameters.model_type
+        MODEL_C                      = tostring(var.model_hyperparameters.c)
+        ENDPOINT_NAME                = local.names.endpoint
+        VERSIONS_TABLE               = module.tables["versions_table"].name
+        POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.retrain_function}"
+        POWERTOOLS_METRICS_NAMESPACE = local.project
+        LOG_LEVEL                    = var.log_level
+      }
+      policy_statements = {
+        CreateTrainingJob = {
+          actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"]
+          resources = [local.training_jobs_arn]
+        }
+        PassTrainingRole = {
+          actions    = ["iam:PassRole"]
+          resources  = [aws_iam_role.training.arn]
+          conditions = local.passed_to_sagemaker
+        }
+        GrantTrainingKey = {
+          actions    = ["kms:CreateGrant", "kms:DescribeKey"]
+          resources  = [module.kms.key_arn]
+          conditions = local.grant_for_aws_resources
+        }
+        ReadServingEndpoint = {
+          actions   = ["sagemaker:DescribeEndpoint"]
+          resources = [local.endpoint_arn]
+        }
+        ReadServingModel = {
+          actions   = ["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"]
+          resources = [local.endpoint_cfgs_arn, local.endpoint_models_arn]
+        }
+        ReadServingArtifact = {
+          actions   = ["s3:GetObject"]
+          resources = ["${local.history_arn}/model-artifacts/*"]
+        }
+        RecordVersion = {
+          actions   = ["dynamodb:PutItem"]
+          resources = [module.tables["versions_table"].arn]
+        }
+      }
+    }
+    promote = {
+      name        = local.names.promote_function
+      description = "Finished training job -> version record, quality gate, endpoint update."
+      handler     = "lambdas.promote.lambda_handler"
+      timeout     = 120
+      # Exactly the variables PromoteSettings.from_env() reads.
+      environment_variables = {
+        ENDPOINT_NAME                = local.names.endpoint
+        VERSIONS_TABLE               = module.tables["versions_table"].name
+        JOB_PREFIX                   = local.job_prefix
+        GATE_MIN_MARGIN              = tostring(var.gate.min_margin)
+        GATE_MIN_HOLDOUT_ROWS        = tostring(var.gate.min_holdout_rows)
+        GATE_MIN_CHAMPION_ROWS       = tostring(var.gate.min_champion_rows)
+        POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.promote_function}"
+        POWERTOOLS_METRICS_NAMESPACE = local.project
+        LOG_LEVEL                    = var.log_level
+      }
+      policy_statements = {
+        ReadTrainingJobs = {
+          actions   = ["sagemaker:DescribeTrainingJob"]
+          resources = [local.training_jobs_arn]
+        }
+        ReadArtifacts = {
+          actions   = ["s3:GetObject"]
+          resources = ["${local.history_arn}/model-artifacts/*"]
+        }
+        UpdateEndpoint = {
+          actions   = ["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"]
+          resources = [local.endpoint_arn, local.endpoint_cfgs_arn]
+        }
+        CreateModelVersion = {
+          actions   = ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:AddTags"]
+          resources = [local.endpoint_models_arn, local.endpoint_cfgs_arn]
+        }
+        PassModelRole = {
+          actions    = ["iam:PassRole"]
+          resources  = [local.endpoint_role_arn]
+          conditions = local.passed_to_sagemaker
+        }
+        GrantEndpointKey = {
+          actions    = ["kms:CreateGrant", "kms:DescribeKey"]
+          resources  = [module.kms.key_arn]
+          conditions = local.grant_for_aws_resources
+        }
+        RecordVersions = {
+          actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+          resources = [module.tables["versions_table"].arn]
+        }
+      }
+    }
+  }
+}
+
+module "lifecycle_function" {
+  source   = "../modules/lambda_function"
+  for_each = local.lifecycle_functions
+
+  function_name      = each.value.name
+  description        = each.value.description
   runtime            = "python3.12"
-  handler            = "lambdas.retrain.lambda_handler"
+  handler            = each.value.handler
   zip_path           = var.processor_zip
   layers             = local.lifecycle_layers
   memory_size        = 256
-  timeout            = 60
+  timeout            = each.value.timeout
   kms_key_arn        = module.kms.key_arn
   log_retention_days = var.log_retention_days
 
-  # Exactly the variables RetrainSettings.from_env() reads.
-  environment_variables = {
-    HISTORY_BUCKET               = module.history_bucket.bucket
-    HISTORY_PREFIX               = local.lifecycle_cfg.history_prefix
-    SOURCE_KEY                   = local.lifecycle_cfg.source_key
-    OUTPUT_PREFIX                = local.lifecycle_cfg.output_prefix
-    JOB_PREFIX                   = local.job_prefix
-    TRAINING_ROLE_ARN            = aws_iam_role.training.arn
-    TRAINING_IMAGE               = data.aws_sagemaker_prebuilt_ecr_image.training.registry_path
-    TRAINING_INSTANCE_TYPE       = var.training_instance_type
-    TRAINING_VOLUME_GB           = "5"
-    TRAINING_MAX_RUNTIME_SECONDS = tostring(var.training_max_runtime_seconds)
-    KMS_KEY_ARN                  = module.kms.key_arn
-    TRAINING_WINDOW_DAYS         = tostring(var.retrain_window_days)
-    MODEL_TYPE                   = var.model_hyperparameters.model_type
-    MODEL_C                      = tostring(var.model_hyperparameters.c)
-    ENDPOINT_NAME                = local.names.endpoint
-    VERSIONS_TABLE               = module.tables["versions_table"].name
-    POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.retrain_function}"
-    POWERTOOLS_METRICS_NAMESPACE = local.project
-    LOG_LEVEL                    = var.log_level
+  environment_variables = each.value.environment_variables
+  policy_statements     = each.value.policy_statements
+
+  create_async_event_config        = true
+  async_on_failure_destination_arn = aws_sqs_queue.lifecycle_failures.arn
+  async_maximum_retry_attempts     = 2
+  async_maximum_event_age_seconds  = 3600
+}
+
+################################################################################
+# Lifecycle failure queue: on-failure destination of both functions and dead-letter queue of
+# the Scheduler and EventBridge targets (events that never reached a function).
+################################################################################
+
+resource "aws_sqs_queue" "lifecycle_failures" {
+  name                      = local.names.lifecycle_failure_queue
+  kms_master_key_id         = module.kms.key_arn
+  message_retention_seconds = 1209600
+}
+
+data "aws_iam_policy_document" "lifecycle_failures" {
+  # EventBridge delivers a rule target's undeliverable events with its service principal,
+  # limited to our rule (Scheduler uses its execution role instead, below).
+  statement {
+    sid       = "AllowTrainingStateRuleDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.lifecycle_failures.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.training_state.arn]
+    }
   }
 
-  policy_statements = {
-    CreateTrainingJob = {
-      actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"]
-      resources = [local.training_jobs_arn]
-    }
-    PassTrainingRole = {
-      actions   = ["iam:PassRole"]
-      resources = [aws_iam_role.training.arn]
-    }
-    ReadServingEndpoint = {
-      actions   = ["sagemaker:DescribeEndpoint"]
-      resources = [local.endpoint_arn]
-    }
-    ReadServingModel = {
-      actions   = ["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"]
-      resources = [local.endpoint_cfgs_arn, local.endpoint_models_arn]
-    }
-    ReadServingArtifact = {
-      actions   = ["s3:GetObject"]
-      resources = ["${local.history_arn}/model-artifacts/*"]
-    }
-    RecordVersion = {
-      actions   = ["dynamodb:PutItem"]
-      resources = [module.tables["versions_table"].arn]
+  dynamic "statement" {
+    for_each = local.deny_insecure_transport ? [1] : []
+
+    content {
+      sid       = "DenyInsecureTransport"
+      effect    = "Deny"
+      actions   = ["sqs:*"]
+      resources = [aws_sqs_queue.lifecycle_failures.arn]
+
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+
+      condition {
+        test     = "Bool"
+        variable = "aws:SecureTransport"
+        values   = ["false"]
+      }
     }
   }
+}
+
+resource "aws_sqs_queue_policy" "lifecycle_failures" {
+  queue_url = aws_sqs_queue.lifecycle_failures.id
+  policy    = data.aws_iam_policy_document.lifecycle_failures.json
 }
 
 data "aws_iam_policy_document" "scheduler_assume" {
@@ -303,12 +466,19 @@ data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "InvokeRetrain"
     actions   = ["lambda:InvokeFunction"]
-    resources = [module.retrain.function_arn, "${module.retrain.function_arn}:*"]
+    resources = [module.lifecycle_function["retrain"].function_arn, "${module.lifecycle_function["retrain"].function_arn}:*"]
   }
 
   statement {
-    sid       = "DecryptScheduleInput"
-    actions   = ["kms:Decrypt"]
+    sid       = "SendDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.lifecycle_failures.arn]
+  }
+
+  # Decrypt the schedule's input; GenerateDataKey for the KMS-encrypted dead-letter queue.
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [module.kms.key_arn]
   }
 }
@@ -319,7 +489,11 @@ resource "aws_iam_role_policy" "scheduler" {
   policy = data.aws_iam_policy_document.scheduler.json
 }
 
+# Only with an endpoint: retraining compares against and promotes to the serving model, so
+# without one every tick would only fail (the function also says so in its log and skips).
 resource "aws_scheduler_schedule" "retrain" {
+  count = var.create_endpoint ? 1 : 0
+
   name                = local.names.retrain_schedule
   description         = "Retrain the next-bar model on the S3 history."
   schedule_expression = var.retrain_schedule_expression
@@ -331,7 +505,7 @@ resource "aws_scheduler_schedule" "retrain" {
   }
 
   target {
-    arn      = module.retrain.function_arn
+    arn      = module.lifecycle_function["retrain"].function_arn
     role_arn = aws_iam_role.scheduler.arn
     # Context attributes are filled in by Scheduler (and by the local runtime); jsonencode
     # escapes < and >, which Scheduler would not recognise.
@@ -345,67 +519,16 @@ resource "aws_scheduler_schedule" "retrain" {
       maximum_event_age_in_seconds = 3600
       maximum_retry_attempts       = 3
     }
+
+    dead_letter_config {
+      arn = aws_sqs_queue.lifecycle_failures.arn
+    }
   }
 }
 
 ################################################################################
-# Promote Lambda + the training-job state-change rule
+# The training-job state-change rule -> promote Lambda
 ################################################################################
-
-module "promote" {
-  source = "../modules/lambda_function"
-
-  function_name      = local.names.promote_function
-  description        = "Finished training job -> version record, quality gate, endpoint update."
-  runtime            = "python3.12"
-  handler            = "lambdas.promote.lambda_handler"
-  zip_path           = var.processor_zip
-  layers             = local.lifecycle_layers
-  memory_size        = 256
-  timeout            = 120
-  kms_key_arn        = module.kms.key_arn
-  log_retention_days = var.log_retention_days
-
-  # Exactly the variables PromoteSettings.from_env() reads.
-  environment_variables = {
-    ENDPOINT_NAME                = local.names.endpoint
-    VERSIONS_TABLE               = module.tables["versions_table"].name
-    JOB_PREFIX                   = local.job_prefix
-    GATE_MIN_MARGIN              = tostring(var.gate.min_margin)
-    GATE_MIN_HOLDOUT_ROWS        = tostring(var.gate.min_holdout_rows)
-    GATE_MIN_CHAMPION_ROWS       = tostring(var.gate.min_champion_rows)
-    POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.promote_function}"
-    POWERTOOLS_METRICS_NAMESPACE = local.project
-    LOG_LEVEL                    = var.log_level
-  }
-
-  policy_statements = {
-    ReadTrainingJobs = {
-      actions   = ["sagemaker:DescribeTrainingJob"]
-      resources = [local.training_jobs_arn]
-    }
-    ReadArtifacts = {
-      actions   = ["s3:GetObject"]
-      resources = ["${local.history_arn}/model-artifacts/*"]
-    }
-    UpdateEndpoint = {
-      actions   = ["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"]
-      resources = [local.endpoint_arn, local.endpoint_cfgs_arn]
-    }
-    CreateModelVersion = {
-      actions   = ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:AddTags"]
-      resources = [local.endpoint_models_arn, local.endpoint_cfgs_arn]
-    }
-    PassModelRole = {
-      actions   = ["iam:PassRole"]
-      resources = [local.endpoint_role_arn]
-    }
-    RecordVersions = {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
-      resources = [module.tables["versions_table"].arn]
-    }
-  }
-}
 
 resource "aws_cloudwatch_event_rule" "training_state" {
   name        = local.names.training_state_rule
@@ -423,18 +546,22 @@ resource "aws_cloudwatch_event_rule" "training_state" {
 resource "aws_cloudwatch_event_target" "promote" {
   rule      = aws_cloudwatch_event_rule.training_state.name
   target_id = "promote"
-  arn       = module.promote.function_arn
+  arn       = module.lifecycle_function["promote"].function_arn
 
   retry_policy {
     maximum_event_age_in_seconds = 3600
     maximum_retry_attempts       = 4
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.lifecycle_failures.arn
   }
 }
 
 resource "aws_lambda_permission" "promote_from_rule" {
   statement_id  = "AllowTrainingStateRule"
   action        = "lambda:InvokeFunction"
-  function_name = module.promote.function_name
+  function_name = module.lifecycle_function["promote"].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.training_state.arn
 }
@@ -450,22 +577,27 @@ output "versions_table" {
 
 output "retrain_function_name" {
   description = "Retrain Lambda function name."
-  value       = module.retrain.function_name
+  value       = module.lifecycle_function["retrain"].function_name
 }
 
 output "promote_function_name" {
   description = "Promote Lambda function name."
-  value       = module.promote.function_name
+  value       = module.lifecycle_function["promote"].function_name
 }
 
 output "retrain_schedule_name" {
-  description = "EventBridge Scheduler schedule of the retrain Lambda (default group)."
-  value       = aws_scheduler_schedule.retrain.name
+  description = "EventBridge Scheduler schedule of the retrain Lambda (default group), or null without an endpoint (create_endpoint = false)."
+  value       = one(aws_scheduler_schedule.retrain[*].name)
 }
 
 output "training_state_rule_name" {
   description = "EventBridge rule routing training-job state changes to the promote Lambda."
   value       = aws_cloudwatch_event_rule.training_state.name
+}
+
+output "lifecycle_failure_queue_url" {
+  description = "Queue of failed retrain/promote invocations and undeliverable schedule/rule events."
+  value       = aws_sqs_queue.lifecycle_failures.url
 }
 
 output "training_job_prefix" {
@@ -476,4 +608,21 @@ output "training_job_prefix" {
 output "training_image_uri" {
   description = "Pinned SageMaker scikit-learn framework image of the training jobs."
   value       = data.aws_sagemaker_prebuilt_ecr_image.training.registry_path
+}
+
+# State moves of existing deployments (retrain and promote were two module blocks; the schedule
+# had no count).
+moved {
+  from = module.retrain
+  to   = module.lifecycle_function["retrain"]
+}
+
+moved {
+  from = module.promote
+  to   = module.lifecycle_function["promote"]
+}
+
+moved {
+  from = aws_scheduler_schedule.retrain
+  to   = aws_scheduler_schedule.retrain[0]
 }

@@ -2,26 +2,22 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
+# stack, project, is_local, tags: root_common.tf (shared with network/).
 locals {
-  # Single source of truth for names, keys and the window (see docs/DESIGN.md).
-  stack   = jsondecode(file("${path.module}/../stocksage/stack.json"))
-  project = local.stack.project
-  keys    = local.stack.keys
+  keys = local.stack.keys
 
   # Physical name of every stack.json resource: "<project>-<env>-<short>".
   names = { for key, short in local.stack.resources : key => "${local.project}-${var.environment}-${short}" }
 
-  is_local = var.aws_endpoint_url != null
-
-  tags = merge(var.tags, {
-    Project     = local.project
-    Environment = var.environment
-    ManagedBy   = "terraform"
-  })
+  # TLS-only resource policies (buckets, topics, queues); off only for the plain-HTTP emulator.
+  deny_insecure_transport = !local.is_local
 
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.name
+
+  # Bucket names are global: account and region make them unique for whoever deploys.
+  bucket_suffix = var.bucket_name_suffix == null ? "-${local.account_id}-${local.region}" : (var.bucket_name_suffix == "" ? "" : "-${var.bucket_name_suffix}")
 
   endpoint_arn = "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}:endpoint/${lower(local.names.endpoint)}"
 
@@ -67,8 +63,9 @@ module "kms" {
   description             = "Data key of ${local.project} ${var.environment}: stream, tables, bucket, topic, queues, logs."
   deletion_window_in_days = var.kms_deletion_window_days
   # SNS must encrypt what it delivers into the KMS-encrypted alerts inbox queue; CloudWatch
-  # alarms publish to the KMS-encrypted ops topic (observability.tf).
-  service_principals = concat(["cloudwatch.amazonaws.com"], var.create_local_alerts_queue ? ["sns.amazonaws.com"] : [])
+  # alarms publish to the KMS-encrypted ops topic (observability.tf); EventBridge writes
+  # undeliverable training-state events into the KMS-encrypted lifecycle failure queue.
+  service_principals = concat(["cloudwatch.amazonaws.com", "events.amazonaws.com"], var.create_local_alerts_queue ? ["sns.amazonaws.com"] : [])
 }
 
 ################################################################################
@@ -112,10 +109,10 @@ module "tables" {
 module "history_bucket" {
   source = "../modules/s3_bucket"
 
-  bucket                             = local.names.history_bucket
+  bucket                             = "${local.names.history_bucket}${local.bucket_suffix}"
   kms_key_arn                        = module.kms.key_arn
   force_destroy                      = var.history_force_destroy
-  deny_insecure_transport            = !local.is_local # the emulator is plain HTTP
+  deny_insecure_transport            = local.deny_insecure_transport
   noncurrent_version_expiration_days = var.history_noncurrent_days
   lifecycle_rules = [
     {
@@ -134,6 +131,34 @@ module "history_bucket" {
 resource "aws_sns_topic" "alerts" {
   name              = local.names.alerts_topic
   kms_master_key_id = module.kms.key_arn
+}
+
+# TLS-only publishing and subscribing, like the buckets.
+data "aws_iam_policy_document" "alerts_topic" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sns:Publish", "sns:Subscribe", "sns:Receive"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alerts" {
+  count = local.deny_insecure_transport ? 1 : 0
+
+  arn    = aws_sns_topic.alerts.arn
+  policy = data.aws_iam_policy_document.alerts_topic.json
 }
 
 resource "aws_sqs_queue" "alerts_inbox" {
@@ -161,6 +186,28 @@ data "aws_iam_policy_document" "alerts_inbox" {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
       values   = [aws_sns_topic.alerts.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.deny_insecure_transport ? [1] : []
+
+    content {
+      sid       = "DenyInsecureTransport"
+      effect    = "Deny"
+      actions   = ["sqs:*"]
+      resources = [aws_sqs_queue.alerts_inbox[0].arn]
+
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+
+      condition {
+        test     = "Bool"
+        variable = "aws:SecureTransport"
+        values   = ["false"]
+      }
     }
   }
 }
@@ -192,6 +239,33 @@ resource "aws_sqs_queue" "failures" {
   name                      = local.names.failure_queue
   kms_master_key_id         = module.kms.key_arn
   message_retention_seconds = 1209600
+}
+
+data "aws_iam_policy_document" "failures" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.failures.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "failures" {
+  count = local.deny_insecure_transport ? 1 : 0
+
+  queue_url = aws_sqs_queue.failures.id
+  policy    = data.aws_iam_policy_document.failures.json
 }
 
 ################################################################################
@@ -261,11 +335,8 @@ module "processor" {
       actions   = ["sns:Publish"]
       resources = [aws_sns_topic.alerts.arn]
     }
-    # Malformed records are quarantined here by the handler (also the on-failure destination).
-    QuarantineRecords = {
-      actions   = ["sqs:SendMessage"]
-      resources = [aws_sqs_queue.failures.arn]
-    }
+    # Malformed records are quarantined into the failure queue by the handler: the module's
+    # on-failure destination statement (sqs:SendMessage on that queue) already covers it.
   }
 
   kinesis_event_sources = {

@@ -7,7 +7,7 @@
 ################################################################################
 
 variable "ops_email_subscriptions" {
-  description = "E-mail addresses subscribed to the ops topic (alarm notifications). Each must confirm the subscription e-mail."
+  description = "E-mail addresses subscribed to the ops topic (alarm notifications). Each must confirm the subscription e-mail. prod needs at least one: alarms nobody receives are no alarms."
   type        = list(string)
   default     = []
   nullable    = false
@@ -16,16 +16,43 @@ variable "ops_email_subscriptions" {
     condition     = alltrue([for e in var.ops_email_subscriptions : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
     error_message = "ops_email_subscriptions must be e-mail addresses."
   }
+
+  validation {
+    condition     = var.environment != "prod" || length(var.ops_email_subscriptions) > 0
+    error_message = "prod needs at least one ops_email_subscriptions address (set it in services/envs/prod.tfvars): alarms must reach someone."
+  }
 }
 
 variable "alarm_iterator_age_ms" {
-  description = "Alarm when the oldest unread record of the stream is older than this (GetRecords.IteratorAgeMilliseconds, maximum over 5 minutes)."
+  description = "Alarm when the processor reads records older than this (AWS/Lambda IteratorAge of its event source mapping, maximum over 5 minutes)."
   type        = number
   default     = 300000
 
   validation {
     condition     = var.alarm_iterator_age_ms >= 1000
     error_message = "alarm_iterator_age_ms must be at least 1000."
+  }
+}
+
+variable "alarm_failure_queue_age_seconds" {
+  description = "Alarm when the oldest message of the processor failure queue is older than this (ApproximateAgeOfOldestMessage): failures nobody has looked at."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.alarm_failure_queue_age_seconds >= 300 && var.alarm_failure_queue_age_seconds <= 1209600
+    error_message = "alarm_failure_queue_age_seconds must be between 300 and 1209600 (the queue's retention)."
+  }
+}
+
+variable "alarm_history_freshness_seconds" {
+  description = "Alarm when the oldest record not yet delivered to the S3 history is older than this (Firehose DeliveryToS3.DataFreshness); must exceed history_buffer_seconds."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.alarm_history_freshness_seconds >= 300
+    error_message = "alarm_history_freshness_seconds must be at least 300."
   }
 }
 
@@ -45,16 +72,21 @@ locals {
   alarm_prefix   = "${local.project}-${var.environment}"
   datapoints     = min(2, var.alarm_evaluation_periods)
 
-  # One entry per alarm: the streaming path from stream to endpoint.
+  processor_service = "${local.project}-${local.stack.resources.processor_function}"
+  collector_service = "${local.project}-${local.stack.resources.collector}"
+
+  # One entry per alarm (scripts/cost.py counts the `namespace =` lines below). Optional keys:
+  # comparison (GreaterThanThreshold), missing (notBreaching), periods / datapoints
+  # (alarm_evaluation_periods / 2 of them).
   alarms = merge(
     {
-      stream-iterator-age = {
-        description = "Records wait too long in the stream: the processor is behind or failing."
-        namespace   = "AWS/Kinesis"
-        metric      = "GetRecords.IteratorAgeMilliseconds"
+      processor-iterator-age = {
+        description = "Records wait too long before the processor reads them (IteratorAge of its event source mapping): it is behind or failing."
+        namespace   = "AWS/Lambda"
+        metric      = "IteratorAge"
         statistic   = "Maximum"
         threshold   = var.alarm_iterator_age_ms
-        dimensions  = { StreamName = aws_kinesis_stream.bars.name }
+        dimensions  = { FunctionName = module.processor.function_name }
       }
       processor-errors = {
         description = "The processor Lambda raised errors (whole-batch failures; item failures are retried by the event source mapping)."
@@ -80,7 +112,91 @@ locals {
         threshold   = 0
         dimensions  = { QueueName = aws_sqs_queue.failures.name }
       }
+      failure-queue-age = {
+        description = "The oldest message of the failure queue has waited longer than alarm_failure_queue_age_seconds: nobody is handling the failures."
+        namespace   = "AWS/SQS"
+        metric      = "ApproximateAgeOfOldestMessage"
+        statistic   = "Maximum"
+        threshold   = var.alarm_failure_queue_age_seconds
+        dimensions  = { QueueName = aws_sqs_queue.failures.name }
+      }
+      retrain-errors = {
+        description = "The retrain Lambda failed (asynchronous: retried twice, then the event goes to the lifecycle failure queue)."
+        namespace   = "AWS/Lambda"
+        metric      = "Errors"
+        statistic   = "Sum"
+        threshold   = 0
+        periods     = 1
+        datapoints  = 1
+        dimensions  = { FunctionName = module.lifecycle_function["retrain"].function_name }
+      }
+      promote-errors = {
+        description = "The promote Lambda failed (asynchronous: retried twice, then the event goes to the lifecycle failure queue)."
+        namespace   = "AWS/Lambda"
+        metric      = "Errors"
+        statistic   = "Sum"
+        threshold   = 0
+        periods     = 1
+        datapoints  = 1
+        dimensions  = { FunctionName = module.lifecycle_function["promote"].function_name }
+      }
+      lifecycle-failures = {
+        description = "A retrain/promote invocation failed for good, or a schedule tick / training-state event could not be delivered (lifecycle failure queue)."
+        namespace   = "AWS/SQS"
+        metric      = "ApproximateNumberOfMessagesVisible"
+        statistic   = "Maximum"
+        threshold   = 0
+        periods     = 1
+        datapoints  = 1
+        dimensions  = { QueueName = aws_sqs_queue.lifecycle_failures.name }
+      }
+      history-freshness = {
+        description = "Bars take longer than alarm_history_freshness_seconds to reach the S3 history (Firehose DeliveryToS3.DataFreshness): delivery is failing or behind."
+        namespace   = "AWS/Firehose"
+        metric      = "DeliveryToS3.DataFreshness"
+        statistic   = "Maximum"
+        threshold   = var.alarm_history_freshness_seconds
+        dimensions  = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.history.name }
+      }
+      # Emitted by the processor after every batch (Powertools, dimension service); Minimum > 0
+      # in three 5-minute periods in a row = never drained for 15 minutes.
+      pending-predictions = {
+        description = "Results have waited for a model prediction for 15+ minutes (PendingPredictions > 0 after every batch): the endpoint is failing or missing."
+        namespace   = local.project
+        metric      = "PendingPredictions"
+        statistic   = "Minimum"
+        threshold   = 0
+        periods     = 3
+        datapoints  = 3
+        dimensions  = { service = local.processor_service }
+      }
+      pending-alerts = {
+        description = "Alerts have waited in the outbox for 15+ minutes (PendingAlerts > 0 after every batch): publishing to SNS is failing."
+        namespace   = local.project
+        metric      = "PendingAlerts"
+        statistic   = "Minimum"
+        threshold   = 0
+        periods     = 3
+        datapoints  = 3
+        dimensions  = { service = local.processor_service }
+      }
     },
+    # The collector emits PollErrors (0 or 1) after every poll: its sample count is a heartbeat.
+    # No data means no collector, so missing data breaches.
+    local.collector_runs ? {
+      collector-heartbeat = {
+        description = "The collector sent no heartbeat (PollErrors samples, one per poll) for 10 minutes: no task runs, or it hangs."
+        namespace   = local.project
+        metric      = "PollErrors"
+        statistic   = "SampleCount"
+        threshold   = 1
+        comparison  = "LessThanThreshold"
+        missing     = "breaching"
+        periods     = 2
+        datapoints  = 2
+        dimensions  = { service = local.collector_service }
+      }
+    } : {},
     var.create_endpoint ? {
       endpoint-5xx = {
         description = "The SageMaker endpoint answered 5xx (the processor's batches fail and are retried)."
@@ -107,6 +223,52 @@ resource "aws_sns_topic" "ops" {
   kms_master_key_id = module.kms.key_arn
 }
 
+data "aws_iam_policy_document" "ops_topic" {
+  statement {
+    sid       = "AllowAlarmsOfThisAccount"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.ops.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.deny_insecure_transport ? [1] : []
+
+    content {
+      sid       = "DenyInsecureTransport"
+      effect    = "Deny"
+      actions   = ["sns:Publish", "sns:Subscribe", "sns:Receive"]
+      resources = [aws_sns_topic.ops.arn]
+
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+
+      condition {
+        test     = "Bool"
+        variable = "aws:SecureTransport"
+        values   = ["false"]
+      }
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "ops" {
+  arn    = aws_sns_topic.ops.arn
+  policy = data.aws_iam_policy_document.ops_topic.json
+}
+
 resource "aws_sns_topic_subscription" "ops_email" {
   for_each = toset(var.ops_email_subscriptions)
 
@@ -125,11 +287,11 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   statistic           = each.value.statistic
   dimensions          = each.value.dimensions
   period              = 300
-  evaluation_periods  = var.alarm_evaluation_periods
-  datapoints_to_alarm = local.datapoints
+  evaluation_periods  = try(each.value.periods, var.alarm_evaluation_periods)
+  datapoints_to_alarm = try(each.value.datapoints, local.datapoints)
   threshold           = each.value.threshold
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
+  comparison_operator = try(each.value.comparison, "GreaterThanThreshold")
+  treat_missing_data  = try(each.value.missing, "notBreaching")
   alarm_actions       = [aws_sns_topic.ops.arn]
   ok_actions          = [aws_sns_topic.ops.arn]
 }
@@ -174,19 +336,21 @@ resource "aws_cloudwatch_dashboard" "this" {
           stat   = "Sum"
           period = 300
           metrics = [
-            [local.project, "BarsSent", "service", "${local.project}-${local.stack.resources.collector}"],
-            [local.project, "BarsAccepted", "service", "${local.project}-${local.stack.resources.processor_function}"],
-            [local.project, "DuplicateBars", "service", "${local.project}-${local.stack.resources.processor_function}"],
-            [local.project, "LateBars", "service", "${local.project}-${local.stack.resources.processor_function}"],
-            [local.project, "MalformedRecords", "service", "${local.project}-${local.stack.resources.processor_function}"],
-            [local.project, "AlertsPublished", "service", "${local.project}-${local.stack.resources.processor_function}"],
+            [local.project, "BarsSent", "service", local.collector_service],
+            [local.project, "BarsAccepted", "service", local.processor_service],
+            [local.project, "DuplicateBars", "service", local.processor_service],
+            [local.project, "LateBars", "service", local.processor_service],
+            [local.project, "MalformedRecords", "service", local.processor_service],
+            [local.project, "AlertsPublished", "service", local.processor_service],
+            [local.project, "PendingPredictions", "service", local.processor_service, { stat = "Maximum", yAxis = "right" }],
+            [local.project, "PendingAlerts", "service", local.processor_service, { stat = "Maximum", yAxis = "right" }],
           ]
         }
       },
       {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
-          title  = "Endpoint and failure queue"
+          title  = "Endpoint and failure queues"
           region = local.region
           stat   = "Sum"
           period = 300
@@ -195,6 +359,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             ["AWS/SageMaker", "Invocation5XXErrors", "EndpointName", local.names.endpoint, "VariantName", "primary"],
             ["AWS/SageMaker", "ModelLatency", "EndpointName", local.names.endpoint, "VariantName", "primary", { stat = "p95", yAxis = "right" }],
             ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.failures.name, { stat = "Maximum" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.lifecycle_failures.name, { stat = "Maximum" }],
           ]
         }
       },

@@ -1,78 +1,21 @@
-################################################################################
-# Environment and provider
-################################################################################
-
-variable "environment" {
-  description = "Environment name; part of every resource name (<project>-<environment>-<short>)."
-  type        = string
-
-  validation {
-    condition     = contains(["local", "dev", "prod"], var.environment)
-    error_message = "environment must be local, dev or prod."
-  }
-}
-
-variable "aws_region" {
-  description = "AWS region of the stack."
-  type        = string
-  default     = "us-east-1"
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.aws_region))
-    error_message = "aws_region must look like us-east-1."
-  }
-}
-
-variable "aws_endpoint_url" {
-  description = "Emulator endpoint (e.g. http://127.0.0.1:4566) for the local environment; null for real AWS. scripts/tf.sh sets it from AWS_ENDPOINT_URL for local only."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.aws_endpoint_url == null || can(regex("^https?://[^/]+/?$", var.aws_endpoint_url))
-    error_message = "aws_endpoint_url must be null or a scheme://host:port URL."
-  }
-
-  validation {
-    condition     = (var.environment == "local") == (var.aws_endpoint_url != null)
-    error_message = "The local environment needs aws_endpoint_url (the emulator); dev and prod must leave it null."
-  }
-}
-
-variable "tags" {
-  description = "Extra tags on every resource (Project, Environment and ManagedBy are always set)."
-  type        = map(string)
-  default     = {}
-}
+# environment, aws_region, aws_endpoint_url, tags: root_common.tf (shared with network/).
 
 ################################################################################
-# Network (outputs of the network root; empty in local)
+# Network: read from the network root's state (terraform_remote_state, collector.tf)
 ################################################################################
 
-variable "private_subnet_ids" {
-  description = "Private subnet IDs (network output private_subnet_ids) for the collector service. Empty: no ECS service is created."
-  type        = list(string)
-  default     = []
+variable "network_state" {
+  description = "S3 location of the network root's state (bucket, key, region); scripts/tf.sh passes it for dev and prod. The collector's subnets, public-IP setting and security group are read from its outputs, and the plan stops if they are missing. Null only in local (no collector service)."
+  type = object({
+    bucket = string
+    key    = string
+    region = string
+  })
+  default = null
 
   validation {
-    condition     = alltrue([for s in var.private_subnet_ids : startswith(s, "subnet-")])
-    error_message = "private_subnet_ids must be subnet IDs (subnet-...)."
-  }
-}
-
-variable "collector_security_group_ids" {
-  description = "Security groups of the collector tasks (network output collector_security_group_id). Required with private_subnet_ids."
-  type        = list(string)
-  default     = []
-
-  validation {
-    condition     = alltrue([for s in var.collector_security_group_ids : startswith(s, "sg-")])
-    error_message = "collector_security_group_ids must be security group IDs (sg-...)."
-  }
-
-  validation {
-    condition     = length(var.private_subnet_ids) == 0 || length(var.collector_security_group_ids) > 0
-    error_message = "Give collector_security_group_ids together with private_subnet_ids."
+    condition     = (var.environment == "local") == (var.network_state == null)
+    error_message = "dev and prod need network_state (scripts/tf.sh passes it: apply the network root first); local takes none."
   }
 }
 
@@ -128,6 +71,17 @@ variable "deletion_protection" {
   description = "DynamoDB deletion protection (true in prod)."
   type        = bool
   default     = false
+}
+
+variable "bucket_name_suffix" {
+  description = "Suffix of the data bucket names (S3 names are global). null: \"<account id>-<region>\", unique for whoever deploys. \"\" keeps the names of stacks deployed before the suffix existed (renaming a bucket replaces it)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bucket_name_suffix == null || can(regex("^([a-z0-9][a-z0-9-]{0,20}[a-z0-9])?$", coalesce(var.bucket_name_suffix, "x")))
+    error_message = "bucket_name_suffix must be null, empty, or 2-22 lower-case letters, digits and hyphens."
+  }
 }
 
 variable "history_force_destroy" {

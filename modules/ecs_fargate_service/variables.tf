@@ -101,9 +101,15 @@ variable "ecr_repository_arns" {
 }
 
 variable "subnet_ids" {
-  description = "Private subnets of the service. Empty: only the cluster and the task definition are created (no service), as in the local environment."
+  description = "Subnets of the service (private; public only with assign_public_ip). Empty: only the cluster and the task definition are created (no service), as in the local environment."
   type        = list(string)
   default     = []
+}
+
+variable "assign_public_ip" {
+  description = "Give each task a public IPv4 address: only for tasks in public subnets without a NAT gateway (pair it with an egress-only security group). Private subnets: false."
+  type        = bool
+  default     = false
 }
 
 variable "security_group_ids" {

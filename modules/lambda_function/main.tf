@@ -1,3 +1,5 @@
+data "aws_caller_identity" "current" {}
+
 locals {
   log_group_name = "/aws/lambda/${var.function_name}"
 
@@ -12,7 +14,14 @@ locals {
     "kinesis:ListShards",
   ]
 
-  on_failure_queue_arns = distinct(compact([for s in values(local.kinesis_sources) : s.on_failure_destination_arn]))
+  # Every failure destination (event source mappings and asynchronous invocations), split by
+  # type: an SQS destination needs sqs:SendMessage, an SNS destination sns:Publish.
+  failure_destination_arns = distinct(compact(concat(
+    [for s in values(local.kinesis_sources) : s.on_failure_destination_arn],
+    [var.async_on_failure_destination_arn],
+  )))
+  on_failure_queue_arns = [for arn in local.failure_destination_arns : arn if split(":", arn)[2] == "sqs"]
+  on_failure_topic_arns = [for arn in local.failure_destination_arns : arn if split(":", arn)[2] == "sns"]
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -22,6 +31,13 @@ data "aws_iam_policy_document" "assume" {
     principals {
       type        = "Service"
       identifiers = ["lambda.amazonaws.com"]
+    }
+
+    # Confused-deputy guard: only Lambda acting for this account may assume the role.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }
@@ -55,9 +71,19 @@ data "aws_iam_policy_document" "this" {
     for_each = length(local.on_failure_queue_arns) > 0 ? [1] : []
 
     content {
-      sid       = "SendToOnFailureDestination"
+      sid       = "SendToOnFailureQueue"
       actions   = ["sqs:SendMessage"]
       resources = local.on_failure_queue_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.on_failure_topic_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "PublishToOnFailureTopic"
+      actions   = ["sns:Publish"]
+      resources = local.on_failure_topic_arns
     }
   }
 
@@ -89,6 +115,16 @@ data "aws_iam_policy_document" "this" {
       sid       = statement.key
       actions   = statement.value.actions
       resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 }
@@ -108,7 +144,7 @@ resource "aws_cloudwatch_log_group" "this" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:Invoked by event source mappings, not asynchronously: failed batches go to the mapping's on-failure destination (SQS), which a DLQ would not see.
+  #checkov:skip=CKV_AWS_116:Failures are captured by on-failure destinations, which AWS recommends over a function DLQ: event-source-mapping batches by the mapping's destination (a DLQ never sees them), asynchronous invocations by aws_lambda_function_event_invoke_config below (var.async_on_failure_destination_arn; the record carries request, response and error, a DLQ only the event).
   #checkov:skip=CKV_AWS_117:Calls only regional AWS APIs (Kinesis, DynamoDB, SageMaker runtime, SNS, SQS) and no VPC resource; a VPC attachment would add NAT or five interface endpoints for no isolation gain.
   #checkov:skip=CKV_AWS_272:The zip is built reproducibly from the repository and pinned by source_code_hash; AWS Signer code signing is a possible hardening step, not set up here.
   function_name                  = var.function_name
@@ -160,6 +196,24 @@ resource "aws_lambda_event_source_mapping" "kinesis" {
       on_failure {
         destination_arn = destination_config.value
       }
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.this]
+}
+
+# Asynchronous invocations (EventBridge, Scheduler): bounded retries, then the event with its
+# error context goes to the on-failure destination instead of being dropped silently.
+resource "aws_lambda_function_event_invoke_config" "this" {
+  count = var.create_async_event_config ? 1 : 0
+
+  function_name                = aws_lambda_function.this.function_name
+  maximum_retry_attempts       = var.async_maximum_retry_attempts
+  maximum_event_age_in_seconds = var.async_maximum_event_age_seconds
+
+  destination_config {
+    on_failure {
+      destination = var.async_on_failure_destination_arn
     }
   }
 

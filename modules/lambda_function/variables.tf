@@ -135,10 +135,15 @@ variable "tracing_mode" {
 }
 
 variable "policy_statements" {
-  description = "Extra least-privilege statements for the execution role, keyed by Sid (letters and digits): exact actions on exact resources."
+  description = "Extra least-privilege statements for the execution role, keyed by Sid (letters and digits): exact actions on exact resources, optional conditions (test, variable, values)."
   type = map(object({
     actions   = list(string)
     resources = list(string)
+    conditions = optional(list(object({
+      test     = string
+      variable = string
+      values   = list(string)
+    })), [])
   }))
   default = {}
 
@@ -154,7 +159,7 @@ variable "policy_statements" {
 }
 
 variable "kinesis_event_sources" {
-  description = "Kinesis event source mappings keyed by a label. Each uses ReportBatchItemFailures; retries and record age are bounded; failures go to on_failure_destination_arn (SQS or SNS ARN). The role gets read access to each stream and SendMessage on each destination."
+  description = "Kinesis event source mappings keyed by a label. Each uses ReportBatchItemFailures; retries and record age are bounded; failures go to on_failure_destination_arn (SQS or SNS ARN). The role gets read access to each stream and sqs:SendMessage or sns:Publish on each destination, by its type."
   type = map(object({
     stream_arn                         = string
     starting_position                  = optional(string, "TRIM_HORIZON")
@@ -210,4 +215,48 @@ variable "tags" {
   description = "Tags for every resource of the module."
   type        = map(string)
   default     = {}
+}
+
+variable "create_async_event_config" {
+  description = "Configure asynchronous invocation (retries, event age, on-failure destination): true for functions invoked asynchronously (EventBridge, Scheduler). A plain bool so the count is known at plan time."
+  type        = bool
+  default     = false
+}
+
+variable "async_on_failure_destination_arn" {
+  description = "SQS queue or SNS topic ARN receiving asynchronous invocations (EventBridge, Scheduler, InvokeAsync) that failed after their retries (used with create_async_event_config). The role gets sqs:SendMessage or sns:Publish on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.async_on_failure_destination_arn == null || can(regex("^arn:[a-z-]+:(sqs|sns):", coalesce(var.async_on_failure_destination_arn, "x")))
+    error_message = "async_on_failure_destination_arn must be an SQS queue or SNS topic ARN."
+  }
+
+  validation {
+    condition     = !var.create_async_event_config || var.async_on_failure_destination_arn != null
+    error_message = "create_async_event_config needs async_on_failure_destination_arn."
+  }
+}
+
+variable "async_maximum_retry_attempts" {
+  description = "Retries of a failed asynchronous invocation before the on-failure destination (0-2)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.async_maximum_retry_attempts >= 0 && var.async_maximum_retry_attempts <= 2
+    error_message = "async_maximum_retry_attempts must be between 0 and 2."
+  }
+}
+
+variable "async_maximum_event_age_seconds" {
+  description = "Oldest asynchronous event Lambda still tries (60-21600 s); older ones go to the on-failure destination."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.async_maximum_event_age_seconds >= 60 && var.async_maximum_event_age_seconds <= 21600
+    error_message = "async_maximum_event_age_seconds must be between 60 and 21600."
+  }
 }

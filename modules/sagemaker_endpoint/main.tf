@@ -1,5 +1,6 @@
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 data "aws_sagemaker_prebuilt_ecr_image" "this" {
   repository_name = var.framework_repository
@@ -31,6 +32,12 @@ data "aws_iam_policy_document" "assume" {
     principals {
       type        = "Service"
       identifiers = ["sagemaker.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }
@@ -88,7 +95,7 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_sagemaker_model" "this" {
-  #checkov:skip=CKV_AWS_370:Script mode: the framework container downloads the inference code (SAGEMAKER_SUBMIT_DIRECTORY, S3) at start, which network isolation forbids; the role can read only the artifact and code objects.
+  #checkov:skip=CKV_AWS_370:Script mode: SAGEMAKER_SUBMIT_DIRECTORY is an s3:// sourcedir.tar.gz that the scikit-learn serving container downloads itself with the execution role at start; EnableNetworkIsolation gives the container neither network nor credentials, so the model would never turn InService. Isolation needs the code inside model.tar.gz (code/, SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code), a packaging change of train.py's output (README Operations). Meanwhile the role may read only the artifact objects and the code object, and write only its own log groups.
   name               = "${var.endpoint_name}-${local.model_hash}"
   execution_role_arn = aws_iam_role.this.arn
 

@@ -1,4 +1,5 @@
 data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   az_count = length(var.azs)
@@ -27,8 +28,9 @@ resource "aws_default_security_group" "this" {
   tags   = merge(var.tags, { Name = "${var.name}-default-unused" })
 }
 
+# Needed by NAT gateways and by tasks with public IPs in the public subnets.
 resource "aws_internet_gateway" "this" {
-  count = var.nat_gateway_mode == "none" ? 0 : 1
+  count = var.enable_internet_gateway ? 1 : 0
 
   vpc_id = aws_vpc.this.id
   tags   = merge(var.tags, { Name = var.name })
@@ -59,7 +61,7 @@ resource "aws_route_table" "public" {
 }
 
 resource "aws_route" "public_internet" {
-  count = var.nat_gateway_mode == "none" ? 0 : 1
+  count = var.enable_internet_gateway ? 1 : 0
 
   route_table_id         = aws_route_table.public.id
   destination_cidr_block = "0.0.0.0/0"
@@ -203,6 +205,12 @@ data "aws_iam_policy_document" "flow_logs_assume" {
     principals {
       type        = "Service"
       identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }

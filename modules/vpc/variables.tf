@@ -46,6 +46,17 @@ variable "nat_gateway_mode" {
   }
 }
 
+variable "enable_internet_gateway" {
+  description = "Create the internet gateway and the public route. Required by NAT gateways and by tasks with public IPs in the public subnets; false leaves the VPC without any internet path."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = var.enable_internet_gateway || var.nat_gateway_mode == "none"
+    error_message = "NAT gateways need the internet gateway: enable_internet_gateway = true or nat_gateway_mode = \"none\"."
+  }
+}
+
 variable "interface_endpoint_services" {
   description = "Interface endpoint service suffixes (e.g. kinesis-streams, sagemaker.runtime, sns, sqs, logs, sts, kms, ecr.api, ecr.dkr); empty for none."
   type        = list(string)

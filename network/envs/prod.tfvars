@@ -3,6 +3,7 @@ aws_region               = "us-east-1"
 azs                      = ["us-east-1a", "us-east-1b"]
 cidr_block               = "10.50.0.0/16"
 nat_gateway_mode         = "per_az"
+collector_subnet_tier    = "private"
 enable_flow_logs         = true
 flow_logs_retention_days = 90
 kms_deletion_window_days = 30

@@ -20,12 +20,14 @@ def test_state_bucket_is_created_hardened_and_idempotent(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     settings = bootstrap_state.backend_settings(REPO / "network" / "envs" / "dev.s3.tfbackend")
     services = bootstrap_state.backend_settings(REPO / "services" / "envs" / "dev.s3.tfbackend")
-    assert settings["bucket"] == services["bucket"] and settings["key"] != services["key"]
+    # One bucket per account (named by state_bucket_name, not in the files), one key per root.
+    assert "bucket" not in settings and "bucket" not in services
+    assert settings["key"] != services["key"]
+    bucket = bootstrap_state.state_bucket_name("dev", "123456789012")
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
-        first = bootstrap_state.bootstrap(s3, settings["bucket"], "us-east-1")
-        again = bootstrap_state.bootstrap(s3, settings["bucket"], "us-east-1")
-        bucket = settings["bucket"]
+        first = bootstrap_state.bootstrap(s3, bucket, "us-east-1")
+        again = bootstrap_state.bootstrap(s3, bucket, "us-east-1")
         assert first[0].startswith("created") and again[0].endswith("exists")
         assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
         rule = s3.get_bucket_encryption(Bucket=bucket)[

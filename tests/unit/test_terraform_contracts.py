@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
@@ -56,10 +57,36 @@ def first(value):
     return value[0] if isinstance(value, list) else value
 
 
+def services_locals() -> dict:
+    found: dict = {}
+    for path in sorted((REPO / "services").glob("*.tf")):
+        for block in parsed(path).get("locals", []):
+            found.update(block)
+    return found
+
+
 def lambda_modules() -> dict[str, dict]:
-    """Every services module call built from modules/lambda_function, by name."""
-    return {name: body for name, body in blocks(REPO / "services", "module").items()
-            if body.get("source") == "../modules/lambda_function"}
+    """Every services module call built from modules/lambda_function, by name.
+
+    A for_each call over ``local.X`` is expanded into one entry per key (``name[key]``) with the
+    per-function values of ``local.X`` in place of ``each.value.*``.
+    """
+    modules = {}
+    for name, body in blocks(REPO / "services", "module").items():
+        if body.get("source") != "../modules/lambda_function":
+            continue
+        for_each = body.get("for_each")
+        if not for_each:
+            modules[name] = body
+            continue
+        local = re.fullmatch(r"\$\{local\.(\w+)\}", for_each).group(1)
+        for key, values in services_locals()[local].items():
+            expanded = {k: v for k, v in body.items()}
+            for attr, value in body.items():
+                if isinstance(value, str) and (m := re.fullmatch(r"\$\{each\.value\.(\w+)\}", value)):
+                    expanded[attr] = values[m.group(1)]
+            modules[f"{name}[{key}]"] = expanded
+    return modules
 
 
 # --- environment variables: read by the code == set by Terraform ----------------------------
@@ -228,13 +255,17 @@ RESOURCE_OF_EXPRESSION = {
 
 
 def processor_grants() -> set[tuple[str, str]]:
-    statements = lambda_modules()["processor"]["policy_statements"]
+    module = lambda_modules()["processor"]
     grants = set()
-    for sid, statement in statements.items():
+    for sid, statement in module["policy_statements"].items():
         for resource in statement["resources"]:
             key = RESOURCE_OF_EXPRESSION.get(resource.strip("${}"))
             assert key, f"{sid}: unknown resource expression {resource}"
             grants.update((action, key) for action in statement["actions"])
+    # The module grants sqs:SendMessage on each SQS on-failure destination (modules/lambda_function).
+    for source in module.get("kinesis_event_sources", {}).values():
+        key = RESOURCE_OF_EXPRESSION[source["on_failure_destination_arn"].strip("${}")]
+        grants.add(("sqs:SendMessage", key))
     return grants
 
 
@@ -276,6 +307,308 @@ def test_processor_tables_are_the_stack_json_keys_the_code_uses():
     assert "expires_at" in adapters  # the TTL attribute the code writes
 
 
+# --- IAM: every other function and role allows exactly what its code (or request) needs -------
+
+#: boto3 method -> IAM actions it needs, including what its request parameters add (SageMaker
+#: API reference: a RoleArn/ExecutionRoleArn needs iam:PassRole, Tags sagemaker:AddTags, a
+#: KmsKeyId lets SageMaker create grants on the key for the caller: kms:CreateGrant and
+#: kms:DescribeKey; a PutRecords on a KMS-encrypted stream needs kms:GenerateDataKey).
+SDK_ACTIONS = {
+    ("sagemaker", "describe_training_job"): ["sagemaker:DescribeTrainingJob"],
+    ("sagemaker", "create_training_job"): ["sagemaker:CreateTrainingJob", "sagemaker:AddTags",
+                                           "iam:PassRole", "kms:CreateGrant", "kms:DescribeKey"],
+    ("sagemaker", "describe_endpoint"): ["sagemaker:DescribeEndpoint"],
+    ("sagemaker", "describe_endpoint_config"): ["sagemaker:DescribeEndpointConfig"],
+    ("sagemaker", "describe_model"): ["sagemaker:DescribeModel"],
+    ("sagemaker", "create_model"): ["sagemaker:CreateModel", "sagemaker:AddTags", "iam:PassRole"],
+    ("sagemaker", "create_endpoint_config"): ["sagemaker:CreateEndpointConfig",
+                                              "sagemaker:AddTags", "kms:CreateGrant",
+                                              "kms:DescribeKey"],
+    ("sagemaker", "update_endpoint"): ["sagemaker:UpdateEndpoint", "kms:CreateGrant",
+                                       "kms:DescribeKey"],
+    ("s3", "get_object"): ["s3:GetObject"],
+    ("dynamodb", "get_item"): ["dynamodb:GetItem"],
+    ("dynamodb", "put_item"): ["dynamodb:PutItem"],
+    ("dynamodb", "scan"): ["dynamodb:Scan"],
+    ("kinesis", "put_records"): ["kinesis:PutRecords", "kms:GenerateDataKey"],
+}
+
+
+def _module_tree(dotted: str) -> ast.Module:
+    return ast.parse((REPO / (dotted.replace(".", "/") + ".py")).read_text())
+
+
+#: Adapter class -> the name its instance has where the lifecycle code calls it (the ports of
+#: stocksage.lifecycle.promote and the handlers' locals).
+RECEIVERS = {"SageMakerPlatform": "platform", "DynamoModelRegistry": "registry"}
+
+
+def _attribute_calls(node: ast.AST, receiver: str) -> set[str]:
+    """Methods called on the variable ``receiver`` inside ``node``."""
+    return {n.func.attr for n in ast.walk(node)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and isinstance(n.func.value, ast.Name) and n.func.value.id == receiver}
+
+
+def _reached_functions(dotted: str, entry: str, seen: set | None = None) -> list[ast.AST]:
+    """Functions reached from ``dotted.entry``: same-module calls and ``stocksage.*`` imports."""
+    seen = set() if seen is None else seen
+    if (dotted, entry) in seen:
+        return []
+    seen.add((dotted, entry))
+    tree = _module_tree(dotted)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    imported = {alias.asname or alias.name: node.module for node in tree.body
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stocksage.")
+                for alias in node.names}
+    if entry not in functions:
+        return []
+    found = [functions[entry]]
+    for call in (n for n in ast.walk(functions[entry]) if isinstance(n, ast.Call)):
+        name = getattr(call.func, "id", None)
+        if name in functions:
+            found += _reached_functions(dotted, name, seen)
+        elif name in imported and (REPO / (imported[name].replace(".", "/") + ".py")).exists():
+            found += _reached_functions(imported[name], name, seen)
+    return found
+
+
+def _client_services(cls: ast.ClassDef) -> dict[str, str]:
+    """self attribute -> AWS service, from __init__ (``self.sm = sagemaker_client``)."""
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    services = {}
+    for node in ast.walk(init):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
+            names = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)]
+            for name in names:
+                if m := re.fullmatch(r"(\w+?)_(client|resource)", name):
+                    services[node.targets[0].attr] = m.group(1)
+    return services
+
+
+def _class_sdk_calls(cls: ast.ClassDef, methods: set[str]) -> set[tuple[str, str]]:
+    """(service, boto3 method) the given methods of an adapter call, following self.m()."""
+    own = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    services = _client_services(cls)
+    todo, done, calls = [m for m in methods if m in own], set(), set()
+    while todo:
+        name = todo.pop()
+        if name in done:
+            continue
+        done.add(name)
+        for node in ast.walk(own[name]):
+            if not isinstance(node, ast.Attribute) or not isinstance(node.value, ast.Attribute):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                        and node.value.id == "self" and node.attr in own:
+                    todo.append(node.attr)
+                continue
+            receiver = node.value
+            if isinstance(receiver.value, ast.Name) and receiver.value.id == "self" \
+                    and receiver.attr in services:
+                calls.add((services[receiver.attr], node.attr))
+    return calls
+
+
+def handler_sdk_calls(handler_module: str) -> set[tuple[str, str]]:
+    """(service, boto3 method) a Lambda handler module reaches through the adapters."""
+    reached = _reached_functions(handler_module, "lambda_handler")
+    reached += [n for n in _module_tree(handler_module).body if isinstance(n, ast.FunctionDef)
+                and n.name == "_clients"]
+    instantiated = {getattr(n.func, "id", None) for f in reached for n in ast.walk(f)
+                    if isinstance(n, ast.Call)}
+    calls = set()
+    for name, cls in _adapter_classes().items():
+        if name in instantiated:
+            assert name in RECEIVERS, f"{handler_module} uses {name}: add it to RECEIVERS"
+            methods = set().union(*(_attribute_calls(f, RECEIVERS[name]) for f in reached))
+            calls |= _class_sdk_calls(cls, methods)
+    return calls
+
+
+def actions_of(calls: set[tuple[str, str]]) -> set[str]:
+    missing = sorted(c for c in calls if c not in SDK_ACTIONS)
+    assert not missing, f"add these boto3 calls to SDK_ACTIONS: {missing}"
+    return {a for c in calls for a in SDK_ACTIONS[c]}
+
+
+def statement_actions(statements: dict) -> set[str]:
+    return {a for s in statements.values() for a in s["actions"]}
+
+
+@pytest.mark.parametrize("function", ["retrain", "promote"])
+def test_lifecycle_role_allows_exactly_what_the_code_calls(function):
+    module = lambda_modules()[f"lifecycle_function[{function}]"]
+    calls = handler_sdk_calls(module["handler"].rsplit(".", 1)[0])
+    needs = actions_of(calls)
+    grants = statement_actions(module["policy_statements"])
+    assert sorted(needs - grants) == [], f"{function}: the code calls what the role does not allow"
+    assert sorted(grants - needs) == [], f"{function}: the role allows what the code never calls"
+
+
+def test_lifecycle_call_scan_sees_the_known_calls():
+    retrain = handler_sdk_calls("lambdas.retrain")
+    promote = handler_sdk_calls("lambdas.promote")
+    assert ("sagemaker", "create_training_job") in retrain and ("dynamodb", "put_item") in retrain
+    assert ("sagemaker", "update_endpoint") in promote and ("sagemaker", "create_model") in promote
+    # registry.all (Scan) is only used by rollback (operator command), never by the Lambda.
+    assert ("dynamodb", "scan") not in promote
+
+
+def test_lifecycle_kms_grants_and_pass_role_are_conditioned():
+    conditions = services_locals()
+    for function in ("retrain", "promote"):
+        statements = lambda_modules()[f"lifecycle_function[{function}]"]["policy_statements"]
+        for sid, statement in statements.items():
+            text = json.dumps(statement)
+            if m := re.search(r"local\.(\w+)", str(statement.get("conditions", ""))):
+                text += json.dumps(conditions[m.group(1)])
+            if "kms:CreateGrant" in statement["actions"]:
+                assert "kms:GrantIsForAWSResource" in text, f"{function}.{sid}"
+            if "iam:PassRole" in statement["actions"]:
+                assert "iam:PassedToService" in text and "sagemaker.amazonaws.com" in text
+
+
+def test_lifecycle_functions_are_one_for_each_block_with_failure_destinations():
+    modules = blocks(REPO / "services", "module")
+    assert "retrain" not in modules and "promote" not in modules
+    block = modules["lifecycle_function"]
+    assert block["for_each"] == "${local.lifecycle_functions}"
+    assert block["create_async_event_config"] is True
+    assert "aws_sqs_queue.lifecycle_failures.arn" in block["async_on_failure_destination_arn"]
+
+
+def collector_sdk_calls() -> set[tuple[str, str]]:
+    """(service, method) of the collector's AWS calls: clients made in stocksage/collector."""
+    calls = set()
+    for path in (REPO / "stocksage" / "collector").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and isinstance(node.func.value, ast.Attribute) \
+                    and node.func.value.attr == "client" and node.func.attr in {
+                        m for (svc, m) in SDK_ACTIONS if svc == "kinesis"} | {"put_record"}:
+                calls.add(("kinesis", node.func.attr))
+    return calls
+
+
+def test_collector_task_role_allows_exactly_what_the_code_calls():
+    calls = collector_sdk_calls()
+    assert calls == {("kinesis", "put_records")}, calls
+    collector = blocks(REPO / "services", "module")["collector"]
+    grants = statement_actions(collector["task_policy_statements"])
+    assert grants == actions_of(calls)
+
+
+def _policy_document_actions(directory: Path, name: str) -> set[str]:
+    for path in sorted(directory.glob("*.tf")):
+        for block in parsed(path).get("data", []):
+            doc = block.get("aws_iam_policy_document", {}).get(name)
+            if doc:
+                return {a for st in doc["statement"] for a in st["actions"]}
+    raise AssertionError(f"no policy document {name} in {directory}")
+
+
+#: Roles assumed by AWS services for our requests: what the service does with them (SageMaker
+#: training: read the channels, write the output, KMS volume/output keys with grants, logs,
+#: metrics; hosting: read model and code, decrypt, logs, metrics; Firehose with a Kinesis
+#: source: read the stream, write S3, data key, delivery error logs). Held exactly.
+SERVICE_ROLE_ACTIONS = {
+    ("services", "training"): {
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey",
+        "kms:CreateGrant", "kms:DescribeKey", "logs:CreateLogGroup", "logs:CreateLogStream",
+        "logs:PutLogEvents", "logs:DescribeLogStreams", "cloudwatch:PutMetricData"},
+    ("modules/sagemaker_endpoint", "this"): {
+        "s3:GetObject", "s3:ListBucket", "kms:Decrypt", "logs:CreateLogGroup",
+        "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
+        "cloudwatch:PutMetricData"},
+    ("services", "history_delivery"): {
+        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+        "kinesis:GetShardIterator", "kinesis:ListShards", "s3:GetBucketLocation",
+        "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:AbortMultipartUpload",
+        "s3:GetObject", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey",
+        "logs:PutLogEvents"},
+}
+
+
+@pytest.mark.parametrize(("directory", "document"), sorted(SERVICE_ROLE_ACTIONS))
+def test_service_roles_allow_exactly_what_the_service_needs(directory, document):
+    assert _policy_document_actions(REPO / directory, document) == \
+        SERVICE_ROLE_ACTIONS[(directory, document)]
+
+
+def test_training_role_reads_exactly_the_channels_of_the_request():
+    from stocksage.lifecycle.schedule import RetrainConfig, parse_tick, training_job_request
+
+    cfg = STACK["lifecycle"]
+    config = RetrainConfig(
+        bucket="B", job_prefix="p", role_arn="arn:aws:iam::1:role/r", image="i",
+        region="us-east-1", history_prefix=cfg["history_prefix"], source_key=cfg["source_key"],
+        output_prefix=cfg["output_prefix"], instance_type="ml.m5.large", volume_gb=5,
+        max_runtime_s=60, kms_key_arn="arn:aws:kms:us-east-1:1:key/k", window_days=0,
+        hyperparameters={}, metric_definitions=[])
+    tick = parse_tick({"scheduled_time": "2026-01-02T03:04:00Z"})
+    request = training_job_request(config, tick, champion_artifact=(
+        "s3://B/model-artifacts/initial/model.tar.gz"), champion_version="v0")
+    for doc in ("training",):
+        statements = next(block["aws_iam_policy_document"][doc]["statement"]
+                          for path in sorted((REPO / "services").glob("*.tf"))
+                          for block in parsed(path).get("data", [])
+                          if doc in block.get("aws_iam_policy_document", {}))
+    reads = next(st["resources"] for st in statements if st["actions"] == ["s3:GetObject"])
+    writes = next(st["resources"] for st in statements if st["actions"] == ["s3:PutObject"])
+
+    def covered(key: str, patterns: list[str]) -> bool:
+        rendered = [p.replace("${local.history_arn}/", "")
+                    .replace("${local.lifecycle_cfg.history_prefix}", cfg["history_prefix"])
+                    .replace("${local.lifecycle_cfg.source_key}", cfg["source_key"])
+                    .replace("${local.lifecycle_cfg.output_prefix}", cfg["output_prefix"])
+                    for p in patterns]
+        return any(key.startswith(r[:-1]) if r.endswith("*") else key == r for r in rendered)
+
+    uris = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]]
+    uris.append(json.loads(request["HyperParameters"]["sagemaker_submit_directory"]))
+    for uri in uris:
+        assert covered(uri.removeprefix("s3://B/"), reads), uri
+    output = request["OutputDataConfig"]["S3OutputPath"].removeprefix("s3://B/")
+    assert covered(output.rstrip("/") + "/job/output/model.tar.gz", writes), output
+    assert request["OutputDataConfig"]["KmsKeyId"] and request["RoleArn"]
+
+
+# --- trust and resource policies ----------------------------------------------------------------
+
+def test_service_trust_policies_carry_a_source_condition():
+    """Every trust policy for an AWS service limits who it acts for (confused deputy)."""
+    for directory in [REPO / "services", REPO / "network",
+                      *(p for p in (REPO / "modules").iterdir() if p.is_dir())]:
+        for path in sorted(directory.glob("*.tf")):
+            for block in parsed(path).get("data", []):
+                for name, doc in block.get("aws_iam_policy_document", {}).items():
+                    for st in doc.get("statement", []):
+                        if st.get("actions") != ["sts:AssumeRole"]:
+                            continue
+                        text = json.dumps(st)
+                        assert any(k in text for k in ("aws:SourceAccount", "aws:SourceArn",
+                                                       "sts:ExternalId")), \
+                            f"{path.relative_to(REPO)}: {name} trusts a service unconditionally"
+
+
+def test_topics_and_queues_deny_insecure_transport():
+    text = "\n".join(p.read_text() for p in (REPO / "services").glob("*.tf"))
+    for resource in ("aws_sns_topic.alerts.arn", "aws_sns_topic.ops.arn",
+                     "aws_sqs_queue.failures.arn", "aws_sqs_queue.lifecycle_failures.arn",
+                     "aws_sqs_queue.alerts_inbox[0].arn"):
+        pattern = (r'sid\s*=\s*"DenyInsecureTransport"[^}]*?' + re.escape(resource))
+        assert re.search(pattern, text, re.DOTALL), f"{resource}: no TLS-only deny"
+    assert text.count('variable = "aws:SecureTransport"') >= 5
+
+
+def test_on_failure_permission_matches_the_destination_type():
+    main = (REPO / "modules" / "lambda_function" / "main.tf").read_text()
+    assert 'split(":", arn)[2] == "sqs"' in main and 'split(":", arn)[2] == "sns"' in main
+    assert re.search(r'actions\s*=\s*\["sns:Publish"\]\s*\n\s*resources\s*=\s*local\.on_failure_topic_arns', main)
+    assert re.search(r'actions\s*=\s*\["sqs:SendMessage"\]\s*\n\s*resources\s*=\s*local\.on_failure_queue_arns', main)
+
+
 # --- collector task definition ---------------------------------------------------------------
 
 def test_collector_task_is_production_shaped():
@@ -283,7 +616,7 @@ def test_collector_task_is_production_shaped():
     assert 'capacity_providers = ["FARGATE", "FARGATE_SPOT"]' in ecs
     assert "readonlyRootFilesystem = true" in ecs and "stopTimeout = var.stop_timeout" in ecs
     assert "secrets     = [for k in sort(keys(var.secrets))" in ecs
-    assert 'logDriver = "awslogs"' in ecs and "assign_public_ip = false" in ecs
+    assert 'logDriver = "awslogs"' in ecs and "assign_public_ip = var.assign_public_ip" in ecs
     collector = blocks(REPO / "services", "module")["collector"]
     assert collector["stop_timeout"] == "${var.collector_stop_timeout_seconds}"
     assert collector["writable_paths"] == ["/tmp"]
@@ -360,6 +693,12 @@ EXTRA_ARGS = {
     "services": ["-var", "processor_zip=build/lambda/processor.zip"],
     "network": [],
 }
+#: What scripts/tf.sh (network_state) or the operator (prod ops address) adds per environment.
+ENV_ARGS = {
+    ("services", "dev"): ["-var", 'network_state={bucket="b",key="network/terraform.tfstate",region="us-east-1"}'],
+    ("services", "prod"): ["-var", 'network_state={bucket="b",key="network/terraform.tfstate",region="us-east-1"}',
+                           "-var", 'ops_email_subscriptions=["ops@example.com"]'],
+}
 
 
 @pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
@@ -367,7 +706,7 @@ EXTRA_ARGS = {
 def test_every_environment_tfvars_passes_the_validations(root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"console-{root}")
     for env in ("local", "dev", "prod"):
-        args = [f"-var-file=envs/{env}.tfvars", *EXTRA_ARGS[root]]
+        args = [f"-var-file=envs/{env}.tfvars", *EXTRA_ARGS[root], *ENV_ARGS.get((root, env), [])]
         if env == "local":
             args += ["-var", "aws_endpoint_url=http://127.0.0.1:4566"]
         out = _console(root, tmp, args, "var.environment\n")
@@ -378,6 +717,14 @@ def test_every_environment_tfvars_passes_the_validations(root, tmp_path_factory)
     out = _console(root, tmp, ["-var-file=envs/prod.tfvars", f"-var-file={bad}",
                                *EXTRA_ARGS[root]], "var.environment\n")
     assert "Invalid value for variable" in out
+    if root == "services":
+        # Fail closed: prod without an ops subscription, dev without the network state.
+        out = _console(root, tmp, ["-var-file=envs/prod.tfvars", *ENV_ARGS[("services", "dev")],
+                                   *EXTRA_ARGS[root]], "var.environment\n")
+        assert "prod needs at least one ops_email_subscriptions" in out, out
+        out = _console(root, tmp, ["-var-file=envs/dev.tfvars", *EXTRA_ARGS[root]],
+                       "var.environment\n")
+        assert "dev and prod need network_state" in out, out
 
 
 # --- wrapper: no credentials -> clear message, no stack trace --------------------------------
@@ -393,6 +740,68 @@ def test_plan_without_credentials_fails_clearly(tmp_path):
     assert result.returncode == 3, result.stderr
     assert "no AWS credentials for ENV=dev" in result.stderr
     assert "Traceback" not in result.stderr and "Error:" not in result.stderr
+
+
+def _moto_profile(tmp_path: Path, port: int) -> dict[str, str]:
+    """Environment whose AWS profile sends every call to a moto server on ``port`` (tf.sh unsets
+    AWS_ENDPOINT_URL* for dev/prod, but honours the profile's endpoint_url like any AWS CLI)."""
+    config = tmp_path / "config"
+    config.write_text(f"[profile moto]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:{port}\n")
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[moto]\naws_access_key_id = test\naws_secret_access_key = test\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials),
+               AWS_PROFILE="moto", AWS_EC2_METADATA_DISABLED="true", HOME=str(tmp_path))
+    return env
+
+
+def test_services_plan_without_network_state_fails_closed(tmp_path):
+    """No network state = no plan (today's bug: empty subnets planned zero collector tasks)."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        env = _moto_profile(tmp_path, port)
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+        run = ["bash", str(REPO / "scripts" / "tf.sh"),
+               "services", "dev", "plan"]
+        # 1. no state bucket of this account (123456789012 on moto): told to bootstrap it
+        result = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 3, result.stderr
+        assert "stocksage-dev-tfstate-123456789012" in result.stderr
+        assert "make bootstrap-state ENV=dev" in result.stderr
+        # 2. bucket, but no network state: told to apply the network first, nothing planned
+        s3.create_bucket(Bucket="stocksage-dev-tfstate-123456789012")
+        result = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 3, result.stderr
+        assert "no network state s3://stocksage-dev-tfstate-123456789012/network/terraform.tfstate" \
+            in result.stderr
+        assert "scripts/tf.sh network dev apply" in result.stderr
+        assert "Traceback" not in result.stderr and "Error:" not in result.stderr
+    finally:
+        server.stop()
+
+
+def test_state_bucket_names_are_unique_per_account():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from bootstrap_state import state_bucket_name
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert state_bucket_name("dev", "123456789012") == "stocksage-dev-tfstate-123456789012"
+    assert state_bucket_name("prod", "123456789012", "mine") == "mine"
+    with pytest.raises(ValueError):
+        state_bucket_name("dev", "")
 
 
 def test_makefile_orders_network_before_services():

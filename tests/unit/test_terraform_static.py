@@ -122,6 +122,12 @@ def test_lock_file_pins_the_aws_provider(root: str) -> None:
     assert re.search(r'version\s*=\s*"5\.100\.0"', lock)
     providers = {m.group(1) for m in re.finditer(r'provider "([^"]+)"', lock)}
     assert providers == {"registry.terraform.io/hashicorp/aws"}, "only hashicorp/aws is mirrored"
+    # h1 of the mirrored linux_amd64 package, and the registry's zip checksums (zh) of every
+    # platform release (linux/darwin amd64+arm64 among them): init verifies downloads on any
+    # of those platforms (README "Provider lock file").
+    assert len(re.findall(r'"h1:[A-Za-z0-9+/=]{44}"', lock)) >= 1
+    assert len(set(re.findall(r'"zh:([0-9a-f]{64})"', lock))) == 15
+    assert lock == (REPO / "services" / ".terraform.lock.hcl").read_text(), "roots share one lock"
 
 
 # --- names come from stack.json -------------------------------------------------------------
@@ -347,3 +353,69 @@ def test_wrapper_rejects_unknown_arguments() -> None:
         text=True,
     )
     assert result.returncode == 2 and "unknown ENV" in result.stderr
+
+
+# --- idle cost: dev under budget without weakening prod ---------------------------------------
+
+
+def test_idle_dev_stack_costs_at_most_25_dollars_and_prod_keeps_private_subnets() -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import cost
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    dev = cost.load_env("dev")
+    assert sum(cost.estimate(dev, 0).values()) <= 25.0
+    assert dev.nat_mode == "none" and dev.collector_public_ip
+    prod = cost.load_env("prod")
+    assert prod.nat_mode == "per_az" and not prod.collector_public_ip and prod.endpoints == 5
+    # The alarm count is read from services/observability.tf, not assumed.
+    text = (REPO / "services" / "observability.tf").read_text()
+    assert prod.alarms == text.count("namespace   =") >= 14
+
+
+def test_collector_network_comes_from_the_network_state() -> None:
+    collector = (REPO / "services" / "collector.tf").read_text()
+    assert 'data "terraform_remote_state" "network"' in collector
+    assert "postcondition" in collector and "collector_subnet_ids" in collector
+    outputs = {k for b in blocks(REPO / "network", "output") for k in b}
+    assert {"collector_subnet_ids", "collector_assign_public_ip",
+            "collector_security_group_id"} <= outputs
+    wrapper = (REPO / "scripts" / "tf.sh").read_text()
+    assert "network_var_file" not in wrapper and "no network state" in wrapper
+    for env in ("dev", "prod"):
+        backend = (REPO / "services" / "envs" / f"{env}.s3.tfbackend").read_text()
+        assert not re.search(r"^bucket\s*=", backend, re.MULTILINE), "state bucket is per account"
+
+
+def test_shared_root_variables_are_written_once() -> None:
+    for root in ROOTS:
+        link = REPO / root / "root_common.tf"
+        assert link.is_symlink() and link.resolve() == (REPO / "shared" / "root_common.tf")
+        own = {k for b in parsed(REPO / root / "variables.tf").get("variable", []) for k in b}
+        assert not own & {"environment", "aws_region", "aws_endpoint_url", "tags"}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_has_a_readme_with_usage_and_current_tables(module: str) -> None:
+    readme = (REPO / "modules" / module / "README.md").read_text()
+    assert "## Usage" in readme and f'source = "../modules/{module}"' in readme
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import module_docs
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    generated = module_docs.render(REPO / "modules" / module)
+    assert generated in readme, f"modules/{module}/README.md is stale: python scripts/module_docs.py"
+    for block in blocks(REPO / "modules" / module, "variable"):
+        for name in block:
+            assert f"| {name} |" in readme
+
+
+def test_bucket_names_are_unique_per_account_and_region() -> None:
+    main = (REPO / "services" / "main.tf").read_text()
+    assert re.search(r'bucket_suffix\s*=.*local\.account_id.*local\.region', main)
+    history = named(REPO / "services", "module", "history_bucket")
+    athena = named(REPO / "services", "module", "athena_bucket")
+    for module in (history, athena):
+        assert "local.bucket_suffix" in module["bucket"], module["bucket"]
