@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from stocksage.config import STACK
-
 
 class SettingsError(RuntimeError):
     """A required environment variable is missing or malformed (a deployment error)."""
@@ -44,7 +42,6 @@ class ProcessorSettings:
         alerts_topic_arn: SNS topic for alerts (``ALERTS_TOPIC_ARN``).
         failure_queue_url: SQS queue for malformed records (``FAILURE_QUEUE_URL``).
         endpoint_name: SageMaker endpoint (``ENDPOINT_NAME``).
-        window_bars: Bars of history kept per symbol (``WINDOW_BARS``, from stack.json).
         result_ttl_days: Days results are kept; 0 = forever (``RESULT_TTL_DAYS``).
         rules_max_age: Seconds alert rules are cached (``RULES_MAX_AGE``, default 60).
     """
@@ -56,7 +53,6 @@ class ProcessorSettings:
     alerts_topic_arn: str
     failure_queue_url: str
     endpoint_name: str
-    window_bars: int
     result_ttl_days: int
     rules_max_age: int
 
@@ -71,7 +67,6 @@ class ProcessorSettings:
             alerts_topic_arn=_require("ALERTS_TOPIC_ARN"),
             failure_queue_url=_require("FAILURE_QUEUE_URL"),
             endpoint_name=_require("ENDPOINT_NAME"),
-            window_bars=_int("WINDOW_BARS", STACK.window_bars, minimum=30),
             result_ttl_days=_int("RESULT_TTL_DAYS", 0),
             rules_max_age=_int("RULES_MAX_AGE", 60),
         )

@@ -296,7 +296,6 @@ module "processor" {
     ALERTS_TOPIC_ARN             = aws_sns_topic.alerts.arn
     FAILURE_QUEUE_URL            = aws_sqs_queue.failures.url
     ENDPOINT_NAME                = local.names.endpoint
-    WINDOW_BARS                  = tostring(local.stack.window_bars)
     RESULT_TTL_DAYS              = tostring(var.result_ttl_days)
     RULES_MAX_AGE                = tostring(var.rules_cache_seconds)
     POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.processor_function}"

@@ -29,8 +29,8 @@ class Stack:
         project: Name prefix of every resource (``stocksage``).
         resources: Logical key -> short name, e.g. ``"results_table" -> "results"``.
         keys: Table -> key attribute names, e.g. ``keys["results"]["sort"] == "bar_time"``.
-        window_bars: Bars of history kept per symbol in the window state (see
-            ``stocksage.indicators`` for why 600 makes streaming equal to batch).
+        window_bars: Bars of the former (format-1) window state, read when such items are
+            migrated; the processor itself keeps no window (``stocksage.streaming``).
         indicators: Indicator parameters (window lengths in bars).
         indicator_columns: Names of the indicator columns written per bar.
         features: Ordered model feature names (the model's input vector).

@@ -15,7 +15,6 @@ import pytest
 from moto import mock_aws
 
 from stocksage.bars import frame_to_bars
-from stocksage.config import STACK
 from stocksage.datasets import load_bars
 from stocksage.processing import Prediction
 
@@ -147,9 +146,3 @@ def test_missing_setting_names_the_variable(handler, monkeypatch):
 
     with pytest.raises(SettingsError, match="RESULTS_TABLE"):
         ProcessorSettings.from_env()
-
-
-def test_window_setting_defaults_to_stack_json(handler):
-    from lambdas.settings import ProcessorSettings
-
-    assert ProcessorSettings.from_env().window_bars == STACK.window_bars

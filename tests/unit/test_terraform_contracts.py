@@ -132,7 +132,6 @@ RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", 
 def test_settings_scan_finds_the_processor_contract():
     reads = settings_reads()["ProcessorSettings"]
     assert {v for v, required in reads.items() if required} >= {"RESULTS_TABLE", "ENDPOINT_NAME"}
-    assert "WINDOW_BARS" in reads and reads["WINDOW_BARS"] is False
 
 
 @pytest.mark.parametrize("name", sorted(lambda_modules()))

@@ -191,7 +191,6 @@ def test_processor_environment_is_exactly_the_design_list() -> None:
     processor = named(REPO / "services", "module", "processor")
     env = processor["environment_variables"]
     assert set(env) == design_environment()
-    assert "local.stack.window_bars" in env["WINDOW_BARS"]
     assert "aws_sns_topic.alerts.arn" in env["ALERTS_TOPIC_ARN"]
     assert "aws_sqs_queue.failures.url" in env["FAILURE_QUEUE_URL"]
     assert "local.names.endpoint" in env["ENDPOINT_NAME"]
