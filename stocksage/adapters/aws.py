@@ -31,6 +31,12 @@ CLIENT_LIMITS: dict[str, tuple[float, float, int]] = {
 """Per service: (connect timeout s, read timeout s, max attempts)."""
 
 
+_UNVALIDATED = frozenset({"dynamodb"})
+"""Clients whose requests botocore does not validate client-side: the adapters build them from
+typed code and tests, and validating a 25-item BatchWriteItem took ~30% of the processor's CPU
+(py-spy, docs/BENCHMARKS.md). DynamoDB still validates every request server-side."""
+
+
 def client_config(service: str) -> Config:
     """``Config`` for ``boto3.client(service, config=...)`` with the limits above.
 
@@ -40,4 +46,5 @@ def client_config(service: str) -> Config:
     connect, read, attempts = CLIENT_LIMITS[service]
     return Config(connect_timeout=connect, read_timeout=read,
                   retries={"mode": "standard", "max_attempts": attempts},
-                  max_pool_connections=16)
+                  max_pool_connections=16,
+                  parameter_validation=service not in _UNVALIDATED)
