@@ -80,8 +80,10 @@ def stack() -> Iterator[LocalStack]:
         ensure_model(out, endpoints, log=lambda *_: None)
         runtime = LocalRuntime(endpoint_url=endpoint, sagemaker_port=endpoints.sagemaker_port,
                                state_dir=state_dir, discovery_interval=1.0).start()
-        yield LocalStack(out, endpoints, Session(localstack_host=os.environ["LOCALSTACK_HOST"]),
-                         runtime)
+        local = LocalStack(out, endpoints, Session(localstack_host=os.environ["LOCALSTACK_HOST"]),
+                           runtime)
+        yield local
+        runtime = local.runtime  # a test may replace it (crash and restart)
     finally:
         if runtime is not None:
             runtime.stop()
