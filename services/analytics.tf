@@ -146,6 +146,9 @@ locals {
 
   quicksight_types = { string = "STRING", double = "DECIMAL", bigint = "INTEGER", int = "INTEGER", timestamp = "DATETIME" }
 
+  # The queries that back a QuickSight data set (custom SQL, direct query) each.
+  quicksight_data_sets = ["results", "latest", "alerts", "history_monthly"]
+
   # Output columns of each query that backs a QuickSight data set (SQL type names, mapped with
   # quicksight_types). The SQL test checks them against what the query returns.
   analytics_query_columns = {
@@ -721,7 +724,7 @@ resource "aws_quicksight_data_source" "athena" {
 
 # One data set per query in services/sql that the dashboard reads (custom SQL, direct query).
 resource "aws_quicksight_data_set" "query" {
-  for_each = var.enable_quicksight ? toset(["results", "latest", "alerts", "history_monthly"]) : toset([])
+  for_each = var.enable_quicksight ? toset(local.quicksight_data_sets) : toset([])
 
   data_set_id = "${local.analytics_name}_${each.key}"
   name        = "${local.project} ${var.environment} ${replace(each.key, "_", " ")}"
