@@ -126,13 +126,14 @@ locals {
     { name = "cooldown_bars", type = "int" },
     { name = "subject", type = "string" },
     { name = "text", type = "string" },
-    { name = "bar", type = "struct<${join(",", [for c in concat([{ name = "symbol", type = "string" }], local.bar_columns) : "${c.name}:${c.type}"])}>" },
+    { name = "bar", type = format("struct<%s>", join(",", [for c in local.alert_bar_fields : format("%s:%s", c.name, c.type)])) },
   ]
+  alert_bar_fields = concat([{ name = "symbol", type = "string" }], local.bar_columns)
 
   # Athena SQL (services/sql/NAME.sql): the only free text is the template; names and the
   # results column list come from here. Comment lines are dropped from what is sent.
   analytics_sql_vars = {
-    result_columns   = join(",\n  ", [for c in local.result_columns : "\"${c.name}\""])
+    result_columns   = join(",\n  ", [for c in local.result_columns : format("\"%s\"", c.name)])
     results_catalog  = local.connector_name
     results_database = local.results_db_name
     history_database = local.history_db_name
