@@ -24,7 +24,7 @@
 #   (docs/ANALYTICS.md).
 #
 # Every column list is derived from stocksage/stack.json (indicator_columns, features): one
-# source of truth with the processor (tests/unit/test_analytics_static.py checks it).
+# source of truth with the processor (tests/unit/test_terraform_contracts.py checks it).
 ################################################################################
 
 variable "enable_quicksight" {
