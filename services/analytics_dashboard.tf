@@ -502,7 +502,7 @@ resource "aws_quicksight_dashboard" "analytics" {
   lifecycle {
     precondition {
       condition     = length(setsubtract(local.dashboard_result_columns, [for c in local.analytics_query_columns.results : c.name])) == 0
-      error_message = "The dashboard reads results columns that the results data set lacks: check stocksage/stack.json against analytics.tf."
+      error_message = "The dashboard reads results columns that the results data set lacks: check stack.json (indicator_columns, indicators) against local.result_columns."
     }
   }
 }
