@@ -11,12 +11,20 @@
 #   columns are typed and come from stack.json. Why the connector rather than DynamoDB exports:
 #   docs/ANALYTICS.md.
 # - Athena workgroup with SSE-KMS results in a dedicated bucket (connector spill under spill/).
-# - QuickSight data source (Athena, the workgroup) and data sets (direct query). QuickSight
-#   itself must be subscribed once per account (Enterprise edition) and its service role given
-#   access to the buckets, the key and the connector Lambda (docs/ANALYTICS.md).
+# - Alerts archive: the alerts topic delivers every alert (raw payload) to a Firehose stream that
+#   writes gzip NDJSON under s3://<history>/alerts/dt=YYYY-MM-DD/; a Glue table reads it with
+#   date partition projection (the last analytics_alerts_days days).
+# - The Athena SQL lives in services/sql/*.sql, rendered here with templatefile() (table names,
+#   the results column list); the rendered text is what the QuickSight custom-SQL data sets send
+#   and what the output analytics_sql shows (tests/integration/test_analytics_sql.py runs it on
+#   duckdb over data from the local stack).
+# - QuickSight data source (Athena, the workgroup), data sets (direct query) and the dashboard
+#   (analytics_dashboard.tf). QuickSight itself must be subscribed once per account (Enterprise
+#   edition) and its service role given access to the buckets, the key and the connector Lambda
+#   (docs/ANALYTICS.md).
 #
 # Every column list is derived from stocksage/stack.json (indicator_columns, features): one
-# source of truth with the processor (tests/unit/test_analytics_static.py checks it).
+# source of truth with the processor (tests/unit/test_terraform_contracts.py checks it).
 ################################################################################
 
 variable "enable_quicksight" {
@@ -47,6 +55,17 @@ variable "athena_dynamodb_connector_version" {
   default     = "2023.46.2"
 }
 
+variable "analytics_alerts_days" {
+  description = "Days of archived alerts the Athena alerts table projects (its partition range ends today)."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.analytics_alerts_days >= 1 && var.analytics_alerts_days <= 3650 && floor(var.analytics_alerts_days) == var.analytics_alerts_days
+    error_message = "analytics_alerts_days must be a whole number of days between 1 and 3650."
+  }
+}
+
 variable "analytics_history_symbols" {
   description = "Symbols the history table's partition projection enumerates (null: collector_symbols)."
   type        = list(string)
@@ -58,6 +77,10 @@ locals {
   analytics_name  = replace("${local.project}_${var.environment}", "-", "_")
   connector_name  = lower("${local.project}-${var.environment}-ddb-connector")
   history_symbols = coalesce(var.analytics_history_symbols, var.collector_symbols)
+  history_db_name = "${local.analytics_name}_history"
+  results_db_name = "${local.analytics_name}_results"
+  alerts_prefix   = "alerts/"
+  alerts_archive  = "${local.project}-${var.environment}-alerts-archive"
 
   # Bar fields (stocksage.bars.Bar.to_dict) except symbol, which is the partition column.
   bar_columns = [
@@ -92,7 +115,76 @@ locals {
     ],
   )
 
-  quicksight_types = { string = "STRING", double = "DECIMAL", bigint = "INTEGER" }
+  # Alert payload fields (stocksage.alerts.Alert.payload) the archive table reads; bar is the
+  # bar dict (stocksage.bars.Bar.to_dict). rule_params and details vary per rule: not typed.
+  alert_columns = [
+    { name = "alert_id", type = "string" },
+    { name = "symbol", type = "string" },
+    { name = "rule_id", type = "string" },
+    { name = "rule_type", type = "string" },
+    { name = "severity", type = "string" },
+    { name = "cooldown_bars", type = "int" },
+    { name = "subject", type = "string" },
+    { name = "text", type = "string" },
+    { name = "bar", type = format("struct<%s>", join(",", [for c in local.alert_bar_fields : format("%s:%s", c.name, c.type)])) },
+  ]
+  alert_bar_fields = concat([{ name = "symbol", type = "string" }], local.bar_columns)
+
+  # Athena SQL (services/sql/NAME.sql): the only free text is the template; names and the
+  # results column list come from here. Comment lines are dropped from what is sent.
+  analytics_sql_vars = {
+    result_columns   = join(",\n  ", [for c in local.result_columns : format("\"%s\"", c.name)])
+    results_catalog  = local.connector_name
+    results_database = local.results_db_name
+    history_database = local.history_db_name
+  }
+  analytics_sql = {
+    for file in fileset("${path.module}/sql", "*.sql") : trimsuffix(file, ".sql") => join("\n", [
+      for line in split("\n", templatefile("${path.module}/sql/${file}", local.analytics_sql_vars)) :
+      line if trimspace(line) != "" && !startswith(trimspace(line), "--")
+    ])
+  }
+
+  quicksight_types = { string = "STRING", double = "DECIMAL", bigint = "INTEGER", int = "INTEGER", timestamp = "DATETIME" }
+
+  # The queries that back a QuickSight data set (custom SQL, direct query) each.
+  quicksight_data_sets = ["results", "latest", "alerts", "history_monthly"]
+
+  # Output columns of each query that backs a QuickSight data set (SQL type names, mapped with
+  # quicksight_types). The SQL test checks them against what the query returns.
+  analytics_query_columns = {
+    results = concat(local.result_columns, [{ name = "bar_ts", type = "timestamp" }])
+    latest = [
+      { name = "symbol", type = "string" },
+      { name = "bars", type = "bigint" },
+      { name = "last_bar_ts", type = "timestamp" },
+      { name = "last_close", type = "double" },
+      { name = "last_prob_up", type = "double" },
+      { name = "model_version", type = "string" },
+    ]
+    alerts = [
+      { name = "alert_id", type = "string" },
+      { name = "symbol", type = "string" },
+      { name = "rule_id", type = "string" },
+      { name = "rule_type", type = "string" },
+      { name = "severity", type = "string" },
+      { name = "subject", type = "string" },
+      { name = "bar_ts", type = "timestamp" },
+      { name = "close", type = "double" },
+    ]
+    history_monthly = [
+      { name = "symbol", type = "string" },
+      { name = "year", type = "int" },
+      { name = "month", type = "int" },
+      { name = "bars_stored", type = "bigint" },
+      { name = "bars", type = "bigint" },
+      { name = "first_bar_ts", type = "timestamp" },
+      { name = "last_bar_ts", type = "timestamp" },
+      { name = "low", type = "double" },
+      { name = "high", type = "double" },
+      { name = "last_close", type = "double" },
+    ]
+  }
   quicksight_actions = [
     "quicksight:DescribeDataSet", "quicksight:DescribeDataSetPermissions", "quicksight:PassDataSet",
     "quicksight:DescribeIngestion", "quicksight:ListIngestions", "quicksight:UpdateDataSet",
@@ -150,7 +242,7 @@ resource "aws_athena_workgroup" "analytics" {
 resource "aws_glue_catalog_database" "history" {
   count = local.analytics
 
-  name        = "${local.analytics_name}_history"
+  name        = local.history_db_name
   description = "Bar history of ${local.project} ${var.environment} (s3://${module.history_bucket.bucket}/bars/)."
 }
 
@@ -222,7 +314,7 @@ resource "aws_glue_catalog_table" "bars" {
 resource "aws_glue_catalog_database" "results" {
   count = local.analytics
 
-  name = "${local.analytics_name}_results"
+  name = local.results_db_name
   # The connector only reads schemas from Glue databases whose location holds this flag.
   location_uri = "dynamo-db-flag"
   description  = "Schema of the DynamoDB results table for the Athena DynamoDB connector."
@@ -380,6 +472,233 @@ resource "aws_athena_data_catalog" "dynamodb" {
 }
 
 ################################################################################
+# Alerts archive: SNS -> Firehose (DirectPut) -> s3://<history>/alerts/dt=YYYY-MM-DD/
+################################################################################
+
+data "aws_iam_policy_document" "alerts_archive_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["firehose.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "alerts_archive" {
+  count = local.analytics
+
+  name               = local.alerts_archive
+  description        = "Firehose delivery of the alerts topic into s3://${module.history_bucket.bucket}/${local.alerts_prefix}."
+  assume_role_policy = data.aws_iam_policy_document.alerts_archive_assume.json
+}
+
+resource "aws_cloudwatch_log_group" "alerts_archive" {
+  #checkov:skip=CKV_AWS_338:Retention is a per-environment variable (dev 14, prod 90 days); delivery errors are also kept as objects under errors/alerts/.
+  count = local.analytics
+
+  name              = "/aws/kinesisfirehose/${local.alerts_archive}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = module.kms.key_arn
+}
+
+resource "aws_cloudwatch_log_stream" "alerts_archive" {
+  count = local.analytics
+
+  name           = "S3Delivery"
+  log_group_name = aws_cloudwatch_log_group.alerts_archive[0].name
+}
+
+data "aws_iam_policy_document" "alerts_archive" {
+  count = local.analytics
+
+  statement {
+    sid       = "FindBucket"
+    actions   = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
+    resources = [module.history_bucket.arn]
+  }
+
+  statement {
+    sid     = "WriteAlerts"
+    actions = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+    resources = [
+      "${module.history_bucket.arn}/${local.alerts_prefix}*",
+      "${module.history_bucket.arn}/errors/alerts/*",
+    ]
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [module.kms.key_arn]
+  }
+
+  statement {
+    sid       = "WriteDeliveryLogs"
+    actions   = ["logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.alerts_archive[0].arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "alerts_archive" {
+  count = local.analytics
+
+  name   = "least-privilege"
+  role   = aws_iam_role.alerts_archive[0].id
+  policy = data.aws_iam_policy_document.alerts_archive[0].json
+}
+
+resource "aws_kinesis_firehose_delivery_stream" "alerts_archive" {
+  count = local.analytics
+
+  name        = local.alerts_archive
+  destination = "extended_s3"
+
+  server_side_encryption {
+    enabled  = true
+    key_type = "CUSTOMER_MANAGED_CMK"
+    key_arn  = module.kms.key_arn
+  }
+
+  extended_s3_configuration {
+    role_arn            = aws_iam_role.alerts_archive[0].arn
+    bucket_arn          = module.history_bucket.arn
+    prefix              = "${local.alerts_prefix}dt=!{timestamp:yyyy-MM-dd}/"
+    error_output_prefix = "errors/alerts/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/"
+    buffering_size      = 5
+    buffering_interval  = 300
+    compression_format  = "GZIP"
+    file_extension      = ".json.gz"
+    kms_key_arn         = module.kms.key_arn
+
+    # SNS sends each alert as one record without a trailing newline.
+    processing_configuration {
+      enabled = true
+
+      processors {
+        type = "AppendDelimiterToRecord"
+      }
+    }
+
+    cloudwatch_logging_options {
+      enabled         = true
+      log_group_name  = aws_cloudwatch_log_group.alerts_archive[0].name
+      log_stream_name = aws_cloudwatch_log_stream.alerts_archive[0].name
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.alerts_archive]
+}
+
+# SNS assumes this role to put the alerts into the delivery stream.
+data "aws_iam_policy_document" "alerts_archive_subscription_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "alerts_archive_subscription" {
+  count = local.analytics
+
+  name               = "${local.alerts_archive}-sns"
+  description        = "Lets the alerts topic write into the ${local.alerts_archive} delivery stream."
+  assume_role_policy = data.aws_iam_policy_document.alerts_archive_subscription_assume.json
+}
+
+data "aws_iam_policy_document" "alerts_archive_subscription" {
+  count = local.analytics
+
+  statement {
+    sid       = "PutAlerts"
+    actions   = ["firehose:DescribeDeliveryStream", "firehose:PutRecord", "firehose:PutRecordBatch"]
+    resources = [aws_kinesis_firehose_delivery_stream.alerts_archive[0].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "alerts_archive_subscription" {
+  count = local.analytics
+
+  name   = "least-privilege"
+  role   = aws_iam_role.alerts_archive_subscription[0].id
+  policy = data.aws_iam_policy_document.alerts_archive_subscription[0].json
+}
+
+resource "aws_sns_topic_subscription" "alerts_archive" {
+  count = local.analytics
+
+  topic_arn             = aws_sns_topic.alerts.arn
+  protocol              = "firehose"
+  endpoint              = aws_kinesis_firehose_delivery_stream.alerts_archive[0].arn
+  subscription_role_arn = aws_iam_role.alerts_archive_subscription[0].arn
+  raw_message_delivery  = true # the record is Alert.payload() itself, no SNS envelope
+
+  depends_on = [aws_iam_role_policy.alerts_archive_subscription]
+}
+
+resource "aws_glue_catalog_table" "alerts" {
+  count = local.analytics
+
+  name          = "alerts"
+  database_name = aws_glue_catalog_database.history[0].name
+  description   = "Alerts archive (Alert.payload(), gzip NDJSON by delivery day), last ${var.analytics_alerts_days} days projected."
+  table_type    = "EXTERNAL_TABLE"
+
+  parameters = {
+    EXTERNAL                    = "TRUE"
+    classification              = "json"
+    compressionType             = "gzip"
+    "projection.enabled"        = "true"
+    "projection.dt.type"        = "date"
+    "projection.dt.format"      = "yyyy-MM-dd"
+    "projection.dt.range"       = "NOW-${var.analytics_alerts_days}DAYS,NOW"
+    "projection.dt.interval"    = "1"
+    "projection.dt.unit"        = "DAYS"
+    "storage.location.template" = "s3://${module.history_bucket.bucket}/${local.alerts_prefix}dt=$${dt}/"
+    "has_encrypted_data"        = "true"
+  }
+
+  partition_keys {
+    name = "dt"
+    type = "string"
+  }
+
+  storage_descriptor {
+    location      = "s3://${module.history_bucket.bucket}/${local.alerts_prefix}"
+    input_format  = "org.apache.hadoop.mapred.TextInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+
+    ser_de_info {
+      serialization_library = "org.openx.data.jsonserde.JsonSerDe"
+      parameters = {
+        "ignore.malformed.json" = "true"
+        "case.insensitive"      = "true"
+      }
+    }
+
+    dynamic "columns" {
+      for_each = local.alert_columns
+
+      content {
+        name = columns.value.name
+        type = columns.value.type
+      }
+    }
+  }
+}
+
+################################################################################
 # QuickSight data source and data sets (direct query: no SPICE capacity to pay for)
 ################################################################################
 
@@ -410,28 +729,28 @@ resource "aws_quicksight_data_source" "athena" {
   }
 }
 
-resource "aws_quicksight_data_set" "results" {
-  count = local.analytics
+# One data set per query in services/sql that the dashboard reads (custom SQL, direct query).
+resource "aws_quicksight_data_set" "query" {
+  for_each = var.enable_quicksight ? toset(local.quicksight_data_sets) : toset([])
 
-  data_set_id = "${local.analytics_name}_results"
-  name        = "${local.project} ${var.environment} results"
+  data_set_id = "${local.analytics_name}_${each.key}"
+  name        = "${local.project} ${var.environment} ${replace(each.key, "_", " ")}"
   import_mode = "DIRECT_QUERY"
 
   physical_table_map {
-    physical_table_map_id = "results"
+    physical_table_map_id = each.key
 
-    relational_table {
+    custom_sql {
       data_source_arn = aws_quicksight_data_source.athena[0].arn
-      catalog         = aws_athena_data_catalog.dynamodb[0].name
-      schema          = aws_glue_catalog_database.results[0].name
-      name            = aws_glue_catalog_table.results[0].name
+      name            = each.key
+      sql_query       = local.analytics_sql[each.key]
 
-      dynamic "input_columns" {
-        for_each = local.result_columns
+      dynamic "columns" {
+        for_each = local.analytics_query_columns[each.key]
 
         content {
-          name = input_columns.value.name
-          type = local.quicksight_types[input_columns.value.type]
+          name = columns.value.name
+          type = local.quicksight_types[columns.value.type]
         }
       }
     }
@@ -441,6 +760,8 @@ resource "aws_quicksight_data_set" "results" {
     principal = var.quicksight_principal_arn
     actions   = local.quicksight_actions
   }
+
+  depends_on = [aws_athena_data_catalog.dynamodb, aws_glue_catalog_table.results, aws_glue_catalog_table.alerts, aws_glue_catalog_table.bars]
 }
 
 resource "aws_quicksight_data_set" "bars" {
@@ -476,5 +797,32 @@ resource "aws_quicksight_data_set" "bars" {
   permissions {
     principal = var.quicksight_principal_arn
     actions   = local.quicksight_actions
+  }
+}
+
+################################################################################
+# Outputs
+################################################################################
+
+output "analytics_sql" {
+  description = "The Athena SQL of services/sql rendered for this environment (what the QuickSight data sets send), by file name."
+  value       = local.analytics_sql
+}
+
+output "analytics_schema" {
+  description = "Columns of the Glue tables and of the queries behind the data sets (SQL types), and where the S3 tables live; for tests and ad-hoc tools."
+  value = {
+    results_columns = local.result_columns
+    bars = {
+      prefix     = "${trimsuffix(local.stack.lifecycle.history_prefix, "/")}/"
+      columns    = local.bar_columns
+      partitions = [{ name = "symbol", type = "string" }, { name = "year", type = "int" }, { name = "month", type = "int" }]
+    }
+    alerts = {
+      prefix     = local.alerts_prefix
+      columns    = local.alert_columns
+      partitions = [{ name = "dt", type = "string" }]
+    }
+    queries = local.analytics_query_columns
   }
 }

@@ -10,6 +10,9 @@ Sections:
    across the symbols of a date, no leverage, a stated cost per position change, no
    slippage, borrow or taxes. It shows what the holdout predictions would have done on that
    one historical path; it does not show that the signal will earn anything later.
+
+The page works offline: plotly.js is written as ``plotly.min.js`` next to the report (as the
+dashboards do) and loaded once in the page head; no CDN.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pandas as pd
 from stocksage.lifecycle.versions import ModelVersion
 
 DEFAULT_COST_BPS = 5.0
+PLOTLY_JS = "plotly.min.js"
 DISCLAIMER = (
     "Backtest on the walk-forward holdout: each prediction comes from a fold model trained "
     "only on earlier dates. Long the next bar when p_up > 0.5, else flat; buy-and-hold holds "
@@ -73,15 +77,41 @@ def _ci(m: dict, name: str) -> str:
     return f"{est:+.5f} [{_fmt(low)}, {_fmt(high)}]"
 
 
+def write_plotly_js(folder: Path) -> Path:
+    """Write plotly.js (the version of the installed plotly package, ~4.6 MB) as
+    ``{folder}/plotly.min.js`` unless an identical copy is there; return its path."""
+    from plotly.offline import get_plotlyjs
+
+    target = folder / PLOTLY_JS
+    script = get_plotlyjs()
+    if not target.exists() or target.stat().st_size != len(script.encode("utf-8")):
+        target.write_text(script, encoding="utf-8")
+    return target
+
+
 def build_report(versions: Sequence[ModelVersion], holdouts: dict[str, pd.DataFrame],
                  path: str | Path, *, serving_version: str | None = None,
                  cost_bps: float = DEFAULT_COST_BPS) -> Path:
-    """Write the report to ``path`` and return it."""
+    """Write the report to ``path`` (and ``plotly.min.js`` beside it) and return ``path``.
+
+    Args:
+        versions: Model versions, oldest first (one table row each).
+        holdouts: ``{label: holdout frame}`` (columns ``symbol``, ``bar_time``, ``p_model``,
+            ``ret_next``) backtested in section 3; empty frames are left out.
+        path: HTML file to write; its folder is created.
+        serving_version: Version marked "(serving)".
+        cost_bps: Cost per position change, basis points.
+
+    Returns:
+        ``path``. Graphs: the versions table (a plotly table), the margins bar chart when a
+        version has scored margins, one backtest panel per holdout.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_plotly_js(path.parent)
     rows = []
     for v in versions:
         m = v.metrics or {}
@@ -112,7 +142,7 @@ def build_report(versions: Sequence[ModelVersion], holdouts: dict[str, pd.DataFr
             header={"values": list(table.columns), "align": "left"},
             cells={"values": [table[c].tolist() for c in table.columns], "align": "left"}))
         fig.update_layout(title="Model versions", height=140 + 60 * len(table))
-        parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn"))
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
         scored = [v for v in versions if "validation:margin_log_loss" in (v.metrics or {})]
         if scored:
             fig = go.Figure()
@@ -155,6 +185,7 @@ def build_report(versions: Sequence[ModelVersion], holdouts: dict[str, pd.DataFr
         parts.append("<ul>" + "".join(stats) + "</ul>")
         parts.append(f"<p><i>{html.escape(DISCLAIMER.format(cost=cost_bps))}</i></p>")
     path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>stocksage model "
-                    "lifecycle</title></head><body style='font-family:sans-serif'>"
+                    f"lifecycle</title><script src='{PLOTLY_JS}'></script></head>"
+                    "<body style='font-family:sans-serif'>"
                     + "\n".join(parts) + "</body></html>")
     return path

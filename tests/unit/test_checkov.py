@@ -46,6 +46,8 @@ def test_checkov_has_no_unexplained_findings(checkov, directory):
     report = _run(checkov, directory)
     if "results" not in report:  # nothing to scan: checkov prints an empty summary
         pytest.fail(f"checkov found nothing to scan in {directory}: {report}")
+    # A file checkov cannot parse is silently left out of every check.
+    assert not report["results"].get("parsing_errors"), report["results"]["parsing_errors"]
     failed = [(f["check_id"], f["resource"], f["file_path"], f["check_name"])
               for f in report["results"]["failed_checks"]]
     assert not failed, "checkov failures (fix, or skip inline with a reason):\n" + "\n".join(
