@@ -110,6 +110,7 @@ locals {
     [for c in local.result_numeric_columns : { name = c, type = "double" }],
     [
       { name = "model_version", type = "string" },
+      { name = "prediction_status", type = "string" },
       { name = "processed_at", type = "string" },
       { name = "expires_at", type = "bigint" },
     ],
