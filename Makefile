@@ -108,6 +108,15 @@ lint: $(STAMP) ## ruff and terraform fmt -check
 clean: ## Remove build outputs and local state (keeps .venv)
 	rm -rf build out .local .pytest_cache
 
+.PHONY: redrive repair
+
+redrive: $(STAMP) ## Reprocess the batches the event source mapping gave up on (ENV=local|dev|prod)
+	$(PY) -m stocksage.cli redrive --env $(ENV)
+
+repair: $(STAMP) ## Rebuild symbols from results + S3 history, late bars in (SYMBOLS="X Y", ENV=)
+	@test -n "$(SYMBOLS)" || { echo "usage: make repair SYMBOLS='TSLA IBM' [ENV=dev]"; exit 2; }
+	$(PY) -m stocksage.cli repair $(SYMBOLS) --env $(ENV)
+
 .PHONY: retrain rollback report versions
 SET ?=
 

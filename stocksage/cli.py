@@ -175,6 +175,10 @@ def _processor_ports(env: str) -> Any:
 
     import boto3
 
+    if env == "local":
+        from stocksage.local.stack import use_local_environ
+
+        use_local_environ()  # the embedded emulator, as `make up` started it
     name = resource_name(env, "processor_function")
     try:
         variables = boto3.client("lambda").get_function_configuration(
@@ -186,6 +190,15 @@ def _processor_ports(env: str) -> Any:
     from lambdas.settings import ProcessorSettings
 
     return Dependencies(ProcessorSettings.from_env())
+
+
+def _history_bucket(env: str) -> str:
+    """The history bucket: Terraform's output for the local stack, ``--bucket`` elsewhere."""
+    if env == "local":
+        from stocksage.local.stack import outputs
+
+        return str(outputs()["history_bucket"])
+    _fail("give --bucket (terraform output history_bucket of the services root)")
 
 
 @app.command("redrive")
@@ -241,7 +254,7 @@ def repair_command(
 
     deps = _processor_ports(env)
     s3 = boto3.client("s3")
-    history_bucket = bucket or resource_name(env, "history_bucket")
+    history_bucket = bucket or _history_bucket(env)
     failures = 0
     for symbol in symbols:
         items = deps.ports.results.items_for(symbol)

@@ -286,3 +286,89 @@ def test_parallelization_factor_2(stack):
             assert_recovered(stack, case, inbox)
     finally:
         lam.update_event_source_mapping(UUID=uuid_, ParallelizationFactor=1)
+
+
+def _processor_dependencies(stack):
+    """The processor's own adapters, configured from the deployed function (as the CLI does)."""
+    import os
+
+    from lambdas.processor import Dependencies
+    from lambdas.settings import ProcessorSettings
+
+    variables = stack.client("lambda").get_function_configuration(
+        FunctionName=stack.outputs["processor_function_name"])["Environment"]["Variables"]
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        return Dependencies(ProcessorSettings.from_env())
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_redrive_reprocesses_a_range_the_mapping_gave_up_on(stack):
+    from stocksage.adapters.redrive import redrive
+
+    case = scenario(symbols=3, bars=40)
+    kinesis, sqs = stack.client("kinesis"), stack.client("sqs")
+    name = f"redrive-{case.prefix.lower()}"  # a stream no mapping reads: nothing else stores it
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+        "StreamARN"]
+    sequences = []
+    for k in range(40):
+        response = kinesis.put_records(StreamName=name, Records=[
+            {"Data": bars[k].to_json(), "PartitionKey": s} for s, bars in case.series.items()])
+        sequences += [r["SequenceNumber"] for r in response["Records"]]
+    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    queue = sqs.create_queue(QueueName=f"redrive-{case.prefix.lower()}")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({  # AWS's on-failure record
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 4},
+        "KinesisBatchInfo": {"shardId": shard, "startSequenceNumber": sequences[0],
+                             "endSequenceNumber": sequences[-1], "batchSize": len(sequences),
+                             "streamArn": arn}}))
+    deps = _processor_dependencies(stack)
+    report = redrive(sqs, queue, kinesis, deps.ports, deps.quarantine)
+    assert (report.batches, report.records, report.bars, report.kept) == (1, 120, 120, [])
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+    table = stack.resource("dynamodb").Table(stack.outputs["results_table"])
+    for symbol, frame in case.frames.items():
+        rows = table.query(KeyConditionExpression=Key("symbol").eq(symbol))["Items"]
+        assert len(rows) == 40
+        want = enrich(frame)["rsi_14"].to_numpy()
+        have = np.array([float(r.get("rsi_14", "nan")) for r in
+                         sorted(rows, key=lambda r: r["bar_time"])])
+        assert np.allclose(have, want, rtol=1e-9, equal_nan=True)
+    sqs.delete_queue(QueueUrl=queue)
+
+
+def test_late_bar_is_repaired_from_the_history(stack):
+    from stocksage.adapters.redrive import repair
+
+    case = scenario(symbols=1, bars=60)
+    (symbol, bars), = case.series.items()
+    kinesis = stack.client("kinesis")
+    name = stack.outputs["stream_name"]
+    for k, bar in enumerate(bars):
+        if k != 30:
+            kinesis.put_records(StreamName=name, Records=[
+                {"Data": bar.to_json(), "PartitionKey": symbol}])
+    assert stack.runtime.drain(timeout=120)
+    kinesis.put_records(StreamName=name, Records=[  # bar 30 arrives late
+        {"Data": bars[30].to_json(), "PartitionKey": symbol}])
+    assert stack.runtime.drain(timeout=120)
+    stack.runtime.flush_history()  # Firehose delivers the raw bars, the late one included
+    deps = _processor_dependencies(stack)
+    items = deps.ports.results.items_for(symbol)
+    assert len(items) == 59
+    result, problems = repair(symbol, deps.ports, items, stack.client("s3"),
+                              stack.outputs["history_bucket"])
+    assert problems == {} and result.inserted == 1 and len(result.items) == 30
+    rows = sorted(deps.ports.results.items_for(symbol), key=lambda r: r["bar_time"])
+    full = enrich(case.frames[symbol])
+    for column in ("ema_26", "rsi_14", "obv", "atr_14"):
+        have = np.array([r.get(column, np.nan) for r in rows], dtype=float)
+        assert np.allclose(have, full[column].to_numpy(), rtol=1e-9, equal_nan=True), column
