@@ -607,6 +607,12 @@ data "aws_iam_policy_document" "alerts_archive_subscription_assume" {
       type        = "Service"
       identifiers = ["sns.amazonaws.com"]
     }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
   }
 }
 

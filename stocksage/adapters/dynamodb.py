@@ -12,6 +12,7 @@ Failures are reported per symbol, never for the whole batch.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -40,8 +41,30 @@ _DESERIALIZER = TypeDeserializer()
 
 
 def _wire(item: dict[str, Any]) -> dict[str, Any]:
-    """Plain item -> DynamoDB wire format (``{"S": ...}``), None and non-finite left out."""
-    return {k: _SERIALIZER.serialize(v) for k, v in to_dynamo(item).items()}
+    """Plain item -> DynamoDB wire format (``{"S": ...}``), None and non-finite left out.
+
+    Floats, ints, strings and bytes (nearly every attribute of results and state items) are
+    written directly (``repr`` of a float is its shortest exact decimal, as
+    ``stocksage.adapters.dynamo_values`` stores it); maps and lists go through boto3's
+    ``TypeSerializer``.
+    """
+    wire: dict[str, Any] = {}
+    for key, value in item.items():
+        kind = type(value)
+        if kind is float:
+            if math.isfinite(value):
+                wire[key] = {"N": repr(value)}
+        elif kind is str:
+            wire[key] = {"S": value}
+        elif kind is int:
+            wire[key] = {"N": str(value)}
+        elif kind is bytes:
+            wire[key] = {"B": value}
+        elif value is not None:
+            converted = to_dynamo(value)
+            if converted is not None:
+                wire[key] = _SERIALIZER.serialize(converted)
+    return wire
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
