@@ -11,7 +11,9 @@ Contract (SageMaker training toolkit, also followed by ``stocksage.local.trainin
   ``--end`` (ISO times, end exclusive) bound the training window;
 * optional channel ``champion`` (``SM_CHANNEL_CHAMPION``): the serving model's artifact; it is
   scored on the holdout rows after its own training data (``stocksage.model.champion``);
-* output: ``SM_MODEL_DIR``/``model.joblib``, ``metadata.json``, ``metrics.json`` (tarred to
+* output: ``SM_MODEL_DIR``/``model.joblib``, ``metadata.json``, ``metrics.json``, and
+  ``range_model.joblib`` (next-bar log-range model, ``stocksage.model.volatility``) only when
+  it beats its baselines walk-forward (``metadata.json`` ``range_model`` then names it) (tarred to
   ``model.tar.gz`` by the platform); a copy of ``metrics.json`` in ``SM_OUTPUT_DATA_DIR`` when
   set; on failure the reason goes to ``SM_OUTPUT_DIR``/``failure`` and the exit code is 1;
 * stdout: metric lines such as ``validation:auc=0.512300;`` captured by
@@ -216,6 +218,8 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
             + (f" ({champion['reason']})" if champion["reason"] else ""),
             flush=True,
         )
+    range_summary, range_model, range_holdout, range_rows = _range_model(
+        frame, features, hps, min_train)
     X = frame[features].to_numpy(dtype=float)
     y = frame[LABEL].to_numpy(dtype=int)
     model = factory().fit(X, y)
@@ -247,6 +251,13 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
         k: summary[k] for k in ("holdout", "best_baseline", "margin", "beats_baselines", "verdict")
     }
     short_summary["champion"] = champion
+    report["range"] = range_summary
+    from stocksage.model.volatility import RANGE_MODEL_FILE
+
+    short_summary["range"] = {
+        k: range_summary[k]
+        for k in ("target", "loss", "best_baseline", "margin", "beats_baselines", "verdict")
+    } if range_summary else None
     metadata = build_metadata(
         features=features,
         model_version=version,
@@ -258,8 +269,19 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
         rows=len(frame),
         metrics_summary=short_summary,
     )
+    if range_model is not None:  # served only when it beats its baselines (see volatility)
+        metadata["range_model"] = {
+            "file": RANGE_MODEL_FILE,
+            "output": "range_forecast = exp(forecast of ln(ln(high[t+1]/low[t+1]))), "
+                      "log-price units",
+            "rows": range_rows,
+        }
     report["elapsed_seconds"] = round(time.perf_counter() - started, 3)
     write_artifact(model_dir, model, metadata, report)
+    if range_model is not None:
+        import joblib
+
+        joblib.dump(range_model, model_dir / RANGE_MODEL_FILE)
     if output_data_dir is not None:
         output_data_dir.mkdir(parents=True, exist_ok=True)
         (output_data_dir / "metrics.json").write_text((model_dir / "metrics.json").read_text())
@@ -269,6 +291,9 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
             frame[["symbol", "bar_time", "ret_next"]], on=["symbol", "bar_time"], how="left"
         )
         holdout.to_csv(output_data_dir / "holdout_predictions.csv.gz", index=False)
+        if range_holdout is not None:
+            range_holdout.to_csv(output_data_dir / "range_holdout_predictions.csv.gz",
+                                 index=False)
     for fold in summary["folds"]:
         print(
             f"fold {fold['fold']}: train {fold['train_start'][:10]}..{fold['train_end'][:10]} "
@@ -280,13 +305,55 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
             flush=True,
         )
     print(summary["verdict"], flush=True)
+    if range_summary:
+        print(range_summary["verdict"], flush=True)
+    from stocksage.model.volatility import range_metric_values
+
     _print_metrics({**metric_values(summary, len(frame), train_ll),
-                    **champion_metric_values(champion)})
+                    **champion_metric_values(champion),
+                    **range_metric_values(range_summary)})
     print(
         f"model_version={version} rows={len(frame)} elapsed={report['elapsed_seconds']}s",
         flush=True,
     )
     return report
+
+
+def _range_model(frame, features, hps, min_train):
+    """Walk-forward verdict of the next-bar log-range model and, if it beats the best
+    baseline (CI low of the MSE margin > 0), the model fitted on every row.
+
+    Returns ``(summary | None, fitted model | None, holdout | None, rows)``; ``None`` summary
+    when the frame has too few rows with the range columns for the folds.
+    """
+    from stocksage.model.volatility import (
+        RANGE_BASELINES,
+        RANGE_TARGET,
+        evaluate_range,
+        make_range_model,
+        summarize_range,
+    )
+    from stocksage.model.walkforward import walk_forward_splits
+
+    columns = [RANGE_TARGET, *(f"range_{n}" for n in RANGE_BASELINES)]
+    usable = frame.dropna(subset=columns).reset_index(drop=True)
+    try:
+        folds = walk_forward_splits(
+            usable["bar_time"], usable["label_time"], n_folds=hps["folds"],
+            min_train_bars=min_train, embargo_bars=hps["embargo-bars"],
+            train_bars=hps["train-bars"] or None,
+        )
+    except ValueError as exc:
+        print(f"range model: not evaluated ({exc})", flush=True)
+        return None, None, None, 0
+    holdout = evaluate_range(usable, folds, features)
+    summary = summarize_range(holdout, block_bars=hps["block-bars"],
+                              reps=hps["bootstrap-reps"], seed=hps["seed"])
+    model = None
+    if summary["beats_baselines"]:
+        model = make_range_model(features).fit(
+            usable[features].to_numpy(dtype=float), usable[RANGE_TARGET].to_numpy(dtype=float))
+    return summary, model, holdout, len(usable)
 
 
 def _utc(text: str):

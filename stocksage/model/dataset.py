@@ -9,7 +9,9 @@ then pooled and sorted by ``(bar_time, symbol)``.
 
 Columns of a training frame: ``symbol``, ``bar_time``, ``label_time``, the features of
 ``STACK.features`` in order, ``last_ret`` (``close[t] / close[t-1] - 1``, for the persistence
-baseline), ``ret_next`` and ``up`` (int 0/1).
+baseline), ``ret_next`` and ``up`` (int 0/1), and the volatility columns of
+``stocksage.model.volatility.range_columns``: ``log_range_next`` (target) and the baseline
+forecasts ``range_last``, ``range_mean22``, ``range_ewma`` (NaN during the 22-bar warm-up).
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def label_symbol_frame(
     out["last_ret"] = close / close.shift(1) - 1.0
     out["ret_next"] = next_close / close - 1.0
     out[LABEL] = (next_close > close).astype("int64")
+    from stocksage.model.volatility import RANGE_BASELINES, RANGE_TARGET, range_columns
+
+    ranges = range_columns(frame)  # NaN allowed: the direction rows do not depend on them
+    out[RANGE_TARGET] = ranges[RANGE_TARGET].to_numpy()
+    for name in RANGE_BASELINES:
+        out[f"range_{name}"] = ranges[f"range_{name}"].to_numpy()
     out = out.iloc[:-1]  # the last bar has no next close
     finite = np.isfinite(out[features].to_numpy()).all(axis=1)
     finite &= np.isfinite(out["last_ret"].to_numpy())

@@ -37,6 +37,9 @@ def _definition(name: str) -> dict[str, str]:
 #: the CI of the log-loss margin lies above 0. ``champion:*`` / ``*_champion_*``: the model serving
 #: when the job started, scored on the holdout rows after its own training data
 #: (``stocksage.model.champion``); ``validation:champion_rows`` is 0 when there was none.
+#: ``range:*``: the next-bar log-range model (``stocksage.model.volatility``): MSE of ln range of
+#: the model and of each baseline, the margin best baseline minus model with its CI, and
+#: ``range:beats_baselines`` (1 = the artifact carries the range model).
 METRIC_NAMES: tuple[str, ...] = (
     "validation:log_loss",
     "validation:brier",
@@ -65,6 +68,15 @@ METRIC_NAMES: tuple[str, ...] = (
     "validation:margin_champion_log_loss",
     "validation:margin_champion_log_loss_ci_low",
     "validation:margin_champion_log_loss_ci_high",
+    "range:validation_mse",
+    "range:baseline_last_mse",
+    "range:baseline_mean22_mse",
+    "range:baseline_ewma_mse",
+    "range:margin_mse",
+    "range:margin_mse_ci_low",
+    "range:margin_mse_ci_high",
+    "range:beats_baselines",
+    "range:validation_rows",
 )
 METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(_definition(n) for n in METRIC_NAMES)
 #: The names of the comparison with the serving model (``stocksage.model.champion``); printed
