@@ -15,6 +15,11 @@ Response (``application/json``)::
 
     {"predictions": [p_up, ...], "model_version": "..."}
 
+plus, when the artifact carries a range model (``metadata.json`` ``range_model``, file
+``range_model.joblib``; see ``stocksage.model.volatility``), ``"range_forecasts": [r, ...]``:
+the forecast next-bar high-low range ``ln(high/low)`` in log-price units (0.02 = high 2 %
+above low), one per instance, > 0. An artifact without it answers as before (one output).
+
 Invalid requests raise ``InvalidInputError`` (a ``ValueError``) whose message says what is
 wrong; a local host should map it to HTTP 400 (SageMaker's toolkit answers 500 with the
 message in the logs).
@@ -52,15 +57,18 @@ class LoadedModel:
         self.metadata = metadata
         self.features = list(metadata["features"])
         self.model_version = str(metadata.get("model_version", "unknown"))
+        self.range_estimator = None  # set by model_fn when the artifact has a range model
 
 
 class Predictions(np.ndarray):
     """A float64 array of p_up that remembers which model version produced it."""
 
     model_version: str | None = None
+    range_forecasts: np.ndarray | None = None
 
     def __array_finalize__(self, obj):
         self.model_version = getattr(obj, "model_version", None)
+        self.range_forecasts = getattr(obj, "range_forecasts", None)
 
 
 _loaded_version = "unknown"
@@ -87,6 +95,9 @@ def model_fn(model_dir: str) -> LoadedModel:
     except ImportError:  # pragma: no cover - the Pipeline needs sklearn anyway
         pass
     model = LoadedModel(estimator, metadata)
+    range_info = metadata.get("range_model")
+    if isinstance(range_info, dict) and range_info.get("file"):
+        model.range_estimator = joblib.load(os.path.join(model_dir, range_info["file"]))
     _loaded_version = model.model_version
     return model
 
@@ -215,11 +226,14 @@ def predict_fn(data: dict, model: LoadedModel) -> Predictions:
     p = proba[:, column] if column is not None else np.zeros(X.shape[0])
     out = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0).view(Predictions)
     out.model_version = model.model_version
+    if model.range_estimator is not None:  # forecast of ln(range) -> range (log-price units)
+        out.range_forecasts = np.exp(np.asarray(model.range_estimator.predict(X),
+                                                dtype=np.float64))
     return out
 
 
 def output_fn(prediction, accept: str | None = JSON) -> str:
-    """JSON ``{"predictions": [...], "model_version": "..."}``."""
+    """JSON ``{"predictions": [...], "model_version": "..."[, "range_forecasts": [...]]}``."""
     kind = _base_type(accept)
     if kind not in (JSON, "*/*"):
         raise InvalidInputError(f"unsupported accept type {accept!r}; use {JSON}")
@@ -227,4 +241,10 @@ def output_fn(prediction, accept: str | None = JSON) -> str:
     if any(not math.isfinite(v) for v in values):
         raise ValueError("model produced a non-finite probability")
     version = getattr(prediction, "model_version", None) or _loaded_version
-    return json.dumps({"predictions": values, "model_version": version})
+    body = {"predictions": values, "model_version": version}
+    ranges = getattr(prediction, "range_forecasts", None)
+    if ranges is not None:
+        body["range_forecasts"] = [float(v) for v in np.asarray(ranges, dtype=np.float64)]
+        if any(not (math.isfinite(v) and v > 0) for v in body["range_forecasts"]):
+            raise ValueError("model produced a non-finite or non-positive range forecast")
+    return json.dumps(body)

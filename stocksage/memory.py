@@ -96,29 +96,40 @@ class MemoryResults:
             if item is not None and item.get("prediction_status") == PREDICTION_PENDING:
                 item.update(prob_up=fill.prob_up, model_version=fill.model_version,
                             prediction_status=PREDICTION_READY)
+                if fill.range_forecast is not None:
+                    from stocksage.processing import range_band
+
+                    item.update(range_band(float(item["close"]), fill.range_forecast))
         return {}
 
 
 @dataclass
 class MemoryPredictor:
-    """A stand-in model: P(up) = logistic of the first feature row's ``ret_1`` (deterministic).
+    """A stand-in model: P(up) = 0.5 + 5 * ``ret_1`` clipped to [0, 1] (deterministic).
 
     Attributes:
         fail: An exception to raise instead of answering (endpoint outage), or None.
         calls: Number of calls answered.
+        ranges: Also answer range forecasts (a two-output model): ``2 * atr_norm`` per row,
+            the ATR(14) as a fraction of the close doubled (log-price units).
     """
 
     fail: Exception | None = None
     calls: int = 0
     version: str = "memory-1"
+    ranges: bool = False
 
     def predict(self, feature_names: Sequence[str], rows: Sequence[Sequence[float]]) -> Prediction:
         if self.fail is not None:
             raise self.fail
         self.calls += 1
         index = list(feature_names).index("ret_1")
+        forecasts = None
+        if self.ranges:
+            atr = list(feature_names).index("atr_norm")
+            forecasts = [2 * abs(row[atr]) for row in rows]
         return Prediction([min(max(0.5 + 5 * row[index], 0.0), 1.0) for row in rows],
-                          self.version)
+                          self.version, forecasts)
 
 
 @dataclass

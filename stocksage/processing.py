@@ -90,10 +90,14 @@ class Prediction:
     Attributes:
         probabilities: P(next bar closes higher), one per input row, each in [0, 1].
         model_version: Version label of the model that served the request.
+        range_forecasts: Forecast next-bar range ``ln(high/low)`` (log-price units, > 0), one
+            per row, or None when the serving model has no range model
+            (``stocksage.model.volatility``).
     """
 
     probabilities: list[float]
     model_version: str
+    range_forecasts: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class PredictionFill:
     bar_time: str
     prob_up: float
     model_version: str
+    range_forecast: float | None = None  # ln(high/low) of the next bar, log-price units
 
 
 class StateStore(Protocol):
@@ -230,6 +235,7 @@ class SymbolWork:
     accepted: list[Bar] = field(default_factory=list)
     values: list[list[float]] = field(default_factory=list)  # OUTPUT_COLUMNS per accepted bar
     prob_up: list[float | None] = field(default_factory=list)
+    range_forecast: list[float | None] = field(default_factory=list)
     fills: list[PredictionFill] = field(default_factory=list)
     pending_read: bool = False  # the stored pending items were read (step 4)
     pending_filled: bool = False  # ... and every one of them got a prediction stored
@@ -335,6 +341,7 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
     targets: list[tuple[SymbolWork, int | dict[str, Any]]] = []
     for item in work.values():
         item.prob_up = [None] * len(item.accepted)
+        item.range_forecast = [None] * len(item.accepted)
         for index, values in enumerate(item.values):
             row = [values[i] for i in _FEATURE_INDEX]
             if all(math.isfinite(v) for v in row):
@@ -354,6 +361,10 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
         if len(prediction.probabilities) != len(rows):
             raise ValueError(f"endpoint returned {len(prediction.probabilities)} predictions "
                              f"for {len(rows)} rows")
+        ranges = prediction.range_forecasts
+        if ranges is not None and len(ranges) != len(rows):
+            raise ValueError(f"endpoint returned {len(ranges)} range forecasts "
+                             f"for {len(rows)} rows")
     except Exception as exc:  # noqa: BLE001 -- any endpoint failure degrades to pending
         outcome.endpoint_error = f"{type(exc).__name__}: {exc}"[:500]
         for item, target in targets:
@@ -361,14 +372,19 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
                 outcome.symbols[item.state.symbol].pending_predictions += 1
         return
     outcome.model_version = prediction.model_version
-    for (item, target), probability in zip(targets, prediction.probabilities, strict=True):
+    ranges = ranges if ranges is not None else [None] * len(rows)
+    for (item, target), probability, forecast in zip(targets, prediction.probabilities, ranges,
+                                                     strict=True):
         counts = outcome.symbols[item.state.symbol]
+        forecast = None if forecast is None else float(forecast)
         if isinstance(target, int):
             item.prob_up[target] = float(probability)
+            item.range_forecast[target] = forecast
             counts.predicted += 1
         else:
             item.fills.append(PredictionFill(item.state.symbol, str(target["bar_time"]),
-                                             float(probability), prediction.model_version))
+                                             float(probability), prediction.model_version,
+                                             forecast))
             counts.filled_predictions += 1
     for item in work.values():
         item.pending_filled = item.pending_read
@@ -404,7 +420,8 @@ def _feature_row(item: Mapping[str, Any]) -> list[float] | None:
 
 
 def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
-                model_version: str, processed_at: str) -> dict[str, Any]:
+                model_version: str, processed_at: str,
+                range_forecast: float | None = None) -> dict[str, Any]:
     """One results-table item: keys, OHLCV, indicators, features, prediction.
 
     Args:
@@ -413,6 +430,12 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         prob_up: P(up) or None (no prediction yet).
         model_version: Version label of the model behind ``prob_up``.
         processed_at: ISO UTC time stamp (milliseconds, e.g. ``2026-12-03T08:40:01.123Z``).
+        range_forecast: Forecast range ``ln(high/low)`` of the NEXT bar (log-price units) or
+            None (no prediction, or the serving model has no range model).
+
+    With a prediction and a range forecast ``r`` the item also holds ``range_forecast = r`` and
+    the band around the close ``range_low = close * exp(-r/2)``, ``range_high =
+    close * exp(r/2)`` (prices: a next bar of the forecast range, centred on this close).
 
     ``prediction_status`` is ``ready`` (with ``prob_up``, ``model_version``) or ``pending``
     when the features are finite, absent during the features' warm-up.
@@ -435,18 +458,28 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         item["prob_up"] = prob_up
         item["model_version"] = model_version
         item["prediction_status"] = PREDICTION_READY
+        if range_forecast is not None:
+            item.update(range_band(bar.close, range_forecast))
     elif _features_finite(values):
         item["prediction_status"] = PREDICTION_PENDING
     return item
+
+
+def range_band(close: float, range_forecast: float) -> dict[str, float]:
+    """``range_forecast`` (ln(high/low) of the next bar) and its price band around ``close``."""
+    half = math.exp(range_forecast / 2)
+    return {"range_forecast": float(range_forecast), "range_low": close / half,
+            "range_high": close * half}
 
 
 def write_results(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome,
                   now: datetime) -> None:
     """Step 5: results items and filled predictions; symbols not stored -> ``failed``."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    items = [result_item(bar, values, prob, outcome.model_version, stamp)
+    items = [result_item(bar, values, prob, outcome.model_version, stamp, forecast)
              for item in work.values()
-             for bar, values, prob in zip(item.accepted, item.values, item.prob_up, strict=True)]
+             for bar, values, prob, forecast in zip(item.accepted, item.values, item.prob_up,
+                                                    item.range_forecast, strict=True)]
     if items:
         outcome.failed.update(ports.results.put_results(items))
     outcome.results_written = sum(len(item.accepted) for s, item in work.items()
@@ -631,6 +664,7 @@ __all__ = [
     "Ports",
     "Prediction",
     "PredictionFill",
+    "range_band",
     "Predictor",
     "ResultStore",
     "RuleSource",

@@ -1,14 +1,17 @@
 """SageMaker endpoint adapter: one InvokeEndpoint per batch, split only by payload size.
 
 Request (``application/json``): ``{"features": [names...], "instances": [[f1, ...], ...]}``;
-response: ``{"predictions": [p_up, ...], "model_version": "..."}`` (see
-``sagemaker/inference.py``). Serverless Inference accepts request bodies up to 4 MB and
+response: ``{"predictions": [p_up, ...], "model_version": "..."}`` plus, from a model with a
+range model, ``"range_forecasts": [ln(high/low) of the next bar, ...]`` (see
+``sagemaker/inference.py``). A response without ``range_forecasts`` (an older model) gives
+``Prediction.range_forecasts = None``. Serverless Inference accepts request bodies up to 4 MB and
 real-time endpoints up to 6 MB; the default limit keeps every request under the smaller one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,8 +66,11 @@ class SageMakerPredictor:
         self.calls = 0
 
     def predict(self, feature_names: Sequence[str], rows: Sequence[Sequence[float]]) -> Prediction:
-        """P(up) for each row; raises ``botocore`` errors or :class:`EndpointResponseError`."""
+        """P(up) (and range forecasts if served) for each row; raises ``botocore`` errors or :class:`EndpointResponseError`."""
         probabilities: list[float] = []
+        ranges: list[float] = []
+        chunks_with_ranges = 0
+        chunks = 0
         version = ""
         for body in _chunks(rows, feature_names, self._payload_limit):
             response = self._client.invoke_endpoint(
@@ -83,6 +89,15 @@ class SageMakerPredictor:
                 raise EndpointResponseError(f"endpoint {self._endpoint_name} returned no "
                                             "'predictions' list")
             probabilities.extend(float(p) for p in predictions)
+            chunks += 1
+            forecasts = decoded.get("range_forecasts")
+            if forecasts is not None:
+                if not isinstance(forecasts, list) or len(forecasts) != len(predictions):
+                    raise EndpointResponseError(f"endpoint {self._endpoint_name} returned "
+                                                "'range_forecasts' that do not match "
+                                                "'predictions'")
+                ranges.extend(float(r) for r in forecasts)
+                chunks_with_ranges += 1
             version = str(decoded.get("model_version", version))
         if len(probabilities) != len(rows):
             raise EndpointResponseError(f"endpoint {self._endpoint_name} returned "
@@ -90,4 +105,11 @@ class SageMakerPredictor:
         if any(not 0.0 <= p <= 1.0 for p in probabilities):
             raise EndpointResponseError(f"endpoint {self._endpoint_name} returned a probability "
                                         "outside [0, 1]")
-        return Prediction(probabilities=probabilities, model_version=version)
+        if chunks_with_ranges not in (0, chunks):  # the endpoint changed model mid-batch
+            raise EndpointResponseError(f"endpoint {self._endpoint_name} returned range "
+                                        "forecasts for only part of the rows")
+        if any(not (math.isfinite(r) and r > 0) for r in ranges):
+            raise EndpointResponseError(f"endpoint {self._endpoint_name} returned a range "
+                                        "forecast that is not a positive number")
+        return Prediction(probabilities=probabilities, model_version=version,
+                          range_forecasts=ranges if chunks_with_ranges else None)

@@ -84,6 +84,8 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(_definition(n) for n in M
 CHAMPION_METRIC_NAMES: tuple[str, ...] = tuple(
     n for n in METRIC_NAMES if "champion" in n
 )
+#: The names of the next-bar range model (``stocksage.model.volatility.range_metric_values``).
+RANGE_METRIC_NAMES: tuple[str, ...] = tuple(n for n in METRIC_NAMES if n.startswith("range:"))
 
 
 def format_metric_line(name: str, value: float) -> str:

@@ -59,3 +59,25 @@ def test_split_by_payload_size_keeps_order_and_every_body_under_the_limit():
 def test_bad_answers_raise_a_clear_error(answer, message):
     with pytest.raises(EndpointResponseError, match=message):
         SageMakerPredictor(RecordingRuntime(answer), "ep").predict(NAMES, rows(3))
+
+
+def test_two_output_response_gives_range_forecasts():
+    runtime = RecordingRuntime({"predictions": [0.4, 0.6, 0.5],
+                                "range_forecasts": [0.011, 0.02, 0.015], "model_version": "v8"})
+    prediction = SageMakerPredictor(runtime, "ep").predict(NAMES, rows(3))
+    assert prediction.probabilities == [0.4, 0.6, 0.5]
+    assert prediction.range_forecasts == [0.011, 0.02, 0.015]
+
+
+def test_one_output_response_of_an_older_model_is_still_accepted():
+    prediction = SageMakerPredictor(RecordingRuntime(), "ep").predict(NAMES, rows(3))
+    assert prediction.range_forecasts is None
+
+
+@pytest.mark.parametrize("answer, message", [
+    ({"predictions": [0.5] * 3, "range_forecasts": [0.01]}, "do not match"),
+    ({"predictions": [0.5] * 3, "range_forecasts": [0.01, -0.01, 0.01]}, "not a positive"),
+])
+def test_bad_range_forecasts_raise_a_clear_error(answer, message):
+    with pytest.raises(EndpointResponseError, match=message):
+        SageMakerPredictor(RecordingRuntime(answer), "ep").predict(NAMES, rows(3))

@@ -170,3 +170,75 @@ def test_other_bad_inputs(inference, model):
         inference.output_fn(np.array([0.5]), "text/html")
     with pytest.raises(inference.InvalidInputError, match="columns"):
         inference.predict_fn(inference.input_fn("1,2,3\n", "text/csv"), model)
+
+
+@pytest.fixture(scope="module")
+def artifacts(model_dir, tmp_path_factory):
+    """Two artifacts from the trained one: ``old`` without a range model (an endpoint serving
+    a model from before the range output) and ``two`` with a range model fitted on real IBM
+    and MSFT daily bars (features -> next-bar ln range, ``stocksage.model.volatility``)."""
+    import shutil
+
+    import joblib
+
+    from stocksage.datasets import load_bars
+    from stocksage.model.dataset import build_training_frame
+    from stocksage.model.volatility import RANGE_MODEL_FILE, RANGE_TARGET, make_range_model
+
+    tmp = tmp_path_factory.mktemp("artifacts")
+    old, two = tmp / "old", tmp / "two"
+    for target in (old, two):
+        shutil.copytree(model_dir, target)
+        (target / RANGE_MODEL_FILE).unlink(missing_ok=True)
+        meta = json.loads((target / "metadata.json").read_text())
+        meta.pop("range_model", None)
+        if target == two:
+            meta["range_model"] = {"file": RANGE_MODEL_FILE}
+        (target / "metadata.json").write_text(json.dumps(meta))
+    frame = build_training_frame({s: load_bars(s) for s in ("IBM", "MSFT")}, FEATURES)
+    frame = frame.dropna(subset=[RANGE_TARGET])
+    joblib.dump(make_range_model(FEATURES).fit(frame[FEATURES].to_numpy(float),
+                                               frame[RANGE_TARGET].to_numpy(float)),
+                two / RANGE_MODEL_FILE)
+    return {"old": old, "two": two, "frame": frame}
+
+
+def test_two_outputs_in_one_call(inference, artifacts):
+    import joblib
+
+    model = inference.model_fn(str(artifacts["two"]))
+    frame = artifacts["frame"]
+    rows = frame[FEATURES].iloc[-50:].to_numpy(float).tolist()
+    body = json.dumps({"features": FEATURES, "instances": rows})
+    out = json.loads(inference.output_fn(
+        inference.predict_fn(inference.input_fn(body, "application/json"), model),
+        "application/json"))
+    assert len(out["predictions"]) == len(out["range_forecasts"]) == 50
+    expected = np.exp(joblib.load(artifacts["two"] / "range_model.joblib").predict(np.array(rows)))
+    np.testing.assert_allclose(out["range_forecasts"], expected)
+    # real IBM/MSFT daily bars: forecast ranges are positive, a few percent at most, and
+    # track the realised next-bar range (volatility clusters)
+    realised = np.exp(frame["log_range_next"].iloc[-50:].to_numpy())
+    assert all(0.001 < r < 0.1 for r in out["range_forecasts"])
+    assert np.corrcoef(np.log(out["range_forecasts"]), np.log(realised))[0, 1] > 0.2
+
+
+def test_artifact_without_range_model_answers_with_one_output(inference, artifacts):
+    model = inference.model_fn(str(artifacts["old"]))
+    body = json.dumps({"features": FEATURES, "instances": _rows(3)})
+    out = json.loads(inference.output_fn(
+        inference.predict_fn(inference.input_fn(body, "application/json"), model),
+        "application/json"))
+    assert set(out) == {"predictions", "model_version"}
+
+
+def test_range_model_unpickles_without_stocksage(artifacts):
+    code = (
+        "import sys, joblib, numpy as np; "
+        f"m = joblib.load({str(artifacts['two'] / 'range_model.joblib')!r}); "
+        f"m.predict(np.full((1, {len(FEATURES)}), 0.5)); "
+        "print(any(k == 'stocksage' or k.startswith('stocksage.') for k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"

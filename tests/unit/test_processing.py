@@ -248,3 +248,42 @@ def test_cooldown_counts_bars_across_batches():
     position = {b.bar.to_dict()["bar_time"]: i for i, b in enumerate(bars)}
     fired = sorted(position[a.split("#")[2]] for a in ports.alerts.published)
     assert len(fired) >= 3 and all(b - a > 7 for a, b in itertools.pairwise(fired))
+
+
+def test_two_output_endpoint_writes_the_range_band_and_the_fill_carries_it():
+    """A model with a range output: every predicted item has ``range_forecast`` and its price
+    band; an outage writes neither output, and the fill later writes both, equal to a run
+    without the outage (real NFLX daily bars)."""
+    symbol, limit = "NFLX", 200
+    bars = stream(symbol, limit)
+    reference = memory_ports()
+    reference.predictor.ranges = True
+    run(reference, bars, 20)
+    ready = [i for i in reference.results.items.values() if "prob_up" in i]
+    assert ready and all("range_forecast" in i for i in ready)
+    for item in ready:
+        r = item["range_forecast"]
+        assert r == pytest.approx(2 * item["atr_norm"])
+        assert item["range_low"] < item["close"] < item["range_high"]
+        assert np.log(item["range_high"] / item["range_low"]) == pytest.approx(r)
+    assert not any("range_forecast" in i for i in reference.results.items.values()
+                   if "prob_up" not in i)
+    ports = memory_ports()
+    ports.predictor.ranges = True
+    run(ports, bars[:100], 20)
+    ports.predictor.fail = TimeoutError("endpoint read timed out")
+    run(ports, bars[100:150], 25)
+    pending = [i for i in ports.results.items.values()
+               if i.get("prediction_status") == PREDICTION_PENDING]
+    assert len(pending) == 50 and not any("range_forecast" in i for i in pending)
+    ports.predictor.fail = None
+    run(ports, bars[150:], 25)
+    assert ports.results.items == {k: {**v, "processed_at": ports.results.items[k]["processed_at"]}
+                                   for k, v in reference.results.items.items()}
+
+
+def test_one_output_endpoint_writes_no_range_columns():
+    ports = memory_ports()
+    run(ports, stream("TSLA", 80), 40)
+    assert not any("range_forecast" in i or "range_low" in i
+                   for i in ports.results.items.values())
