@@ -56,6 +56,7 @@ DEFAULTS = {
     "start": "",
     "end": "",
     "champion-channel": "champion",
+    "range-model": "auto",
 }
 TYPES = {
     "model-type": str,
@@ -75,6 +76,7 @@ TYPES = {
     "start": str,
     "end": str,
     "champion-channel": str,
+    "range-model": str,
 }
 #: Fewest distinct bar dates train.py accepts at all.
 MIN_DATES = 120
@@ -220,6 +222,15 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
         )
     range_summary, range_model, range_holdout, range_rows = _range_model(
         frame, features, hps, min_train)
+    range_champion = None
+    if champion_dir is not None and range_holdout is not None:
+        from stocksage.model.volatility import compare_range_with_champion
+
+        range_champion = compare_range_with_champion(
+            range_holdout, frame, champion_dir, features, block_bars=hps["block-bars"],
+            reps=hps["bootstrap-reps"], seed=hps["seed"])
+        if range_summary is not None:
+            range_summary["champion"] = range_champion
     X = frame[features].to_numpy(dtype=float)
     y = frame[LABEL].to_numpy(dtype=int)
     model = factory().fit(X, y)
@@ -307,11 +318,13 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
     print(summary["verdict"], flush=True)
     if range_summary:
         print(range_summary["verdict"], flush=True)
-    from stocksage.model.volatility import range_metric_values
+    from stocksage.model.volatility import range_champion_metric_values, range_metric_values
 
     _print_metrics({**metric_values(summary, len(frame), train_ll),
                     **champion_metric_values(champion),
-                    **range_metric_values(range_summary)})
+                    **range_metric_values(range_summary),
+                    "range:in_artifact": 1.0 if range_model is not None else 0.0,
+                    **range_champion_metric_values(range_champion)})
     print(
         f"model_version={version} rows={len(frame)} elapsed={report['elapsed_seconds']}s",
         flush=True,
@@ -324,7 +337,10 @@ def _range_model(frame, features, hps, min_train):
     baseline (CI low of the MSE margin > 0), the model fitted on every row.
 
     Returns ``(summary | None, fitted model | None, holdout | None, rows)``; ``None`` summary
-    when the frame has too few rows with the range columns for the folds.
+    when the frame has too few rows with the range columns for the folds. Hyperparameter
+    ``range-model=off`` evaluates but never ships it (the bootstrap model of a new stack, which
+    serves without passing the gate, so the range output reaches the endpoint only through
+    the promotion gate).
     """
     from stocksage.model.volatility import (
         RANGE_BASELINES,
@@ -350,7 +366,7 @@ def _range_model(frame, features, hps, min_train):
     summary = summarize_range(holdout, block_bars=hps["block-bars"],
                               reps=hps["bootstrap-reps"], seed=hps["seed"])
     model = None
-    if summary["beats_baselines"]:
+    if summary["beats_baselines"] and hps["range-model"] != "off":
         model = make_range_model(features).fit(
             usable[features].to_numpy(dtype=float), usable[RANGE_TARGET].to_numpy(dtype=float))
     return summary, model, holdout, len(usable)

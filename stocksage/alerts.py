@@ -568,6 +568,21 @@ def _prob_up_above(rule: Rule, ctx: Context) -> dict[str, Any] | None:
     return {"prob_up": now, "previous_prob_up": before, "threshold": threshold, "mode": mode}
 
 
+def _range_above_forecast(rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """Bar ``t``'s range ``ln(high/low)`` above ``k`` x the range forecast made for it at bar
+    ``t-1`` (``previous["range_forecast"]``, from the endpoint's range model)."""
+    forecast = _value(ctx.previous, "range_forecast")
+    high, low = _value(ctx.current, "high"), _value(ctx.current, "low")
+    if forecast is None or forecast <= 0 or high is None or low is None or low <= 0:
+        return None
+    realised = math.log(high / low)
+    k = rule.param("k")
+    if realised <= k * forecast:
+        return None
+    return {"range": realised, "range_forecast": forecast, "k": k,
+            "ratio": realised / forecast, "high": high, "low": low}
+
+
 def swing_levels(high: np.ndarray, low: np.ndarray, t: int, lookback: int,
                  k: int) -> tuple[int | None, int | None]:
     """Indexes of the most recent confirmed swing high and swing low for bar ``t``.
@@ -728,6 +743,14 @@ RULE_TYPES: dict[str, RuleType] = {
         _prob_up_above,
         lambda r, d: f"P(up) {d['prob_up']:.2f} above {d['threshold']:g}",
         "prob_up rises above threshold (cross) or is above it (level)",
+    ),
+    "range_above_forecast": RuleType(
+        (Param("k", "number", 2.0, 0, 100, low_open=True,
+               help="multiple of the forecast range, e.g. 2"),),
+        _range_above_forecast,
+        lambda r, d: (f"range {d['range'] * 100:.2f}% is {d['ratio']:.1f}x its forecast "
+                      f"{d['range_forecast'] * 100:.2f}% (k = {d['k']:g})"),
+        "ln(H[t]/L[t]) > k x range_forecast made at t-1 (needs a model with a range output)",
     ),
     "support_resistance": RuleType(
         (Param("bars", "int", 60, 5, MAX_LOOKBACK_BARS, help="L, look-back bars for swings"),

@@ -549,7 +549,8 @@ def _evaluate_bars(item: SymbolWork, rules: Sequence[Rule], window: BarWindow | 
             name: (None if math.isnan(v) else v)
             for name, v in zip(OUTPUT_COLUMNS, item.values[index], strict=True)}
         current.update(open=bar.open, high=bar.high, low=bar.low, close=bar.close,
-                       volume=bar.volume, prob_up=item.prob_up[index])
+                       volume=bar.volume, prob_up=item.prob_up[index],
+                       range_forecast=item.range_forecast[index])
         bar_window = window.upto(offset + index + 1, keep) if window is not None else None
         alerts, errors = evaluate_rules(rules, bar, previous, current, bar_window,
                                         state.last_fired, bar_index=first_index + index)

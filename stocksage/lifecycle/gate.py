@@ -1,6 +1,22 @@
 """The quality gate: when may a freshly trained model replace the one that serves?
 
-All three checks must pass; each records its value, threshold and a readable detail.
+The artifact carries two outputs: P(up) (direction) and, when it beat its baselines, the
+next-bar range forecast (``stocksage.model.volatility``). The gate promotes it when
+
+* ``holdout_size`` passes, and
+* at least one output passes both of its checks (direction: ``beats_baselines`` and
+  ``beats_serving_model``; range: ``range_beats_baselines`` and
+  ``range_beats_serving_model``), and
+* no output is shown worse than the serving model's (``direction_not_worse``: the CI high of
+  the P(up) champion margin is not below 0; ``range_not_worse``: same for the range MSE, and
+  a serving range output is not dropped).
+
+So a range model that beats the last value, the 22-bar mean and the EWMA(0.94) of the log
+range (MSE, CI low > ``min_margin``) is promoted even though P(up) does not beat the majority
+baseline on real daily bars, as long as the P(up) it ships is not measurably worse than the
+one serving. Each check records its value, threshold and a readable detail.
+
+Direction checks:
 
 1. ``holdout_size``: the walk-forward holdout has at least ``min_holdout_rows`` rows (a
    verdict on a handful of rows means nothing).
@@ -51,7 +67,7 @@ class GateVerdict:
     def summary(self) -> str:
         head = "PASSED" if self.passed else "REJECTED"
         failed = [c for c in self.checks if not c.passed]
-        shown = failed or list(self.checks)
+        shown = list(self.checks) if self.passed else failed
         return f"{head}: " + "; ".join(f"{c.name}: {c.detail}" for c in shown)
 
     def to_dict(self) -> dict:
@@ -75,7 +91,7 @@ def _get(metrics: Mapping[str, float], name: str) -> float | None:
 
 
 def _margin_check(name: str, what: str, metrics: Mapping[str, float], prefix: str,
-                  min_margin: float) -> Check:
+                  min_margin: float, unit: str = "nats/row") -> Check:
     est = _get(metrics, prefix)
     low = _get(metrics, f"{prefix}_ci_low")
     high = _get(metrics, f"{prefix}_ci_high")
@@ -85,7 +101,7 @@ def _margin_check(name: str, what: str, metrics: Mapping[str, float], prefix: st
     ci = f"95% CI [{low:+.5f}, {high:+.5f}]" if high is not None else f"CI low {low:+.5f}"
     passed = low > min_margin
     verb = "beats" if passed else "does not beat"
-    return Check(name, passed, f"{verb} {what}: margin {est:+.5f} nats/row, {ci} "
+    return Check(name, passed, f"{verb} {what}: margin {est:+.5f} {unit}, {ci} "
                                f"({'above' if passed else 'not above'} {min_margin:+.5f})",
                  low, min_margin)
 
@@ -135,4 +151,66 @@ def evaluate_gate(
             checks.append(_margin_check(
                 "beats_serving_model", f"the serving model {serving_version} on {int(n)} rows",
                 metrics, "validation:margin_champion_log_loss", policy.min_margin))
-    return GateVerdict(all(c.passed for c in checks), tuple(checks))
+    direction_ok = all(c.passed for c in checks[1:3])
+    checks.append(_not_worse("direction_not_worse", "P(up)", metrics,
+                             "validation:margin_champion_log_loss",
+                             serving_version, trained_against, "validation:champion_rows"))
+    checks.extend(_range_checks(metrics, serving_version, trained_against, policy))
+    by_name = {c.name: c for c in checks}
+    range_ok = by_name["range_beats_baselines"].passed and \
+        by_name["range_beats_serving_model"].passed and \
+        (_get(metrics, "range:in_artifact") or 0.0) > 0
+    passed = (by_name["holdout_size"].passed and (direction_ok or range_ok)
+              and by_name["direction_not_worse"].passed and by_name["range_not_worse"].passed)
+    return GateVerdict(passed, tuple(checks))
+
+
+def _not_worse(name: str, what: str, metrics: Mapping[str, float], prefix: str,
+               serving_version: str | None, trained_against: str | None,
+               rows_name: str) -> Check:
+    """Passes unless the CI of ``serving loss - candidate loss`` lies wholly below 0."""
+    high = _get(metrics, f"{prefix}_ci_high")
+    rows = _get(metrics, rows_name) or 0.0
+    if not serving_version or (trained_against or "") != serving_version or not rows \
+            or high is None:
+        return Check(name, True, f"no evidence that the candidate's {what} is worse")
+    passed = high >= 0
+    return Check(name, passed, f"{what} vs the serving model: CI high of the margin "
+                               f"{high:+.5f} {'>=' if passed else '<'} 0", high, 0.0)
+
+
+def _range_checks(metrics: Mapping[str, float], serving_version: str | None,
+                  trained_against: str | None, policy: GatePolicy) -> list[Check]:
+    checks = [_margin_check("range_beats_baselines",
+                            "the best volatility baseline (last, mean22, ewma)", metrics,
+                            "range:margin_mse", policy.min_margin, "MSE of ln range/row")]
+    serving_has = (_get(metrics, "range:champion_has_model") or 0.0) > 0
+    candidate_has = (_get(metrics, "range:in_artifact") or 0.0) > 0
+    if not serving_version or not serving_has:
+        checks.append(Check("range_beats_serving_model", True,
+                            "no range model serves yet"))
+    elif (trained_against or "") != serving_version:
+        checks.append(Check("range_beats_serving_model", False,
+                            f"the job was compared with {trained_against or 'no model'}, but "
+                            f"{serving_version} serves now"))
+    else:
+        n = _get(metrics, "range:champion_rows") or 0.0
+        if n < policy.min_champion_rows:
+            checks.append(Check("range_beats_serving_model", False,
+                                f"only {int(n)} range holdout rows after {serving_version}'s "
+                                f"training data (need >= {policy.min_champion_rows})",
+                                n, float(policy.min_champion_rows)))
+        else:
+            checks.append(_margin_check(
+                "range_beats_serving_model",
+                f"the serving range model {serving_version} on {int(n)} rows", metrics,
+                "range:margin_champion_mse", policy.min_margin, "MSE of ln range/row"))
+    if serving_version and serving_has and not candidate_has:
+        checks.append(Check("range_not_worse", False,
+                            f"{serving_version} serves a range forecast and the candidate has "
+                            "none (it did not beat its baselines)"))
+    else:
+        checks.append(_not_worse("range_not_worse", "range forecast", metrics,
+                                 "range:margin_champion_mse", serving_version if serving_has
+                                 else None, trained_against, "range:champion_rows"))
+    return checks

@@ -488,7 +488,9 @@ def train_initial_model(
     artifact_key = artifact_key or STACK.raw["model"]["artifact_key"]
     s3_client.put_object(Bucket=bucket, Key=SOURCEDIR_KEY, Body=build_sourcedir())
     job_name = job_name or f"stocksage-initial-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-    hps = {"model-version": job_name}
+    # The bootstrap serves without the promotion gate: P(up) only; the range output reaches the
+    # endpoint through a gated retrain (docs/DESIGN.md "Model lifecycle").
+    hps = {"model-version": job_name, "range-model": "off"}
     hps.update(hyperparameters or {})
     description = script_mode_job(
         job_name=job_name, bucket=bucket, source_key=SOURCEDIR_KEY, hyperparameters=hps

@@ -38,7 +38,8 @@ def _definition(name: str) -> dict[str, str]:
 #: when the job started, scored on the holdout rows after its own training data
 #: (``stocksage.model.champion``); ``validation:champion_rows`` is 0 when there was none.
 #: ``range:*``: the next-bar log-range model (``stocksage.model.volatility``): MSE of ln range of
-#: the model and of each baseline, the margin best baseline minus model with its CI, and
+#: the model and of the best baseline (each baseline's MSE is in ``metrics.json``; SageMaker
+#: accepts at most 40 metric definitions per job), the margin best baseline minus model with its CI, and
 #: ``range:beats_baselines`` (1 = the artifact carries the range model).
 METRIC_NAMES: tuple[str, ...] = (
     "validation:log_loss",
@@ -69,16 +70,23 @@ METRIC_NAMES: tuple[str, ...] = (
     "validation:margin_champion_log_loss_ci_low",
     "validation:margin_champion_log_loss_ci_high",
     "range:validation_mse",
-    "range:baseline_last_mse",
-    "range:baseline_mean22_mse",
-    "range:baseline_ewma_mse",
+    "range:baseline_best_mse",
     "range:margin_mse",
     "range:margin_mse_ci_low",
     "range:margin_mse_ci_high",
     "range:beats_baselines",
     "range:validation_rows",
+    "range:in_artifact",
+    "range:champion_has_model",
+    "range:champion_rows",
+    "range:margin_champion_mse",
+    "range:margin_champion_mse_ci_low",
+    "range:margin_champion_mse_ci_high",
 )
 METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(_definition(n) for n in METRIC_NAMES)
+#: CreateTrainingJob accepts at most this many MetricDefinitions.
+MAX_METRIC_DEFINITIONS = 40
+assert len(METRIC_DEFINITIONS) <= MAX_METRIC_DEFINITIONS
 #: The names of the comparison with the serving model (``stocksage.model.champion``); printed
 #: as ``nan`` (and ``validation:champion_rows=0``) when the job had no champion.
 CHAMPION_METRIC_NAMES: tuple[str, ...] = tuple(

@@ -195,26 +195,90 @@ def summarize_range(holdout: pd.DataFrame, *, block_bars: int = 20, reps: int = 
 
 
 def range_metric_values(summary: dict | None) -> dict[str, float]:
-    """Flat metric lines of the range model (``metrics.RANGE_METRIC_NAMES``); NaN if absent."""
+    """Flat metric lines of the range model (``metrics.RANGE_METRIC_NAMES`` without the
+    ``range:champion_*`` ones); NaN (rows 0, beats 0) when it was not evaluated."""
     nan = float("nan")
     if not summary:
-        return {"range:validation_rows": 0.0, "range:beats_baselines": 0.0}
+        return {"range:validation_mse": nan, "range:baseline_best_mse": nan,
+                "range:margin_mse": nan, "range:margin_mse_ci_low": nan,
+                "range:margin_mse_ci_high": nan, "range:beats_baselines": 0.0,
+                "range:validation_rows": 0.0}
     m = summary["margin"]["mse"]
-    values = {
+    return {
         "range:validation_mse": summary["holdout"]["model"]["mse"],
+        "range:baseline_best_mse": summary["holdout"]["baselines"][summary["best_baseline"]][
+            "mse"],
         "range:validation_rows": float(summary["holdout"]["model"]["rows"]),
         "range:margin_mse": m["estimate"],
         "range:margin_mse_ci_low": m["ci_low"],
         "range:margin_mse_ci_high": m["ci_high"],
         "range:beats_baselines": 1.0 if summary["beats_baselines"] else 0.0,
     }
-    for name in RANGE_BASELINES:
-        values[f"range:baseline_{name}_mse"] = summary["holdout"]["baselines"][name].get(
-            "mse", nan)
-    return values
+
+
+def compare_range_with_champion(holdout: pd.DataFrame, frame: pd.DataFrame, champion_dir,
+                                features: Sequence[str], *, block_bars: int = 20,
+                                reps: int = 1000, seed: int = 0) -> dict:
+    """The serving model's range model vs the candidate's on the range holdout rows after the
+    serving model's last training bar (as ``stocksage.model.champion`` does for P(up)).
+
+    Returns ``{"has_model": False}`` when the serving artifact has no range model; otherwise
+    ``rows``, ``mse`` (serving), ``candidate_mse`` and ``margin_mse`` (serving MSE minus
+    candidate MSE per row with its block-bootstrap CI; positive = candidate better).
+    """
+    import json
+    import math
+    from pathlib import Path
+
+    import joblib
+
+    from stocksage.model.metrics import block_bootstrap_mean
+
+    champion_dir = Path(champion_dir)
+    metadata = json.loads((champion_dir / "metadata.json").read_text())
+    info = metadata.get("range_model")
+    if not isinstance(info, dict) or not (champion_dir / str(info.get("file", ""))).is_file():
+        return {"has_model": False, "rows": 0}
+    out = {"has_model": True, "rows": 0, "mse": math.nan, "candidate_mse": math.nan,
+           "margin_mse": {"estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan}}
+    last = (metadata.get("data_range") or {}).get("last_bar_time")
+    if not last or list(metadata.get("features") or []) != list(features):
+        return out
+    cutoff = pd.Timestamp(last)
+    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+    rows = holdout.loc[pd.to_datetime(holdout["bar_time"], utc=True) > cutoff]
+    if rows.empty:
+        return out
+    keyed = frame.set_index(["symbol", "bar_time"])[list(features)]
+    X = keyed.loc[list(zip(rows["symbol"], rows["bar_time"], strict=True))].to_numpy(float)
+    served = joblib.load(champion_dir / info["file"]).predict(X)
+    y = rows[RANGE_TARGET].to_numpy(float)
+    diff = row_squared_error(y, served) - row_squared_error(y, rows["f_model"])
+    ci = block_bootstrap_mean(diff, pd.to_datetime(rows["bar_time"], utc=True).to_numpy(),
+                              block_bars=block_bars, reps=reps, seed=seed)
+    out.update(rows=len(rows), mse=float(row_squared_error(y, served).mean()),
+               candidate_mse=float(row_squared_error(y, rows["f_model"]).mean()),
+               margin_mse=ci.to_dict())
+    return out
+
+
+def range_champion_metric_values(champion: dict | None) -> dict[str, float]:
+    """``range:champion_*`` metric lines (``has_model`` 0 and NaN margins when none)."""
+    nan = float("nan")
+    if not champion or not champion.get("has_model"):
+        return {"range:champion_has_model": 0.0, "range:champion_rows": 0.0,
+                "range:margin_champion_mse": nan, "range:margin_champion_mse_ci_low": nan,
+                "range:margin_champion_mse_ci_high": nan}
+    m = champion["margin_mse"]
+    return {"range:champion_has_model": 1.0, "range:champion_rows": float(champion["rows"]),
+            "range:margin_champion_mse": m["estimate"],
+            "range:margin_champion_mse_ci_low": m["ci_low"],
+            "range:margin_champion_mse_ci_high": m["ci_high"]}
 
 
 __all__ = [
+    "compare_range_with_champion",
+    "range_champion_metric_values",
     "EWMA_LAMBDA",
     "MEAN_BARS",
     "RANGE_BASELINES",

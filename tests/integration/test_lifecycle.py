@@ -1,9 +1,12 @@
 """The model lifecycle end to end on the Terraform-provisioned emulator.
 
 Schedule tick -> retrain Lambda -> training job (run by the local runtime) -> EventBridge rule
--> promote Lambda -> gate -> endpoint. Real data is not predictable enough to pass the gate
-(recorded, not promoted); a deterministic synthetic history with momentum is, and the
-processor's next predictions come from the promoted version. Then rollback restores the
+-> promote Lambda -> gate -> endpoint. On real daily bars P(up) does not beat the majority
+baseline, but the next-bar range model beats the last value, the 22-bar mean and the EWMA of
+the log range, and no range model serves yet (the bootstrap model has none): the candidate is
+promoted on the range verdict and the endpoint answers with both outputs. A deterministic
+synthetic history with momentum then passes on P(up), and the processor's next predictions
+come from the promoted version. Then rollback restores the
 previous version. The tests run in order and share the stack.
 """
 
@@ -47,7 +50,7 @@ def _fire(stack, when, overrides):
     return firing.response
 
 
-def test_real_data_candidate_is_recorded_but_not_promoted(stack):
+def test_real_data_candidate_is_promoted_on_the_range_verdict_only(stack):
     registry, platform = _adapters(stack)
     before = platform.serving_model(stack.outputs["endpoint_name"])
     assert before.model_version  # the bootstrap model trained by ensure_model
@@ -66,16 +69,35 @@ def test_real_data_candidate_is_recorded_but_not_promoted(stack):
     metrics = {m["MetricName"]: m["Value"] for m in description["FinalMetricDataList"]}
     assert metrics["validation:beats_baselines"] == 0.0
 
+    assert metrics["range:beats_baselines"] == 1.0 and metrics["range:in_artifact"] == 1.0
+    assert metrics["range:margin_mse_ci_low"] > 0
+
     record = registry.get(name)
-    assert record.status == V.REJECTED
+    assert record.status == V.SERVING, record.gate
     checks = {c["name"]: c for c in record.gate["checks"]}
     assert checks["beats_baselines"]["passed"] is False
+    assert checks["range_beats_baselines"]["passed"] is True
+    assert checks["range_beats_serving_model"]["detail"] == "no range model serves yet"
     assert record.data_range["last_bar_time"] < "2026-01-05"
     assert record.metrics["validation:margin_log_loss_ci_low"] <= 0
-    # Nothing changed on the endpoint; the bootstrap model is now on record as serving.
-    assert platform.serving_model(stack.outputs["endpoint_name"]).model_version == \
-        before.model_version
-    assert registry.get(before.model_version).status == V.SERVING
+    assert platform.serving_model(stack.outputs["endpoint_name"]).model_version == name
+    assert registry.get(before.model_version).status == V.RETIRED
+    STATE["real"] = name
+
+    # The endpoint answers with both outputs in one call.
+    import json
+
+    from stocksage.config import STACK
+
+    runtime = stack.client("sagemaker-runtime")
+    body = json.dumps({"features": list(STACK.features),
+                       "instances": [[0.01, 0.02, 55.0, 0.001, 0.6, 0.015, 0.01, 0.01, 1.1]]})
+    answer = json.loads(runtime.invoke_endpoint(
+        EndpointName=stack.outputs["endpoint_name"], Body=body,
+        ContentType="application/json")["Body"].read())
+    assert answer["model_version"] == name
+    assert len(answer["predictions"]) == len(answer["range_forecasts"]) == 1
+    assert 0.001 < answer["range_forecasts"][0] < 0.1
 
 
 def test_better_candidate_passes_the_gate_and_serves_the_next_predictions(stack):
@@ -85,7 +107,7 @@ def test_better_candidate_passes_the_gate_and_serves_the_next_predictions(stack)
 
     response = _fire(stack, SYNTHETIC_TICK, {"symbols": "SYNA,SYNB", "c": "1.0"})
     name = response["training_job_name"]
-    assert response["champion"] == STATE["bootstrap"]
+    assert response["champion"] == STATE["real"]
     assert stack.runtime.wait_training_idle(120)
 
     record = registry.get(name)
@@ -94,7 +116,7 @@ def test_better_candidate_passes_the_gate_and_serves_the_next_predictions(stack)
     assert checks["beats_baselines"]["passed"] and checks["beats_serving_model"]["passed"]
     assert record.metrics["validation:margin_log_loss_ci_low"] > 0
     assert record.metrics["validation:champion_rows"] >= 100
-    assert registry.get(STATE["bootstrap"]).status == V.RETIRED
+    assert registry.get(STATE["real"]).status == V.RETIRED
     serving = platform.serving_model(out["endpoint_name"])
     assert serving.model_version == name and serving.endpoint_config_name == \
         record.endpoint_config_name
@@ -129,11 +151,14 @@ def test_rollback_restores_the_previous_version_and_records_it(stack):
     outcome = rollback(registry=registry, platform=platform,
                        endpoint_name=stack.outputs["endpoint_name"])
     assert outcome.action == "rolled_back"
-    assert outcome.model_version == STATE["bootstrap"]
+    assert outcome.model_version == STATE["real"]
     assert platform.serving_model(stack.outputs["endpoint_name"]).model_version == \
-        STATE["bootstrap"]
+        STATE["real"]
     assert registry.get(STATE["promoted"]).status == V.ROLLED_BACK
-    assert registry.get(STATE["bootstrap"]).status == V.SERVING
-    # Nothing older to go back to.
+    assert registry.get(STATE["real"]).status == V.SERVING
+    # One more step back reaches the bootstrap model, then there is nothing older.
+    again = rollback(registry=registry, platform=platform,
+                     endpoint_name=stack.outputs["endpoint_name"])
+    assert again.action == "rolled_back" and again.model_version == STATE["bootstrap"]
     assert rollback(registry=registry, platform=platform,
                     endpoint_name=stack.outputs["endpoint_name"]).action == "none"

@@ -388,3 +388,37 @@ def test_a_rule_failing_at_evaluation_is_reported_and_the_others_still_fire():
                                     BarWindow.from_frame(frame.iloc[:2]))
     assert [a.rule.rule_id for a in alerts] == ["good"]
     assert len(errors) == 1 and errors[0].rule_id == "bad" and "evaluation failed" in str(errors[0])
+
+
+def test_range_above_forecast_on_real_bars_with_a_real_range_model():
+    """IBM daily bars: a range model fitted on 2000-2006 forecasts 2007-2009 (out of sample);
+    the rule fires exactly on the bars whose ln(high/low) exceeds k x the forecast made the bar
+    before, and such surprises are rare, more so for a larger k."""
+    from stocksage.config import STACK
+    from stocksage.model.dataset import build_training_frame
+    from stocksage.model.volatility import RANGE_TARGET, make_range_model
+
+    features = list(STACK.features)
+    train = build_training_frame({"IBM": load_bars("IBM").loc[:"2006-12-31"]}, features)
+    model = make_range_model(features).fit(train[features].to_numpy(float),
+                                           train[RANGE_TARGET].to_numpy(float))
+    frame = real("IBM").loc["2007-01-01":"2009-12-31"].dropna(subset=features)
+    frame = frame.assign(range_forecast=np.exp(model.predict(frame[features].to_numpy(float))))
+    rules = [Rule("wide2", "IBM", "range_above_forecast", {"k": 2}),
+             Rule("wide15", "IBM", "range_above_forecast", {"k": 1.5})]
+    got = fired(rules, frame, "IBM", cooldown=False)
+    realised = np.log(frame["high"] / frame["low"])
+    prior = frame["range_forecast"].shift(1)
+    for rule, k in (("wide2", 2.0), ("wide15", 1.5)):
+        expected = list(frame.index[(realised > k * prior).to_numpy()])
+        assert got[rule] == expected
+    assert 0 < len(got["wide2"]) < len(got["wide15"]) < 0.2 * len(frame)
+    assert any(t.year == 2008 for t in got["wide2"])  # the 2008 crash days
+
+
+def test_range_above_forecast_needs_a_forecast():
+    frame = real("IBM", tail=50)  # no range_forecast column: a model without a range output
+    got = fired([Rule("wide", "IBM", "range_above_forecast", {})], frame, "IBM")
+    assert got["wide"] == []
+    with pytest.raises(RuleError, match="params.k"):
+        Rule("bad", "IBM", "range_above_forecast", {"k": 0})

@@ -255,3 +255,60 @@ def test_a_candidate_compared_with_an_old_serving_model_is_not_promoted():
     platform = FakePlatform({"p-9": job("p-9", champion="v-old")})
     outcome = run(FakeRegistry(), platform, "p-9")
     assert outcome.action == "rejected" and "v0 serves now" in outcome.detail
+
+
+# --- gate: the range output --------------------------------------------------------------
+
+RANGE_GOOD = {
+    "validation:rows": 1000.0,
+    "validation:margin_log_loss": 0.00003,  # P(up) no better than the majority (real data)
+    "validation:margin_log_loss_ci_low": -0.0004,
+    "validation:margin_log_loss_ci_high": 0.0005,
+    "validation:champion_rows": 0.0,
+    "range:margin_mse": 0.007,
+    "range:margin_mse_ci_low": 0.003,
+    "range:margin_mse_ci_high": 0.011,
+    "range:beats_baselines": 1.0,
+    "range:in_artifact": 1.0,
+    "range:champion_has_model": 0.0,
+    "range:champion_rows": 0.0,
+}
+
+
+def test_gate_promotes_on_the_range_verdict_when_no_range_model_serves():
+    verdict = evaluate_gate(RANGE_GOOD, serving_version="v1", trained_against="v1")
+    assert verdict.passed, verdict.summary
+    c = checks(verdict)
+    assert not c["beats_baselines"].passed and c["range_beats_baselines"].passed
+    assert c["range_beats_baselines"].value == pytest.approx(0.003)
+    assert "MSE of ln range" in c["range_beats_baselines"].detail
+
+
+def test_gate_rejects_a_range_model_whose_ci_touches_zero_or_that_is_not_shipped():
+    low = {**RANGE_GOOD, "range:margin_mse_ci_low": -0.001}
+    assert not evaluate_gate(low, serving_version="v1", trained_against="v1").passed
+    off = {**RANGE_GOOD, "range:in_artifact": 0.0}
+    assert not evaluate_gate(off, serving_version="v1", trained_against="v1").passed
+
+
+def test_gate_compares_the_range_output_with_the_serving_one():
+    serving = {**RANGE_GOOD, "range:champion_has_model": 1.0, "range:champion_rows": 500.0,
+               "range:margin_champion_mse": 0.001, "range:margin_champion_mse_ci_low": -0.002,
+               "range:margin_champion_mse_ci_high": 0.004}
+    verdict = evaluate_gate(serving, serving_version="v1", trained_against="v1")
+    assert not verdict.passed and not checks(verdict)["range_beats_serving_model"].passed
+    better = {**serving, "range:margin_champion_mse_ci_low": 0.0005}
+    assert evaluate_gate(better, serving_version="v1", trained_against="v1").passed
+
+
+def test_gate_does_not_drop_a_serving_range_output_or_ship_a_worse_p_up():
+    drops = {**GOOD, "range:champion_has_model": 1.0, "range:champion_rows": 500.0,
+             "range:in_artifact": 0.0}
+    verdict = evaluate_gate(drops, serving_version="v1", trained_against="v1")
+    assert not verdict.passed and not checks(verdict)["range_not_worse"].passed
+    worse = {**RANGE_GOOD, "validation:champion_rows": 500.0,
+             "validation:margin_champion_log_loss": -0.01,
+             "validation:margin_champion_log_loss_ci_low": -0.02,
+             "validation:margin_champion_log_loss_ci_high": -0.001}
+    verdict = evaluate_gate(worse, serving_version="v1", trained_against="v1")
+    assert not verdict.passed and not checks(verdict)["direction_not_worse"].passed
