@@ -95,11 +95,13 @@ locals {
   ]
 
   # Results item (stocksage.processing.result_item): keys, OHLCV, indicators, features, prediction.
+  # range_forecast = forecast ln(high/low) of the next bar (log-price units); range_low/high =
+  # close * exp(-+range_forecast / 2), the band as prices (absent while no range model serves).
   result_numeric_columns = distinct(concat(
     ["open", "high", "low", "close", "volume"],
     local.stack.indicator_columns,
     local.stack.features,
-    ["prob_up"],
+    ["prob_up", "range_forecast", "range_low", "range_high"],
   ))
   result_columns = concat(
     [

@@ -98,6 +98,18 @@ def build_symbol_figure(
             fill=fill if fill and _column(frame, "bb_high") is not None else None,
             fillcolor="rgba(120,120,200,0.08)",
         ), row=1, col=1)
+    # Forecast range band: range_low/high of bar t (close[t] * exp(-+range_forecast[t] / 2))
+    # bound the range forecast for bar t+1, so they are drawn at bar t+1.
+    r_low, r_high = _column(frame, "range_low"), _column(frame, "range_high")
+    if r_low is not None and r_high is not None and r_high.notna().any() and len(x) > 1:
+        for series, name, fill in ((r_high, "Forecast range high", None),
+                                   (r_low, "Forecast range low", "tonexty")):
+            fig.add_trace(go.Scatter(
+                x=x[1:], y=series.iloc[:-1].to_numpy(), name=name, mode="lines",
+                line={"color": "rgba(230,120,20,0.8)", "width": 1, "shape": "hv"},
+                fill=fill, fillcolor="rgba(230,120,20,0.10)",
+                hovertemplate="%{y:.2f}<extra>" + name + " (made the bar before)</extra>",
+            ), row=1, col=1)
     for column, name, color in (("sma_20", "SMA 20", "#ff7f0e"), ("ema_12", "EMA 12", "#2ca02c"),
                                 ("ema_26", "EMA 26", "#d62728")):
         series = _column(frame, column)

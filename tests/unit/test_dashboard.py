@@ -247,3 +247,19 @@ def test_index_links_and_summary(tmp_path, results_frame):
     assert "&ndash;" in html  # AAPL has no prob_up
     mapping = render_index({"BRK.B": {"bars": 1, "last_close": 1.5}}, tmp_path / "x").read_text()
     assert f'href="{page_name("BRK.B")}"' in mapping and "1.50" in mapping
+
+
+def test_forecast_range_band_is_drawn_at_the_bar_it_forecasts(tmp_path, results_frame):
+    frame = results_frame.copy()
+    r = 2 * frame["atr_14"] / frame["close"]  # a stand-in range forecast (log-price units)
+    frame["range_forecast"] = r
+    frame["range_low"] = frame["close"] * np.exp(-r / 2)
+    frame["range_high"] = frame["close"] * np.exp(r / 2)
+    fig = build_symbol_figure("TSLA", frame, [])
+    high = next(t for t in fig.data if t.name == "Forecast range high")
+    low = next(t for t in fig.data if t.name == "Forecast range low")
+    assert pd.Timestamp(high.x[0]) == frame.index[1]  # made at bar 0, for bar 1
+    assert high.y[-1] == pytest.approx(frame["range_high"].iloc[-2])
+    assert low.fill == "tonexty"
+    assert "Forecast range high" not in {t.name for t in build_symbol_figure(
+        "TSLA", results_frame, []).data}
