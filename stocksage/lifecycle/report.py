@@ -129,6 +129,12 @@ def build_report(versions: Sequence[ModelVersion], holdouts: dict[str, pd.DataFr
             "persistence LL": _fmt(m.get("baseline:persistence_log_loss")),
             "margin vs best baseline [95% CI]": _ci(m, "validation:margin_log_loss"),
             "margin vs serving [95% CI]": _ci(m, "validation:margin_champion_log_loss"),
+            "range model MSE": _fmt(m.get("range:validation_mse")),
+            "best range baseline MSE": _fmt(m.get("range:baseline_best_mse")),
+            "range margin vs best baseline [95% CI]": _ci(m, "range:margin_mse"),
+            "range margin vs serving [95% CI]": _ci(m, "range:margin_champion_mse"),
+            "range served": ("yes" if m.get("range:in_artifact") == 1.0 else "no")
+            if "range:in_artifact" in m else "-",
             "gate": (v.gate or {}).get("summary", "-"),
         })
     table = pd.DataFrame(rows)
@@ -136,7 +142,10 @@ def build_report(versions: Sequence[ModelVersion], holdouts: dict[str, pd.DataFr
              f"<b>{html.escape(serving_version or 'unknown')}</b>. Log loss (LL) in nats/row on "
              "the walk-forward holdout, lower is better; margins are baseline (or serving "
              "model) minus candidate, positive = candidate better; the gate needs the lower "
-             "CI end above 0.</p>")]
+             "CI end above 0. Range: MSE of the next bar's ln(ln(high/low)) of the range model "
+             "and of the best of last value, 22-bar mean and EWMA(0.94) "
+             "(stocksage.model.volatility); the range output is served only when its margin's "
+             "lower CI end is above 0.</p>")]
     if not table.empty:
         fig = go.Figure(go.Table(
             header={"values": list(table.columns), "align": "left"},
@@ -144,14 +153,19 @@ def build_report(versions: Sequence[ModelVersion], holdouts: dict[str, pd.DataFr
         fig.update_layout(title="Model versions", height=140 + 60 * len(table))
         parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
         scored = [v for v in versions if "validation:margin_log_loss" in (v.metrics or {})]
-        if scored:
+        panels = (("P(up)", "nats/row", (("validation:margin_log_loss", "vs best naive baseline"),
+                   ("validation:margin_champion_log_loss", "vs serving model"))),
+                  ("next-bar range", "MSE of ln range/row",
+                   (("range:margin_mse", "vs best volatility baseline"),
+                    ("range:margin_champion_mse", "vs serving range model"))))
+        for target, unit, keys in panels if scored else ():
             fig = go.Figure()
-            for key, label in (("validation:margin_log_loss", "vs best naive baseline"),
-                               ("validation:margin_champion_log_loss", "vs serving model")):
+            for key, label in keys:
                 xs, ys, lo, hi = [], [], [], []
                 for v in scored:
                     m = v.metrics
-                    if m.get(key) is None or m.get(f"{key}_ci_low") is None:
+                    if not all(isinstance(m.get(k), float) and math.isfinite(m[k])
+                               for k in (key, f"{key}_ci_low", f"{key}_ci_high")):
                         continue
                     xs.append(v.model_version)
                     ys.append(m[key])
@@ -161,9 +175,9 @@ def build_report(versions: Sequence[ModelVersion], holdouts: dict[str, pd.DataFr
                     fig.add_trace(go.Bar(x=xs, y=ys, name=label, error_y={
                         "type": "data", "symmetric": False, "array": hi, "arrayminus": lo}))
             fig.add_hline(y=0, line_dash="dash")
-            fig.update_layout(title="Walk-forward log-loss margin with 95% block-bootstrap CI "
-                                    "(above 0 = model better)", barmode="group",
-                              yaxis_title="nats/row")
+            fig.update_layout(title=f"{target}: walk-forward margin with 95% block-bootstrap "
+                                    "CI (above 0 = model better)", barmode="group",
+                              yaxis_title=unit)
             parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
     shown = [(name, h) for name, h in holdouts.items() if h is not None and not h.empty]
     if shown:

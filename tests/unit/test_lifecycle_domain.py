@@ -312,3 +312,20 @@ def test_gate_does_not_drop_a_serving_range_output_or_ship_a_worse_p_up():
              "validation:margin_champion_log_loss_ci_high": -0.001}
     verdict = evaluate_gate(worse, serving_version="v1", trained_against="v1")
     assert not verdict.passed and not checks(verdict)["direction_not_worse"].passed
+
+
+def test_report_shows_the_verdict_of_both_outputs(tmp_path):
+    from stocksage.lifecycle.report import build_report
+
+    metrics = {**RANGE_GOOD, "validation:log_loss": 0.69329,
+               "baseline:majority_log_loss": 0.69336, "range:validation_mse": 0.15566,
+               "range:baseline_best_mse": 0.16262}
+    version = V.ModelVersion(model_version="stocksage-retrain-20260105T0630Z",
+                             status=V.SERVING, created_at="2026-01-05T06:30:00Z",
+                             metrics=metrics, gate={"summary": "PASSED: ..."})
+    html = build_report([version], {}, tmp_path / "report.html",
+                        serving_version=version.model_version).read_text()
+    assert "range margin vs best baseline [95% CI]" in html
+    assert "+0.00700 [+0.00300, +0.01100]" in html
+    assert "next-bar range: walk-forward margin" in html
+    assert "P(up): walk-forward margin" in html
