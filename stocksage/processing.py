@@ -665,7 +665,6 @@ __all__ = [
     "Ports",
     "Prediction",
     "PredictionFill",
-    "range_band",
     "Predictor",
     "ResultStore",
     "RuleSource",
@@ -675,5 +674,6 @@ __all__ = [
     "SymbolOutcome",
     "group_by_symbol",
     "process_batch",
+    "range_band",
     "result_item",
 ]

@@ -277,17 +277,17 @@ def range_champion_metric_values(champion: dict | None) -> dict[str, float]:
 
 
 __all__ = [
-    "compare_range_with_champion",
-    "range_champion_metric_values",
     "EWMA_LAMBDA",
     "MEAN_BARS",
     "RANGE_BASELINES",
     "RANGE_FLOOR",
     "RANGE_MODEL_FILE",
     "RANGE_TARGET",
+    "compare_range_with_champion",
     "evaluate_range",
     "log_range",
     "make_range_model",
+    "range_champion_metric_values",
     "range_columns",
     "range_metric_values",
     "summarize_range",

@@ -87,9 +87,13 @@ def test_real_data_candidate_is_promoted_on_the_range_verdict_only(stack):
     # The endpoint answers with both outputs in one call.
     import json
 
+    import boto3
+
     from stocksage.config import STACK
 
-    runtime = stack.client("sagemaker-runtime")
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=stack.endpoints.sagemaker_runtime,
+                           region_name=stack.outputs["region"], aws_access_key_id="test",
+                           aws_secret_access_key="test")
     body = json.dumps({"features": list(STACK.features),
                        "instances": [[0.01, 0.02, 55.0, 0.001, 0.6, 0.015, 0.01, 0.01, 1.1]]})
     answer = json.loads(runtime.invoke_endpoint(

@@ -71,7 +71,7 @@ def test_walk_forward_range_verdict_on_real_bars(real_holdout):
     """Volatility clusters: on real daily bars of AAPL, IBM, MSFT and GOOG the range model
     beats the best of last value / 22-bar mean / EWMA with a block-bootstrap CI above 0, and
     the 22-bar mean and the EWMA beat the random walk (the last value) by far."""
-    frame, folds, holdout = real_holdout
+    _, folds, holdout = real_holdout
     assert len(holdout) == sum(f.valid.size for f in folds)
     summary = summarize_range(holdout, reps=300)
     mse = {n: b["mse"] for n, b in summary["holdout"]["baselines"].items()}
