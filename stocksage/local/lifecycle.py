@@ -69,6 +69,29 @@ def _metrics_lines(metrics: dict[str, float]) -> list[str]:
             f"{g('validation:margin_champion_log_loss_ci_high'):+.5f}]")
     else:
         lines.append("  margin vs serving model - (no holdout rows after the serving model's data)")
+    lines[0:0] = ["  P(up), next-bar direction:"]
+    lines.append("  next-bar range, MSE of ln(ln(high/low)) (stocksage.model.volatility):")
+    if not g("range:validation_rows") > 0:
+        lines.append("    not evaluated (too few rows)")
+        return lines
+    verdict = "beats" if g("range:beats_baselines") == 1.0 else "does NOT beat"
+    lines += [
+        f"    range model MSE       {g('range:validation_mse'):.5f}",
+        f"    best baseline MSE     {g('range:baseline_best_mse'):.5f} "
+        "(best of last value, 22-bar mean, EWMA 0.94)",
+        (f"    margin vs best baseline {g('range:margin_mse'):+.5f}, 95% CI "
+         f"[{g('range:margin_mse_ci_low'):+.5f}, {g('range:margin_mse_ci_high'):+.5f}]: "
+         f"{verdict} its baselines; in the artifact: "
+         f"{'yes' if g('range:in_artifact') == 1.0 else 'no'}"),
+    ]
+    if g("range:champion_has_model") == 1.0:
+        lines.append(
+            f"    margin vs serving range model {g('range:margin_champion_mse'):+.5f} on "
+            f"{int(g('range:champion_rows'))} rows, 95% CI "
+            f"[{g('range:margin_champion_mse_ci_low'):+.5f}, "
+            f"{g('range:margin_champion_mse_ci_high'):+.5f}]")
+    else:
+        lines.append("    margin vs serving range model - (no range model serves)")
     return lines
 
 
