@@ -122,7 +122,8 @@ def rebuild(symbol: str, processed: Sequence[Bar], history: Iterable[Bar],
     for index in changed:
         prob = probabilities.get(index)
         result.items.append(result_item(series[index], outputs[index].tolist(), prob,
-                                        probabilities.get("version", ""), stamp_now))
+                                        probabilities.get("version", ""), stamp_now,
+                                        probabilities.get("range", {}).get(index)))
     last = outputs[-1]
     last_item = existing.get(format_time(series[-1].bar_time), {})
     last_prob = probabilities.get(len(series) - 1, last_item.get("prob_up"))
@@ -176,6 +177,8 @@ def _predict(series: Sequence[Bar], outputs: Sequence[np.ndarray], changed: Sequ
     result.predicted = len(rows)
     found: dict[Any, Any] = dict(zip(rows, map(float, prediction.probabilities), strict=True))
     found["version"] = prediction.model_version
+    if prediction.range_forecasts is not None:  # a two-output model (range forecast per row)
+        found["range"] = dict(zip(rows, map(float, prediction.range_forecasts), strict=True))
     return found
 
 

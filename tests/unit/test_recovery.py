@@ -69,3 +69,17 @@ def test_repair_conflicts_when_the_stream_advanced_meanwhile():
 def test_rebuild_without_any_bar_is_an_error():
     with pytest.raises(ValueError, match="no bar of XYZ"):
         rebuild("XYZ", [], [], SymbolState(symbol="XYZ"), {}, now=NOW)
+
+
+def test_repair_with_a_two_output_model_writes_the_range_band():
+    bars = frame_to_bars("IBM", load_bars("IBM").iloc[:120])
+    ports = memory_ports()
+    process_batch([StreamBar(b, str(i + 1)) for i, b in enumerate(bars) if i != 90], ports)
+    items = {t: item for (s, t), item in ports.results.items.items() if s == "IBM"}
+    current, _ = ports.states.get_states(["IBM"])
+    repaired = rebuild("IBM", bars_from_results(items.values()), bars, current["IBM"], items,
+                       predictor=MemoryPredictor(ranges=True), now=NOW)
+    predicted = [i for i in repaired.items if "prob_up" in i]
+    assert predicted and all(i["range_forecast"] == pytest.approx(2 * i["atr_norm"])
+                             and i["range_low"] < i["close"] < i["range_high"]
+                             for i in predicted)
