@@ -77,8 +77,8 @@ def _metrics_lines(metrics: dict[str, float]) -> list[str]:
     verdict = "beats" if g("range:beats_baselines") == 1.0 else "does NOT beat"
     lines += [
         f"    range model MSE       {g('range:validation_mse'):.5f}",
-        f"    best baseline MSE     {g('range:baseline_best_mse'):.5f} "
-        "(best of last value, 22-bar mean, EWMA 0.94)",
+        (f"    best baseline MSE     {g('range:baseline_best_mse'):.5f} "
+         "(best of last value, 22-bar mean, EWMA 0.94)"),
         (f"    margin vs best baseline {g('range:margin_mse'):+.5f}, 95% CI "
          f"[{g('range:margin_mse_ci_low'):+.5f}, {g('range:margin_mse_ci_high'):+.5f}]: "
          f"{verdict} its baselines; in the artifact: "
