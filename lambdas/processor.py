@@ -18,6 +18,7 @@ bounded retries and an SQS on-failure destination):
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -108,17 +109,25 @@ class BarBatchProcessor(BatchProcessor):
 
 
 def decode_record(record: KinesisStreamRecord) -> StreamBar | None:
-    """Decode one record; quarantine it (and return None) when it is not a valid bar."""
+    """Decode one record; quarantine it (and return None) when it is not a valid bar.
+
+    The record must be a bar whose symbol is its partition key and whose ``bar_time`` is not
+    more than ``MAX_FUTURE_SKEW_SECONDS`` after its ``approximateArrivalTimestamp``.
+    """
+    deps = dependencies()
+    kinesis = record.kinesis
     try:
-        bar = parse_bar(record.kinesis.data_as_bytes())
+        bar = parse_bar(kinesis.data_as_bytes(), partition_key=kinesis.partition_key,
+                        arrived_at=kinesis.approximate_arrival_timestamp,
+                        max_future_skew=timedelta(seconds=deps.settings.max_future_skew_s))
     except MalformedBarError as err:
         logger.warning("malformed record quarantined", extra={
-            "reason": err.reason, "sequence_number": record.kinesis.sequence_number,
-            "partition_key": record.kinesis.partition_key})
-        dependencies().quarantine.send(record.raw_event, err.reason)
+            "reason": err.reason, "kind": err.kind, "sequence_number": kinesis.sequence_number,
+            "partition_key": kinesis.partition_key})
+        deps.quarantine.send(record.raw_event, err.reason, kind=err.kind)
         metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=1)
         return None
-    return StreamBar(bar=bar, sequence_number=record.kinesis.sequence_number)
+    return StreamBar(bar=bar, sequence_number=kinesis.sequence_number)
 
 
 def _record_outcome(outcome: BatchOutcome) -> None:

@@ -47,6 +47,10 @@ class ProcessorSettings:
         window_bars: Bars of history kept per symbol (``WINDOW_BARS``, from stack.json).
         result_ttl_days: Days results are kept; 0 = forever (``RESULT_TTL_DAYS``).
         rules_max_age: Seconds alert rules are cached (``RULES_MAX_AGE``, default 60).
+        max_future_skew_s: Seconds a bar's ``bar_time`` may lie after the record's arrival
+            on the stream before it is rejected (``MAX_FUTURE_SKEW_SECONDS``, default 300).
+        quarantine_bucket: Bucket for quarantined payloads too large for the failure queue
+            (``QUARANTINE_BUCKET``, optional: the history bucket; prefix ``quarantine/``).
     """
 
     results_table: str
@@ -59,6 +63,8 @@ class ProcessorSettings:
     window_bars: int
     result_ttl_days: int
     rules_max_age: int
+    max_future_skew_s: int = 300
+    quarantine_bucket: str | None = None
 
     @classmethod
     def from_env(cls) -> ProcessorSettings:
@@ -74,6 +80,8 @@ class ProcessorSettings:
             window_bars=_int("WINDOW_BARS", STACK.window_bars, minimum=30),
             result_ttl_days=_int("RESULT_TTL_DAYS", 0),
             rules_max_age=_int("RULES_MAX_AGE", 60),
+            max_future_skew_s=_int("MAX_FUTURE_SKEW_SECONDS", 300),
+            quarantine_bucket=os.environ.get("QUARANTINE_BUCKET", "").strip() or None,
         )
 
 
