@@ -219,7 +219,7 @@ def test_warmup_nan_exactly_like_full_run(count: int) -> None:
 def test_duplicates_and_late_bars_are_dropped() -> None:
     bars = bars_of("AAPL")[:120]
     first = advance(None, bars[:100], WINDOW)
-    changed = replace(bars[101], close=bars[101].close * 0.99, low=0.0)
+    changed = replace(bars[101], close=bars[101].close * 0.99, low=bars[101].low * 0.5)
     batch = [bars[101], bars[99], changed, bars[50], bars[103], bars[102], bars[104]]
     update = advance(first.state, batch, WINDOW)
     assert update.accepted == [bars[101], bars[103], bars[104]]
