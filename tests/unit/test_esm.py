@@ -592,7 +592,7 @@ def test_parallelization_factor_checkpoint_waits_for_a_failing_lane(aws, kw):
     assert engine.checkpoints.get(stack["uuid"], stack["stream_arn"], shard) == "4"
 
 
-def test_concurrent_invocations_see_their_own_environment(aws, kw):
+def test_concurrent_invocations_see_their_own_environment():
     import os
     import threading
 
