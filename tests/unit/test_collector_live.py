@@ -277,7 +277,8 @@ def live_env(monkeypatch):
                         "ALPACA_API_SECRET_KEY": "secret", "STREAM_NAME": "live-test",
                         "COLLECTOR_SYMBOLS": "AAPL,MSFT"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_KINESIS"):
+        monkeypatch.delenv(name, raising=False)  # e.g. set by the integration session
 
 
 def test_restart_after_a_gap_resumes_from_the_saved_cursor(alpaca, tmp_path, live_env):
@@ -312,7 +313,7 @@ def test_cursor_is_not_saved_when_the_bars_were_not_sent(alpaca, tmp_path, live_
     assert not (tmp_path / "cursor.json").exists()
 
 
-def test_s3_cursor_store_round_trip():
+def test_s3_cursor_store_round_trip(live_env):
     from stocksage.collector.cursor import S3CursorStore, cursor_store
 
     with mock_aws():
@@ -348,7 +349,8 @@ def _bars(n: int) -> list:
                 interval="1m") for i in range(n)]
 
 
-def test_stop_deadline_spills_unsent_records_and_the_next_start_sends_them_first(tmp_path):
+def test_stop_deadline_spills_unsent_records_and_the_next_start_sends_them_first(tmp_path,
+                                                                                 live_env):
     from stocksage.collector.app import arm_deadline, collect
     from stocksage.collector.sink import FlushDeadlineError, KinesisSink
 

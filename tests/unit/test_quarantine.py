@@ -28,6 +28,8 @@ def record(data: bytes, seq: str = "49590338271490256608559692538361571095921575
 @pytest.fixture
 def aws(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)  # e.g. set by the integration session
     with mock_aws():
         sqs = boto3.client("sqs")
         s3 = boto3.client("s3")
