@@ -93,17 +93,8 @@ class RecentBars:
 
     @classmethod
     def decode(cls, blob: bytes, count: int) -> RecentBars:
-        width = 8 * 6
-        try:
-            payload = zlib.decompress(blob)
-        except zlib.error as err:
-            raise StateFormatError(f"recent bars are corrupt ({err})") from None
-        if len(payload) != count * width:
-            raise StateFormatError(f"recent bars hold {len(payload)} bytes, expected "
-                                   f"{count * width}")
-        times = np.frombuffer(payload, dtype="<i8", count=count).astype(np.int64)
-        ohlcv = np.frombuffer(payload, dtype="<f8", offset=8 * count).reshape(5, count).T
-        return cls(times, ohlcv.astype(np.float64))
+        times, ohlcv = _decode_bars(blob, count, "recent bars")
+        return cls(times, ohlcv)
 
 
 @dataclass
@@ -302,18 +293,28 @@ def _time(text: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _decode_v1_bars(blob: bytes, count: int) -> pd.DataFrame:
-    """Format-1 ``bars``: zlib of int64 µs times then float64 OHLCV columns."""
+def _decode_bars(blob: bytes, count: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """zlib of ``count`` int64 µs times then the float64 open, high, low, close, volume
+    columns (little-endian; the layout of ``recent`` and of format 1's ``bars``) ->
+    ``(times (count,), ohlcv (count, 5))``.
+
+    Raises:
+        StateFormatError: corrupt or truncated blob.
+    """
     width = 8 * (1 + len(OHLCV))
     try:
         payload = zlib.decompress(blob)
     except zlib.error as err:
-        raise StateFormatError(f"format-1 bars are corrupt ({err})") from None
+        raise StateFormatError(f"{what} are corrupt ({err})") from None
     if len(payload) != count * width:
-        raise StateFormatError(f"format-1 bars hold {len(payload)} bytes, expected "
-                               f"{count * width}")
-    times = np.frombuffer(payload, dtype="<i8", count=count)
+        raise StateFormatError(f"{what} hold {len(payload)} bytes, expected {count * width}")
+    times = np.frombuffer(payload, dtype="<i8", count=count).astype(np.int64)
     matrix = np.frombuffer(payload, dtype="<f8", offset=8 * count).reshape(len(OHLCV), count)
+    return times, matrix.T.astype(np.float64)
+
+
+def _decode_v1_bars(blob: bytes, count: int) -> pd.DataFrame:
+    """Format-1 ``bars`` as an OHLCV frame indexed by UTC ``bar_time``."""
+    times, ohlcv = _decode_bars(blob, count, "format-1 bars")
     index = pd.DatetimeIndex(pd.to_datetime(times, unit=TIME_UNIT, utc=True), name="bar_time")
-    return pd.DataFrame(matrix.T.astype(np.float64), index=index.as_unit(TIME_UNIT),
-                        columns=list(OHLCV))
+    return pd.DataFrame(ohlcv, index=index.as_unit(TIME_UNIT), columns=list(OHLCV))
