@@ -186,8 +186,10 @@ def assert_recovered(stack, case: Scenario, inbox: Callable[[], list[str]]) -> f
     assert set(delivered) == expected_ids
     failures = failure_messages(stack, case)
     assert not [f for f in failures if "KinesisBatchInfo" in f], "a batch was given up"
-    assert len(failures) == 1 and failures[0]["kind"] == "MalformedRecord", failures
-    assert failures[0]["rejectionKind"] == "missing_field"
+    # Only the malformed record (a redelivered batch may quarantine it again: same record).
+    assert {f.get("eventID") for f in failures} and len({f.get("eventID") for f in failures}) == 1
+    assert all(f["kind"] == "MalformedRecord" and f["rejectionKind"] == "missing_field"
+               for f in failures), failures
     return recovered_at
 
 
@@ -295,7 +297,7 @@ def test_every_batch_delivered_twice(stack):
             assert stack.runtime.drain(timeout=300)
         finally:
             engine.faults.redeliver = False
-        assert engine.stats_total("redeliveries") > 0 if hasattr(engine, "stats_total") else True
+        assert sum(m.redeliveries for m in engine.stats().values()) > 0
         assert_recovered(stack, case, inbox)
 
 
