@@ -66,6 +66,7 @@ __all__ = [
     "MalformedBarError",
     "bar_from_mapping",
     "bars_to_frame",
+    "epoch_micros",
     "format_time",
     "frame_to_bars",
     "parse_bar",
@@ -160,6 +161,14 @@ class MalformedBarError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC of a tz-aware time, in exact integer arithmetic
+    (``timestamp() * 1e6`` rounds through a float). The unit of stored bar times
+    (``TIME_UNIT``)."""
+    delta = moment - MIN_TIME
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def format_time(moment: datetime) -> str:

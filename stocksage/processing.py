@@ -47,7 +47,7 @@ from stocksage.alerts import (
     evaluate_rules,
     lookback_bars,
 )
-from stocksage.bars import OHLCV, Bar, format_time
+from stocksage.bars import OHLCV, Bar, epoch_micros, format_time
 from stocksage.config import STACK
 from stocksage.indicators import OUTPUT_COLUMNS
 from stocksage.state import FORMAT, StateFormatError, SymbolState
@@ -336,11 +336,11 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
     for item in work.values():
         item.prob_up = [None] * len(item.accepted)
         for index, values in enumerate(item.values):
-            row = [values[i] for i in _FEATURE_INDEX]
+            row = [values[i] for i in FEATURE_INDEX]
             if all(math.isfinite(v) for v in row):
                 rows.append(row)
                 targets.append((item, index))
-    for item, stored in _pending_items(work, ports, outcome):
+    for item, stored in _pending_items(work, ports):
         row = _feature_row(stored)
         if row is not None:
             rows.append(row)
@@ -374,8 +374,8 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
         item.pending_filled = item.pending_read
 
 
-def _pending_items(work: Mapping[str, SymbolWork], ports: Ports,
-                   outcome: BatchOutcome) -> list[tuple[SymbolWork, dict[str, Any]]]:
+def _pending_items(work: Mapping[str, SymbolWork],
+                   ports: Ports) -> list[tuple[SymbolWork, dict[str, Any]]]:
     """The results items still waiting for a prediction, for symbols whose state says so."""
     found = []
     for item in work.values():
@@ -435,7 +435,7 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         item["prob_up"] = prob_up
         item["model_version"] = model_version
         item["prediction_status"] = PREDICTION_READY
-    elif _features_finite(values):
+    elif features_defined(values):
         item["prediction_status"] = PREDICTION_PENDING
     return item
 
@@ -483,7 +483,7 @@ def _evaluate(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) ->
     window = None
     offset = 0
     if keep or state.recent:
-        times = np.array([_micros(b.bar_time) for b in item.accepted], dtype=np.int64)
+        times = np.array([epoch_micros(b.bar_time) for b in item.accepted], dtype=np.int64)
         ohlcv = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in item.accepted])
         combined = state.recent.extended(times, ohlcv, keep + len(item.accepted))
         state.recent = combined.tail(keep)
@@ -574,20 +574,17 @@ def _pending_since(item: SymbolWork) -> str | None:
     old = None if item.pending_filled else item.pending_before
     new = next((format_time(bar.bar_time) for bar, prob, values in
                 zip(item.accepted, item.prob_up, item.values, strict=True)
-                if prob is None and _features_finite(values)), None)
+                if prob is None and features_defined(values)), None)
     return old or new
 
 
-_FEATURE_INDEX = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
+FEATURE_INDEX = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
+"""Positions of the model features (``STACK.features``) in ``OUTPUT_COLUMNS``."""
 
 
-def _features_finite(values: Sequence[float]) -> bool:
-    return all(math.isfinite(values[i]) for i in _FEATURE_INDEX)
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def features_defined(values: Sequence[float]) -> bool:
+    """True when every model feature of an ``OUTPUT_COLUMNS`` row is finite."""
+    return all(math.isfinite(values[i]) for i in FEATURE_INDEX)
 
 
 def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
@@ -623,6 +620,7 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
 
 
 __all__ = [
+    "FEATURE_INDEX",
     "OUTBOX_LIMIT",
     "PREDICTION_PENDING",
     "PREDICTION_READY",
@@ -638,6 +636,7 @@ __all__ = [
     "StateStore",
     "StreamBar",
     "SymbolOutcome",
+    "features_defined",
     "group_by_symbol",
     "process_batch",
     "result_item",

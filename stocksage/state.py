@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from stocksage.alerts import COOLDOWN_STATE_KEY
-from stocksage.bars import OHLCV, TIME_UNIT, format_time
+from stocksage.bars import OHLCV, TIME_UNIT, epoch_micros, format_time
 from stocksage.indicators import OUTPUT_COLUMNS
 from stocksage.streaming import CLOSES_KEPT, SCALARS, Kernel, seed_from_frame
 
@@ -264,7 +264,7 @@ class SymbolState:
             moment = _time(fired_at)
             if moment is None:
                 continue
-            position = int(np.searchsorted(times, _micros(moment), side="right"))
+            position = int(np.searchsorted(times, epoch_micros(moment), side="right"))
             bars_after = len(times) - position
             last_fired[str(rule_id)] = bars_seen - 1 - bars_after
         return cls(
@@ -277,11 +277,6 @@ class SymbolState:
 
 def _bytes(blob: Any) -> bytes:
     return bytes(getattr(blob, "value", blob))
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _time(text: Any) -> datetime | None:
