@@ -105,7 +105,7 @@ from typing import Any
 
 import numpy as np
 
-from stocksage.bars import Bar, epoch_micros
+from stocksage.bars import Bar, epoch_micros, format_time
 from stocksage.config import STACK
 
 SEVERITIES = ("info", "warning", "critical")
@@ -808,7 +808,7 @@ def evaluate_rules(rules: Sequence[Rule], bar: Bar, previous: Values | None, cur
     """
     alerts: list[Alert] = []
     errors: list[RuleError] = []
-    bar_time = bar.to_dict()["bar_time"]
+    bar_time = format_time(bar.bar_time)
     try:
         bar_window = _as_window(window)
     except Exception as exc:  # noqa: BLE001 -- a malformed window must not stop the batch
