@@ -20,6 +20,7 @@ bounded retries and an SQS on-failure destination):
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -57,8 +58,10 @@ class Dependencies:
     def __init__(self, settings: ProcessorSettings) -> None:
         dynamodb = boto3.client("dynamodb", config=client_config("dynamodb"))
         self.settings = settings
-        self.quarantine = SqsQuarantine(boto3.client("sqs", config=client_config("sqs")),
-                                        settings.failure_queue_url)
+        self.quarantine = SqsQuarantine(
+            boto3.client("sqs", config=client_config("sqs")), settings.failure_queue_url,
+            s3_client=boto3.client("s3", config=client_config("s3")) if
+            settings.quarantine_bucket else None, bucket=settings.quarantine_bucket)
         self.publisher = SnsAlertPublisher(boto3.client("sns", config=client_config("sns")),
                                            settings.alerts_topic_arn, settings.idempotency_table,
                                            dynamodb_client=dynamodb)
@@ -89,18 +92,18 @@ def decode(record: KinesisStreamRecord) -> StreamBar:
     The record's partition key must be the bar's symbol (the stream's contract: ordering and
     the state are per symbol).
     """
-    bar = parse_bar(record.kinesis.data_as_bytes())
-    if record.kinesis.partition_key != bar.symbol:
-        raise MalformedBarError(f"partition key {record.kinesis.partition_key!r} is not the "
-                                f"bar's symbol {bar.symbol!r}")
-    return StreamBar(bar=bar, sequence_number=record.kinesis.sequence_number)
+    kinesis = record.kinesis
+    bar = parse_bar(kinesis.data_as_bytes(), partition_key=kinesis.partition_key,
+                    arrived_at=kinesis.approximate_arrival_timestamp,
+                    max_future_skew=timedelta(seconds=dependencies().settings.max_future_skew_s))
+    return StreamBar(bar=bar, sequence_number=kinesis.sequence_number)
 
 
-def _quarantine(record: KinesisStreamRecord, reason: str) -> None:
+def _quarantine(record: KinesisStreamRecord, reason: str, kind: str) -> None:
     logger.warning("record quarantined", extra={
-        "reason": reason, "sequence_number": record.kinesis.sequence_number,
+        "reason": reason, "kind": kind, "sequence_number": record.kinesis.sequence_number,
         "partition_key": record.kinesis.partition_key})
-    dependencies().quarantine.send(record.raw_event, reason)
+    dependencies().quarantine.send(record.raw_event, reason, kind=kind)
     metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=1)
 
 
@@ -142,22 +145,23 @@ def _record_outcome(outcome: BatchOutcome) -> None:
         "failed_symbols": len(outcome.failed), "model_version": outcome.model_version})
 
 
-def handle_batch(event: dict[str, Any]) -> tuple[BatchOutcome | None, dict[str, str]]:
+def handle_batch(event: dict[str, Any]
+                 ) -> tuple[BatchOutcome | None, dict[str, tuple[str, str]]]:
     """Decode every record, run ``process_batch`` once; return the outcome and
-    ``{sequence_number: reason}`` of the records to quarantine (malformed or rejected)."""
+    ``{sequence_number: (reason, kind)}`` of the records to quarantine (malformed, rejected)."""
     deps = dependencies()
     bars: list[StreamBar] = []
-    quarantined: dict[str, str] = {}
+    quarantined: dict[str, tuple[str, str]] = {}
     for record in KinesisStreamEvent(event).records:
         try:
             bars.append(decode(record))
         except MalformedBarError as err:
-            quarantined[record.kinesis.sequence_number] = err.reason
+            quarantined[record.kinesis.sequence_number] = (err.reason, err.kind)
     if not bars:
         return None, quarantined
     outcome = process_batch(bars, deps.ports)
     for stream_bar, reason in outcome.rejected:
-        quarantined[stream_bar.sequence_number] = reason
+        quarantined[stream_bar.sequence_number] = (reason, "interval_mismatch")
     return outcome, quarantined
 
 
@@ -174,7 +178,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     def record_handler(record: KinesisStreamRecord) -> None:
         sequence = record.kinesis.sequence_number
         if sequence in quarantined:
-            _quarantine(record, quarantined[sequence])
+            _quarantine(record, *quarantined[sequence])
             return
         symbol = record.kinesis.partition_key
         if symbol in failed:

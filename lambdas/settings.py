@@ -44,6 +44,10 @@ class ProcessorSettings:
         endpoint_name: SageMaker endpoint (``ENDPOINT_NAME``).
         result_ttl_days: Days results are kept; 0 = forever (``RESULT_TTL_DAYS``).
         rules_max_age: Seconds alert rules are cached (``RULES_MAX_AGE``, default 60).
+        max_future_skew_s: Seconds a bar's ``bar_time`` may lie after the record's arrival
+            on the stream before it is rejected (``MAX_FUTURE_SKEW_SECONDS``, default 300).
+        quarantine_bucket: Bucket for quarantined payloads too large for the failure queue
+            (``QUARANTINE_BUCKET``, optional: the history bucket; prefix ``quarantine/``).
     """
 
     results_table: str
@@ -55,6 +59,8 @@ class ProcessorSettings:
     endpoint_name: str
     result_ttl_days: int
     rules_max_age: int
+    max_future_skew_s: int = 300
+    quarantine_bucket: str | None = None
 
     @classmethod
     def from_env(cls) -> ProcessorSettings:
@@ -69,6 +75,8 @@ class ProcessorSettings:
             endpoint_name=_require("ENDPOINT_NAME"),
             result_ttl_days=_int("RESULT_TTL_DAYS", 0),
             rules_max_age=_int("RULES_MAX_AGE", 60),
+            max_future_skew_s=_int("MAX_FUTURE_SKEW_SECONDS", 300),
+            quarantine_bucket=os.environ.get("QUARANTINE_BUCKET", "").strip() or None,
         )
 
 

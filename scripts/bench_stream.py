@@ -136,27 +136,34 @@ def end_to_end(symbols: int, bars: int, timeout: float = 1800) -> dict[str, floa
                 sink.put(bar)
                 put_at[(bar.symbol, bar.to_dict()["bar_time"])] = time.time()
     put_done = time.time()
-    table = out["results_table"]
-    found: dict[tuple[str, str], float] = {}
+    # Poll the small state table (one item per symbol: bars_seen) until every bar is in;
+    # querying the results table per symbol would load the emulator more than the run itself
+    # (moto sorts the whole table per query, FACTS.md).
+    wanted = {bars_of[0].symbol for bars_of in series}
     deadline = time.time() + timeout
-    while len(found) < len(put_at) and time.time() < deadline:
+    done_at = None
+    while time.time() < deadline:
+        seen = {}
+        for page in dynamodb.get_paginator("scan").paginate(
+                TableName=out["state_table"], ProjectionExpression="symbol, bars_seen"):
+            for item in page["Items"]:
+                if item["symbol"]["S"] in wanted:
+                    seen[item["symbol"]["S"]] = int(item["bars_seen"]["N"])
+        if len(seen) == len(wanted) and min(seen.values()) >= bars:
+            done_at = time.time()
+            break
         time.sleep(2)
-        for bars_of in series:
-            symbol = bars_of[0].symbol
-            if sum(1 for key in found if key[0] == symbol) == bars:
-                continue
-            pages = dynamodb.get_paginator("query").paginate(
-                TableName=table, KeyConditionExpression="symbol = :s",
-                ExpressionAttributeValues={":s": {"S": symbol}},
-                ProjectionExpression="bar_time, processed_at")
-            for page in pages:
-                for item in page["Items"]:
-                    stamp = item["processed_at"]["S"]
-                    moment = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) \
-                        - time.timezone + float("0" + stamp[19:-1])
-                    found[(symbol, item["bar_time"]["S"])] = moment
+    found: dict[tuple[str, str], float] = {}
+    for page in dynamodb.get_paginator("scan").paginate(
+            TableName=out["results_table"], ProjectionExpression="symbol, bar_time, processed_at"):
+        for item in page["Items"]:
+            key = (item["symbol"]["S"], item["bar_time"]["S"])
+            if key in put_at:
+                stamp = item["processed_at"]["S"]
+                found[key] = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) \
+                    - time.timezone + float("0" + stamp[19:-1])
     delays = np.array([found[key] - put_at[key] for key in found])
-    last = max(found.values()) if found else time.time()
+    last = max(found.values()) if found else (done_at or time.time())
     return {"bars": len(put_at), "processed": len(found),
             "bars_per_s": round(len(found) / (last - started), 1),
             "put_bars_per_s": round(len(put_at) / (put_done - started), 1),

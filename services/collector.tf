@@ -195,14 +195,20 @@ module "collector" {
   secrets_kms_key_arn  = module.kms.key_arn
 
   environment = {
-    STREAM_NAME                  = aws_kinesis_stream.bars.name
-    LOG_LEVEL                    = var.log_level
-    COLLECTOR_SYMBOLS            = join(",", var.collector_symbols)
-    COLLECTOR_TIMEFRAME          = var.collector_timeframe
-    ALPACA_FEED                  = var.collector_data_feed
-    COLLECTOR_HEALTH_FILE        = "/tmp/collector-health.json"
-    POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.collector}"
-    POWERTOOLS_METRICS_NAMESPACE = local.project
+    STREAM_NAME           = aws_kinesis_stream.bars.name
+    LOG_LEVEL             = var.log_level
+    COLLECTOR_SYMBOLS     = join(",", var.collector_symbols)
+    COLLECTOR_TIMEFRAME   = var.collector_timeframe
+    ALPACA_FEED           = var.collector_data_feed
+    COLLECTOR_HEALTH_FILE = "/tmp/collector-health.json"
+    # The live source's cursor (last bar time per symbol) survives task replacement in S3;
+    # unsent bars at SIGTERM are spilled to the task's writable /tmp and sent first at the
+    # next start of the same task; the flush stops 10 s before ECS's SIGKILL.
+    COLLECTOR_CURSOR                = "s3://${module.history_bucket.bucket}/${local.collector_cursor_key}"
+    COLLECTOR_SPILL_FILE            = "/tmp/collector-spill.jsonl"
+    COLLECTOR_STOP_DEADLINE_SECONDS = tostring(var.collector_stop_timeout_seconds - 10)
+    POWERTOOLS_SERVICE_NAME         = "${local.project}-${local.stack.resources.collector}"
+    POWERTOOLS_METRICS_NAMESPACE    = local.project
   }
 
   task_policy_statements = {
@@ -212,8 +218,17 @@ module "collector" {
       resources = [aws_kinesis_stream.bars.arn]
     }
     EncryptBars = {
-      actions   = ["kms:GenerateDataKey"]
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
       resources = [module.kms.key_arn]
     }
+    # stocksage.collector cursor_store("s3://...") -> get_object / put_object of one key.
+    Cursor = {
+      actions   = ["s3:GetObject", "s3:PutObject"]
+      resources = ["${module.history_bucket.arn}/${local.collector_cursor_key}"]
+    }
   }
+}
+
+locals {
+  collector_cursor_key = "collector/cursor.json"
 }

@@ -298,6 +298,8 @@ module "processor" {
     ENDPOINT_NAME                = local.names.endpoint
     RESULT_TTL_DAYS              = tostring(var.result_ttl_days)
     RULES_MAX_AGE                = tostring(var.rules_cache_seconds)
+    QUARANTINE_BUCKET            = module.history_bucket.bucket
+    MAX_FUTURE_SKEW_SECONDS      = tostring(var.max_future_skew_seconds)
     POWERTOOLS_SERVICE_NAME      = "${local.project}-${local.stack.resources.processor_function}"
     POWERTOOLS_METRICS_NAMESPACE = local.project
     LOG_LEVEL                    = var.log_level
@@ -335,7 +337,12 @@ module "processor" {
       resources = [aws_sns_topic.alerts.arn]
     }
     # Malformed records are quarantined into the failure queue by the handler: the module's
-    # on-failure destination statement (sqs:SendMessage on that queue) already covers it.
+    # on-failure destination statement (sqs:SendMessage on that queue) already covers it;
+    # payloads over 64 KiB go to the history bucket under quarantine/ (SqsQuarantine).
+    QuarantineLargePayloads = {
+      actions   = ["s3:PutObject"]
+      resources = ["${module.history_bucket.arn}/quarantine/*"]
+    }
   }
 
   kinesis_event_sources = {

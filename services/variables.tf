@@ -360,8 +360,19 @@ variable "collector_desired_count" {
   default     = 1
 }
 
+variable "max_future_skew_seconds" {
+  description = "Seconds a bar's bar_time may lie after the record's arrival in Kinesis (MAX_FUTURE_SKEW_SECONDS); later bars are quarantined (clock skew of producers)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.max_future_skew_seconds >= 0 && var.max_future_skew_seconds <= 86400
+    error_message = "max_future_skew_seconds must be between 0 and 86400."
+  }
+}
+
 variable "rules_cache_seconds" {
-  description = "Seconds the processor caches a symbol's alert rules (RULES_MAX_AGE): a rule added with the CLI takes effect within this time."
+  description = "Seconds the processor caches the alert rules table (RULES_MAX_AGE): a rule added with the CLI takes effect within this time."
   type        = number
   default     = 60
 

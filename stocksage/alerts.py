@@ -105,7 +105,7 @@ from typing import Any
 
 import numpy as np
 
-from stocksage.bars import Bar
+from stocksage.bars import Bar, epoch_micros, format_time
 from stocksage.config import STACK
 
 SEVERITIES = ("info", "warning", "critical")
@@ -151,17 +151,12 @@ class RuleError(ValueError):
 
 
 # ----------------------------------------------------------------------------- the window
-def _micros(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _parse_micros(text: str) -> int | None:
     try:
         moment = datetime.fromisoformat(str(text))  # 3.11+ reads a trailing "Z"
     except ValueError:
         return None
-    return None if moment.tzinfo is None else _micros(moment)
+    return None if moment.tzinfo is None else epoch_micros(moment)
 
 
 @dataclass(frozen=True)
@@ -836,7 +831,7 @@ def evaluate_rules(rules: Sequence[Rule], bar: Bar, previous: Values | None, cur
     """
     alerts: list[Alert] = []
     errors: list[RuleError] = []
-    bar_time = bar.to_dict()["bar_time"]
+    bar_time = format_time(bar.bar_time)
     try:
         bar_window = _as_window(window)
     except Exception as exc:  # noqa: BLE001 -- a malformed window must not stop the batch

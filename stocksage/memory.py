@@ -96,10 +96,7 @@ class MemoryResults:
             if item is not None and item.get("prediction_status") == PREDICTION_PENDING:
                 item.update(prob_up=fill.prob_up, model_version=fill.model_version,
                             prediction_status=PREDICTION_READY)
-                if fill.range_forecast is not None:
-                    from stocksage.processing import range_band
-
-                    item.update(range_band(float(item["close"]), fill.range_forecast))
+                item.update(fill.range_attributes())
         return {}
 
 

@@ -47,7 +47,7 @@ from stocksage.alerts import (
     evaluate_rules,
     lookback_bars,
 )
-from stocksage.bars import OHLCV, Bar, format_time
+from stocksage.bars import OHLCV, Bar, epoch_micros, format_time
 from stocksage.config import STACK
 from stocksage.indicators import OUTPUT_COLUMNS
 from stocksage.state import FORMAT, StateFormatError, SymbolState
@@ -67,7 +67,6 @@ item limit); beyond it the oldest are dropped and counted (``alerts_dropped``)."
 PENDING_FILL_LIMIT = 1000
 """Pending predictions filled per symbol and batch (the rest in the next batches)."""
 
-_PREVIOUS = {name: i for i, name in enumerate((*OUTPUT_COLUMNS, "prob_up"))}
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,15 @@ class PredictionFill:
     prob_up: float
     model_version: str
     range_forecast: float | None = None  # ln(high/low) of the next bar, log-price units
+    range_low: float | None = None  # price band of range_forecast around the bar's close
+    range_high: float | None = None
+
+    def range_attributes(self) -> dict[str, float]:
+        """``range_forecast``/``range_low``/``range_high`` to set, or ``{}`` (one-output model)."""
+        if self.range_forecast is None or self.range_low is None or self.range_high is None:
+            return {}
+        return {"range_forecast": self.range_forecast, "range_low": self.range_low,
+                "range_high": self.range_high}
 
 
 class StateStore(Protocol):
@@ -343,11 +351,11 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
         item.prob_up = [None] * len(item.accepted)
         item.range_forecast = [None] * len(item.accepted)
         for index, values in enumerate(item.values):
-            row = [values[i] for i in _FEATURE_INDEX]
+            row = [values[i] for i in FEATURE_INDEX]
             if all(math.isfinite(v) for v in row):
                 rows.append(row)
                 targets.append((item, index))
-    for item, stored in _pending_items(work, ports, outcome):
+    for item, stored in _pending_items(work, ports):
         row = _feature_row(stored)
         if row is not None:
             rows.append(row)
@@ -382,16 +390,18 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
             item.range_forecast[target] = forecast
             counts.predicted += 1
         else:
+            band = {} if forecast is None else range_band(float(target["close"]), forecast)
             item.fills.append(PredictionFill(item.state.symbol, str(target["bar_time"]),
                                              float(probability), prediction.model_version,
-                                             forecast))
+                                             forecast, band.get("range_low"),
+                                             band.get("range_high")))
             counts.filled_predictions += 1
     for item in work.values():
         item.pending_filled = item.pending_read
 
 
-def _pending_items(work: Mapping[str, SymbolWork], ports: Ports,
-                   outcome: BatchOutcome) -> list[tuple[SymbolWork, dict[str, Any]]]:
+def _pending_items(work: Mapping[str, SymbolWork],
+                   ports: Ports) -> list[tuple[SymbolWork, dict[str, Any]]]:
     """The results items still waiting for a prediction, for symbols whose state says so."""
     found = []
     for item in work.values():
@@ -460,7 +470,7 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         item["prediction_status"] = PREDICTION_READY
         if range_forecast is not None:
             item.update(range_band(bar.close, range_forecast))
-    elif _features_finite(values):
+    elif features_defined(values):
         item["prediction_status"] = PREDICTION_PENDING
     return item
 
@@ -516,7 +526,7 @@ def _evaluate(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) ->
     window = None
     offset = 0
     if keep or state.recent:
-        times = np.array([_micros(b.bar_time) for b in item.accepted], dtype=np.int64)
+        times = np.array([epoch_micros(b.bar_time) for b in item.accepted], dtype=np.int64)
         ohlcv = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in item.accepted])
         combined = state.recent.extended(times, ohlcv, keep + len(item.accepted))
         state.recent = combined.tail(keep)
@@ -525,8 +535,9 @@ def _evaluate(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) ->
             offset = len(combined) - len(item.accepted)
     if rules:
         _evaluate_bars(item, rules, window, offset, keep, outcome)
-    last_prob = item.prob_up[-1]
-    state.last_values = np.array([*item.values[-1], np.nan if last_prob is None else last_prob])
+    last_prob, last_range = item.prob_up[-1], item.range_forecast[-1]
+    state.last_values = np.array([*item.values[-1], np.nan if last_prob is None else last_prob,
+                                  np.nan if last_range is None else last_range])
     oldest = state.bars_seen - 1 - MAX_LOOKBACK_BARS
     state.last_fired = {k: v for k, v in state.last_fired.items() if v >= oldest}
     if len(state.outbox) > OUTBOX_LIMIT:
@@ -608,20 +619,17 @@ def _pending_since(item: SymbolWork) -> str | None:
     old = None if item.pending_filled else item.pending_before
     new = next((format_time(bar.bar_time) for bar, prob, values in
                 zip(item.accepted, item.prob_up, item.values, strict=True)
-                if prob is None and _features_finite(values)), None)
+                if prob is None and features_defined(values)), None)
     return old or new
 
 
-_FEATURE_INDEX = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
+FEATURE_INDEX = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
+"""Positions of the model features (``STACK.features``) in ``OUTPUT_COLUMNS``."""
 
 
-def _features_finite(values: Sequence[float]) -> bool:
-    return all(math.isfinite(values[i]) for i in _FEATURE_INDEX)
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def features_defined(values: Sequence[float]) -> bool:
+    """True when every model feature of an ``OUTPUT_COLUMNS`` row is finite."""
+    return all(math.isfinite(values[i]) for i in FEATURE_INDEX)
 
 
 def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
@@ -657,6 +665,7 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
 
 
 __all__ = [
+    "FEATURE_INDEX",
     "OUTBOX_LIMIT",
     "PREDICTION_PENDING",
     "PREDICTION_READY",
@@ -672,6 +681,7 @@ __all__ = [
     "StateStore",
     "StreamBar",
     "SymbolOutcome",
+    "features_defined",
     "group_by_symbol",
     "process_batch",
     "range_band",

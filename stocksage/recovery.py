@@ -25,17 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from stocksage.bars import OHLCV, Bar, bar_from_mapping, format_time
+from stocksage.bars import OHLCV, Bar, bar_from_mapping, epoch_micros, format_time
 from stocksage.config import STACK
 from stocksage.indicators import OUTPUT_COLUMNS
-from stocksage.processing import PREDICTION_READY, Predictor, result_item
+from stocksage.processing import (
+    FEATURE_INDEX,
+    PREDICTION_READY,
+    Predictor,
+    features_defined,
+    result_item,
+)
 from stocksage.state import RecentBars, SymbolState
 from stocksage.streaming import Kernel
 
 __all__ = ["Rebuild", "bars_from_results", "rebuild"]
-
-_FEATURES = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
-
 
 @dataclass
 class Rebuild:
@@ -127,22 +130,25 @@ def rebuild(symbol: str, processed: Sequence[Bar], history: Iterable[Bar],
     last = outputs[-1]
     last_item = existing.get(format_time(series[-1].bar_time), {})
     last_prob = probabilities.get(len(series) - 1, last_item.get("prob_up"))
+    last_range = probabilities.get("range", {}).get(len(series) - 1,
+                                                    last_item.get("range_forecast"))
     state = result.state
     state.kernel = kernel
-    state.last_values = np.array([*last, np.nan if last_prob is None else float(last_prob)])
+    state.last_values = np.array([*last, np.nan if last_prob is None else float(last_prob),
+                                  np.nan if last_range is None else float(last_range)])
     state.version = current.version if current is not None else 0
     state.migrated_from = current.migrated_from if current is not None else 2
     state.interval = series[-1].interval
     state.last_bar_time = series[-1].bar_time
     tail = series[-keep:] if keep else []
     state.recent = RecentBars(
-        np.array([int(b.bar_time.timestamp() * 1_000_000) for b in tail], dtype=np.int64),
+        np.array([epoch_micros(b.bar_time) for b in tail], dtype=np.int64),
         np.array([[b.open, b.high, b.low, b.close, b.volume] for b in tail]).reshape(-1, 5))
     if current is not None:
         state.outbox = list(current.outbox)
         state.last_fired = _reindex_fired(current, series)
     pending = [format_time(series[i].bar_time) for i in changed
-               if i not in probabilities and _finite(outputs[i])]
+               if i not in probabilities and features_defined(outputs[i])]
     old_pending = current.pending_since if current is not None else None
     state.pending_since = min([p for p in (*pending[:1], old_pending) if p], default=None)
     return result
@@ -156,21 +162,17 @@ def _same_values(item: Mapping[str, Any], values: np.ndarray) -> bool:
                 return False
         elif stored is None or abs(float(stored) - value) > 1e-12 * max(1.0, abs(value)):
             return False
-    return item.get("prediction_status") == PREDICTION_READY or not _finite(values)
-
-
-def _finite(values: np.ndarray) -> bool:
-    return all(math.isfinite(values[i]) for i in _FEATURES)
+    return item.get("prediction_status") == PREDICTION_READY or not features_defined(values)
 
 
 def _predict(series: Sequence[Bar], outputs: Sequence[np.ndarray], changed: Sequence[int],
              predictor: Predictor | None, result: Rebuild) -> dict[Any, Any]:
-    rows = [i for i in changed if _finite(outputs[i])]
+    rows = [i for i in changed if features_defined(outputs[i])]
     if predictor is None or not rows:
         return {}
     try:
         prediction = predictor.predict(STACK.features,
-                                       [[float(outputs[i][j]) for j in _FEATURES] for i in rows])
+                                       [[float(outputs[i][j]) for j in FEATURE_INDEX] for i in rows])
     except Exception as exc:  # noqa: BLE001 -- left pending; the stream fills them later
         result.endpoint_error = f"{type(exc).__name__}: {exc}"[:500]
         return {}

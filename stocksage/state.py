@@ -10,7 +10,7 @@ One item per symbol. It holds what the next bar needs and nothing that grows wit
 | ``interval`` | S | the symbol's bar interval (``1d``...): bars of another interval are rejected |
 | ``last_bar_time`` | S | newest accepted bar (ISO UTC) |
 | ``bars_seen`` | N | accepted bars since the stream began (= the next bar's 0-based index) |
-| ``core`` | B | ``stocksage.streaming.Kernel`` row + the last bar's outputs and ``prob_up`` (packed float64, ~0.6 KB) |
+| ``core`` | B | ``stocksage.streaming.Kernel`` row + the last bar's outputs, ``prob_up`` and ``range_forecast`` (packed float64, ~0.6 KB; core layout 2, layout 1 without ``range_forecast`` is read too) |
 | ``recent`` / ``recent_count`` | B / N | the last K OHLCV bars, K = the largest look-back of the symbol's alert rules (zlib of int64 µs times + float64 columns); absent when K = 0 |
 | ``alerts_last_fired`` | M | ``{rule_id: bar index}`` of the last firing of each rule with a cooldown |
 | ``outbox`` | L | alert messages not yet published (each the JSON text of ``Alert.message()``) |
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from stocksage.alerts import COOLDOWN_STATE_KEY
-from stocksage.bars import OHLCV, TIME_UNIT, format_time
+from stocksage.bars import OHLCV, TIME_UNIT, epoch_micros, format_time
 from stocksage.indicators import OUTPUT_COLUMNS
 from stocksage.streaming import CLOSES_KEPT, SCALARS, Kernel, seed_from_frame
 
@@ -50,9 +50,10 @@ FORMAT = 2
 
 _ATR_WARM = 14
 _HEADER = struct.Struct("<Bqh")  # core layout version, bars seen, closes kept
-_CORE_LAYOUT = 1
-_LAST = len(OUTPUT_COLUMNS) + 1  # outputs + prob_up
-_VALUE_NAMES = (*OUTPUT_COLUMNS, "prob_up")
+_CORE_LAYOUT = 2  # 1 = last values without range_forecast (read, padded with NaN)
+_VALUE_NAMES = (*OUTPUT_COLUMNS, "prob_up", "range_forecast")
+_LAST = len(_VALUE_NAMES)  # outputs + prob_up + range_forecast
+_LAST_BY_LAYOUT = {1: _LAST - 1, 2: _LAST}
 
 
 class StateFormatError(ValueError):
@@ -93,17 +94,8 @@ class RecentBars:
 
     @classmethod
     def decode(cls, blob: bytes, count: int) -> RecentBars:
-        width = 8 * 6
-        try:
-            payload = zlib.decompress(blob)
-        except zlib.error as err:
-            raise StateFormatError(f"recent bars are corrupt ({err})") from None
-        if len(payload) != count * width:
-            raise StateFormatError(f"recent bars hold {len(payload)} bytes, expected "
-                                   f"{count * width}")
-        times = np.frombuffer(payload, dtype="<i8", count=count).astype(np.int64)
-        ohlcv = np.frombuffer(payload, dtype="<f8", offset=8 * count).reshape(5, count).T
-        return cls(times, ohlcv.astype(np.float64))
+        times, ohlcv = _decode_bars(blob, count, "recent bars")
+        return cls(times, ohlcv)
 
 
 @dataclass
@@ -113,8 +105,9 @@ class SymbolState:
     Attributes:
         symbol: Ticker (partition key).
         kernel: One-row ``streaming.Kernel`` (its ``n`` is ``bars_seen``).
-        last_values: float64 (len(OUTPUT_COLUMNS) + 1,): the last accepted bar's outputs and
-            ``prob_up`` (NaN = undefined), the "previous" values of crossing rules.
+        last_values: float64 (len(OUTPUT_COLUMNS) + 2,): the last accepted bar's outputs,
+            ``prob_up`` and ``range_forecast`` (NaN = undefined), the "previous" values of
+            crossing rules and of ``range_above_forecast`` (the forecast made for the next bar).
         version: Version read (0 = no item, or a format-1 item).
         interval: Bar interval of the symbol's stream ("" before the first bar).
         last_bar_time: Newest accepted bar time (None before the first bar).
@@ -143,7 +136,7 @@ class SymbolState:
         return int(self.kernel.n[0])
 
     def previous_values(self, close: float | None = None) -> dict[str, float | None]:
-        """The last bar's values by column name (``close`` and ``prob_up`` included).
+        """The last bar's values by column name (``close``, ``prob_up``, ``range_forecast``).
 
         ``close`` overrides the kernel's last close (the caller advanced the kernel already).
         """
@@ -225,11 +218,12 @@ class SymbolState:
     def _from_v2(cls, item: Mapping[str, Any]) -> SymbolState:
         blob = _bytes(item["core"])
         layout, n, kept = _HEADER.unpack_from(blob)
-        if layout != _CORE_LAYOUT:
+        if layout not in _LAST_BY_LAYOUT:
             raise StateFormatError(f"unknown core layout {layout}")
+        stored_last = _LAST_BY_LAYOUT[layout]
         floats = np.frombuffer(blob, dtype="<f8", offset=_HEADER.size).astype(np.float64)
         warm = n if n < _ATR_WARM else 0
-        expected = len(SCALARS) + 2 * kept + warm + _LAST
+        expected = len(SCALARS) + 2 * kept + warm + stored_last
         if len(floats) != expected or kept != min(n, CLOSES_KEPT):
             raise StateFormatError(f"core holds {len(floats)} numbers, expected {expected}")
         kernel = Kernel.empty(1)
@@ -241,12 +235,13 @@ class SymbolState:
             kernel.volumes[0, -kept:] = floats[at + kept: at + 2 * kept]
         at += 2 * kept
         kernel.warm_tr[0, :warm] = floats[at: at + warm]
-        last = floats[at + warm:]
+        last = np.full(_LAST, np.nan)
+        last[:stored_last] = floats[at + warm:]
         recent = RecentBars()
         if "recent" in item:
             recent = RecentBars.decode(_bytes(item["recent"]), int(item["recent_count"]))
         return cls(
-            symbol=str(item["symbol"]), kernel=kernel, last_values=last.copy(),
+            symbol=str(item["symbol"]), kernel=kernel, last_values=last,
             version=int(item["version"]), interval=str(item.get("interval", "")),
             last_bar_time=_time(item.get("last_bar_time")), recent=recent,
             last_fired={str(k): int(v) for k, v in (item.get(COOLDOWN_STATE_KEY) or {}).items()},
@@ -263,7 +258,7 @@ class SymbolState:
         fired_times = dict(last_values.pop(COOLDOWN_STATE_KEY, None) or {})
         kernel = seed_from_frame(frame, bars_seen, float(item["obv_offset"]))
         last = np.full(_LAST, np.nan)
-        for index, name in enumerate((*OUTPUT_COLUMNS, "prob_up")):
+        for index, name in enumerate(_VALUE_NAMES):
             value = last_values.get(name)
             if value is not None:
                 last[index] = float(value)
@@ -273,7 +268,7 @@ class SymbolState:
             moment = _time(fired_at)
             if moment is None:
                 continue
-            position = int(np.searchsorted(times, _micros(moment), side="right"))
+            position = int(np.searchsorted(times, epoch_micros(moment), side="right"))
             bars_after = len(times) - position
             last_fired[str(rule_id)] = bars_seen - 1 - bars_after
         return cls(
@@ -288,11 +283,6 @@ def _bytes(blob: Any) -> bytes:
     return bytes(getattr(blob, "value", blob))
 
 
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _time(text: Any) -> datetime | None:
     if text is None or text == "":
         return None
@@ -302,18 +292,28 @@ def _time(text: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _decode_v1_bars(blob: bytes, count: int) -> pd.DataFrame:
-    """Format-1 ``bars``: zlib of int64 µs times then float64 OHLCV columns."""
+def _decode_bars(blob: bytes, count: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """zlib of ``count`` int64 µs times then the float64 open, high, low, close, volume
+    columns (little-endian; the layout of ``recent`` and of format 1's ``bars``) ->
+    ``(times (count,), ohlcv (count, 5))``.
+
+    Raises:
+        StateFormatError: corrupt or truncated blob.
+    """
     width = 8 * (1 + len(OHLCV))
     try:
         payload = zlib.decompress(blob)
     except zlib.error as err:
-        raise StateFormatError(f"format-1 bars are corrupt ({err})") from None
+        raise StateFormatError(f"{what} are corrupt ({err})") from None
     if len(payload) != count * width:
-        raise StateFormatError(f"format-1 bars hold {len(payload)} bytes, expected "
-                               f"{count * width}")
-    times = np.frombuffer(payload, dtype="<i8", count=count)
+        raise StateFormatError(f"{what} hold {len(payload)} bytes, expected {count * width}")
+    times = np.frombuffer(payload, dtype="<i8", count=count).astype(np.int64)
     matrix = np.frombuffer(payload, dtype="<f8", offset=8 * count).reshape(len(OHLCV), count)
+    return times, matrix.T.astype(np.float64)
+
+
+def _decode_v1_bars(blob: bytes, count: int) -> pd.DataFrame:
+    """Format-1 ``bars`` as an OHLCV frame indexed by UTC ``bar_time``."""
+    times, ohlcv = _decode_bars(blob, count, "format-1 bars")
     index = pd.DatetimeIndex(pd.to_datetime(times, unit=TIME_UNIT, utc=True), name="bar_time")
-    return pd.DataFrame(matrix.T.astype(np.float64), index=index.as_unit(TIME_UNIT),
-                        columns=list(OHLCV))
+    return pd.DataFrame(ohlcv, index=index.as_unit(TIME_UNIT), columns=list(OHLCV))

@@ -323,16 +323,21 @@ class DynamoResultStore:
         return {symbol: reason for symbol, reason in results if reason}
 
     def _fill(self, fill: PredictionFill) -> tuple[str, str]:
+        ranges = fill.range_attributes()  # two-output model: the forecast and its price band
+        values = {":p": _SERIALIZER.serialize(to_dynamo(fill.prob_up)),
+                  ":m": {"S": fill.model_version}, ":r": {"S": PREDICTION_READY},
+                  ":pending": {"S": PREDICTION_PENDING}}
+        values.update({f":{name}": _SERIALIZER.serialize(to_dynamo(value))
+                       for name, value in ranges.items()})
+        assignments = ["prob_up = :p", "model_version = :m", "prediction_status = :r",
+                       *(f"{name} = :{name}" for name in ranges)]
         try:
             self._client.update_item(
                 TableName=self._table_name,
                 Key={self._pk: {"S": fill.symbol}, self._sk: {"S": fill.bar_time}},
-                UpdateExpression="SET prob_up = :p, model_version = :m, prediction_status = :r",
+                UpdateExpression="SET " + ", ".join(assignments),
                 ConditionExpression="prediction_status = :pending",
-                ExpressionAttributeValues={
-                    ":p": _SERIALIZER.serialize(to_dynamo(fill.prob_up)),
-                    ":m": {"S": fill.model_version}, ":r": {"S": PREDICTION_READY},
-                    ":pending": {"S": PREDICTION_PENDING}})
+                ExpressionAttributeValues=values)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return fill.symbol, ""  # filled before: idempotent
@@ -387,10 +392,30 @@ class DynamoRuleSource:
         client: ``boto3.client("dynamodb")`` to use (endpoint, config).
     """
 
-    def __init__(self, table_name: str, max_age: int = 60, client: Any | None = None) -> None:
+    def __init__(self, table_name: str, max_age: int = 60, client: Any | None = None,
+                 clock: Any = time.monotonic) -> None:
         self._provider = RulesTableProvider(table_name, client)
         self._max_age = max_age
         self._last: dict[str, str] | None = None
+        self._covered: set[str] = set()
+        self._clock = clock
+        self._forced_at = float("-inf")
+
+    def _documents(self, symbols: Sequence[str]) -> dict[str, str]:
+        """The table's rules: cached for ``max_age`` s, re-read at once (at most once a second)
+        when a symbol appears that the cached read was not asked for, so the rules of a new
+        symbol apply from its first batch, as with a per-symbol read."""
+        new = not set(symbols) <= self._covered
+        now = self._clock()
+        force = new and now - self._forced_at >= 1.0
+        if force:
+            self._forced_at = now
+        documents = self._provider.get_multiple("all", max_age=self._max_age,
+                                                force_fetch=force)
+        if force or documents is not self._last:
+            self._covered = set()
+        self._covered |= set(symbols)
+        return documents
 
     def rules_for(self, symbols: Sequence[str]) -> tuple[dict[str, list[Rule]], list[RuleError]]:
         """Rules per symbol (each symbol's own plus the ``*`` rules) and the broken ones.
@@ -399,7 +424,7 @@ class DynamoRuleSource:
             botocore errors: only when the table was never read successfully.
         """
         try:
-            documents = self._provider.get_multiple("all", max_age=self._max_age)
+            documents = self._documents(symbols)
             self._last = documents
         except Exception:
             if self._last is None:

@@ -15,9 +15,18 @@ Runs as an ECS Fargate task in AWS and as a local process against the embedded e
 Stopping: SIGTERM (``ecs stop-task``, ``docker stop``) or Ctrl-C ends the replay after the current
 bar, flushes the buffered records to Kinesis and exits 0; a second signal exits at once (130).
 ECS sends SIGTERM and waits ``stopTimeout`` seconds (task definition, 30 s by default, from
-``collector_stop_timeout_seconds``) before SIGKILL: the flush is at most one PutRecords per 500
-buffered bars plus bounded retries, well within it. The live source also wakes from its poll
-sleep at once on SIGTERM (it sleeps on the stop event).
+``collector_stop_timeout_seconds``) before SIGKILL. The flush is bounded by a deadline,
+``--stop-deadline-seconds`` (``COLLECTOR_STOP_DEADLINE_SECONDS``, default 20) after the signal:
+no request starts after it, and one request is bounded by the client's timeouts (3 s connect +
+5 s read, ``make_kinesis_client``), so set the deadline to ``stopTimeout`` minus ~10 s. Whatever
+is still buffered then is appended to the spill file (``--spill-file``,
+``COLLECTOR_SPILL_FILE``, default ``.local/collector-spill.jsonl``; on ECS a path under the
+task's writable ``/tmp``) and sent first at the next
+start; without a spill file the count is logged as an error and the exit code is 1 - never a
+silent drop. The live source also wakes from its poll sleep at once on SIGTERM (it sleeps on
+the stop event), and its cursor (last bar time sent per symbol, ``--cursor``; see
+:mod:`stocksage.collector.cursor`) is saved only after a poll's bars were all acknowledged, so
+a restart re-requests whatever was not.
 
 Exit codes: 0 done/stopped, 1 Kinesis write failure (records given up after retries, or stream
 error), 2 bad input (unknown symbol, bad dates, missing or malformed data file).
@@ -33,11 +42,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stocksage.collector.sink import KinesisPutError, KinesisSink, ProgressCallback
+from stocksage.collector.sink import (
+    FlushDeadlineError,
+    KinesisPutError,
+    KinesisSink,
+    ProgressCallback,
+)
 
 if TYPE_CHECKING:  # replay sources need pandas; the live image has none (imported lazily)
     from stocksage.collector.sources import Source
@@ -65,12 +80,14 @@ class CollectResult:
     Attributes:
         bars_read: Bars taken from the source.
         stopped: True when a stop signal ended the run early.
+        spilled: Records not sent in time, written to the spill file.
         seconds: Wall-clock duration.
         sink: The sink's counters (``SinkStats.as_dict()``).
     """
 
     bars_read: int = 0
     stopped: bool = False
+    spilled: int = 0
     seconds: float = 0.0
     sink: dict[str, Any] = field(default_factory=dict)
 
@@ -79,15 +96,26 @@ def collect(
     source: Iterable[Any],
     sink: KinesisSink,
     stop: threading.Event | None = None,
+    *,
+    spill_path: str | Path | None = None,
 ) -> CollectResult:
     """Feed every bar of ``source`` into ``sink`` and flush; stop early when ``stop`` is set.
 
     The sink is flushed on every exit path (its context manager); the counts are logged.
+    With ``spill_path``, records left in a previous run's spill file are sent first, and
+    records that cannot be sent (the sink's ``deadline`` passed, or Kinesis kept failing) are
+    appended to it instead of being lost.
+
+    Raises:
+        FlushDeadlineError: the deadline passed and there is no spill file.
+        KinesisPutError: records were given up after retries (spilled first when possible).
     """
     result = CollectResult()
     began = time.monotonic()
     try:
         with sink:
+            if spill_path is not None:
+                sink.restore(spill_path)
             for bar in source:
                 if stop is not None and stop.is_set():
                     result.stopped = True
@@ -97,13 +125,23 @@ def collect(
             else:
                 if stop is not None and stop.is_set():
                     result.stopped = True
+    except KinesisPutError as exc:
+        if spill_path is not None and sink.buffered:
+            result.spilled = sink.spill(spill_path)
+        elif sink.buffered:
+            log.error("records could not be sent and there is no spill file",
+                      extra={"records": sink.buffered})
+        result.stopped = result.stopped or (stop is not None and stop.is_set())
+        if not (isinstance(exc, FlushDeadlineError) and result.spilled):
+            raise
     finally:
         result.seconds = round(time.monotonic() - began, 3)
         result.sink = sink.stats.as_dict()
         log.info(
             "collector finished",
             extra={"bars_read": result.bars_read, "stopped": result.stopped,
-                   "seconds": result.seconds, "buffered": sink.buffered, **result.sink},
+                   "spilled": result.spilled, "seconds": result.seconds,
+                   "buffered": sink.buffered, **result.sink},
         )
     return result
 
@@ -127,10 +165,12 @@ def configure_logging(level: str = "INFO") -> None:
     logger.propagate = False
 
 
-def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
+def install_stop_handlers(stop: threading.Event,
+                          on_stop: Callable[[], None] | None = None) -> Callable[[], None]:
     """SIGTERM/SIGINT set ``stop`` (graceful: flush then exit); a second signal exits at once.
 
-    Returns a function restoring the previous handlers. Main thread only (a no-op elsewhere).
+    ``on_stop`` runs on the first signal (e.g. arms the sink's flush deadline). Returns a
+    function restoring the previous handlers. Main thread only (a no-op elsewhere).
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -142,6 +182,8 @@ def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
             os._exit(130)
         log.warning("stop signal received; flushing buffered records",
                     extra={"signal": signal.Signals(signum).name})
+        if on_stop is not None:
+            on_stop()
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -185,12 +227,24 @@ def make_kinesis_client(region: str | None = None, endpoint_url: str | None = No
     import boto3
     from botocore.config import Config
 
+    # one attempt per call, each bounded (3 s connect + 5 s read): the sink retries with
+    # backoff itself and stops at its deadline; botocore retries would stretch one call
     return boto3.client(
         "kinesis",
         region_name=region,
         endpoint_url=endpoint_url,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        config=Config(connect_timeout=3, read_timeout=5,
+                      retries={"mode": "standard", "total_max_attempts": 1}),
     )
+
+
+def arm_deadline(sink: KinesisSink, seconds: float) -> Callable[[], None]:
+    """``on_stop`` callback: no request of ``sink`` starts later than ``seconds`` from now."""
+
+    def on_stop() -> None:
+        sink.deadline = time.monotonic() + seconds
+
+    return on_stop
 
 
 _Stream = Annotated[str | None, typer.Option(
@@ -212,6 +266,12 @@ _Endpoint = Annotated[str | None, typer.Option(help="Kinesis endpoint (default A
 _Progress = Annotated[bool | None, typer.Option(
     "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")]
 _LogLevel = Annotated[str, typer.Option(envvar="LOG_LEVEL", help="Log level.")]
+_StopDeadline = Annotated[float, typer.Option(
+    envvar="COLLECTOR_STOP_DEADLINE_SECONDS",
+    help="Seconds after SIGTERM by which sending stops (ECS stopTimeout minus ~10).")]
+_SpillFile = Annotated[str, typer.Option(
+    envvar="COLLECTOR_SPILL_FILE",
+    help="Where records not sent in time are kept (sent first at the next start); '' = none.")]
 
 
 @app.command()
@@ -229,6 +289,8 @@ def replay(
     endpoint_url: _Endpoint = None,
     progress: _Progress = None,
     log_level: _LogLevel = "INFO",
+    stop_deadline_seconds: _StopDeadline = 20.0,
+    spill_file: _SpillFile = ".local/collector-spill.jsonl",
 ) -> None:
     """Replay real bundled OHLCV bars of SYMBOLS into the Kinesis stream, interleaved by time."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -251,14 +313,14 @@ def replay(
 
     show = sys.stderr.isatty() if progress is None else progress
     display, on_sent = _progress_hook(source, show)
-    restore = install_stop_handlers(stop)
+    sink = KinesisSink(
+        make_kinesis_client(region, endpoint_url), stream_name,
+        max_records_per_key=per_key, on_sent=on_sent,
+    )
+    restore = install_stop_handlers(stop, arm_deadline(sink, stop_deadline_seconds))
     try:
-        sink = KinesisSink(
-            make_kinesis_client(region, endpoint_url), stream_name,
-            max_records_per_key=per_key, on_sent=on_sent,
-        )
         with display:
-            result = collect(source, sink, stop)
+            result = collect(source, sink, stop, spill_path=spill_file or None)
     except KinesisPutError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -270,8 +332,8 @@ def replay(
     typer.echo(
         f"{'stopped' if result.stopped else 'done'}: {result.sink['sent']} bars sent to "
         f"{stream_name} in {result.sink['batches']} requests "
-        f"({result.sink['retried']} retried, {result.sink['failed']} failed entries) "
-        f"in {result.seconds:.1f}s",
+        f"({result.sink['retried']} retried, {result.sink['failed']} failed entries"
+        f"{f', {result.spilled} spilled' if result.spilled else ''}) in {result.seconds:.1f}s",
         err=True,
     )
 
@@ -307,12 +369,19 @@ def live(
     region: _Region = None,
     endpoint_url: _Endpoint = None,
     log_level: _LogLevel = "INFO",
+    cursor: Annotated[str, typer.Option(
+        envvar="COLLECTOR_CURSOR",
+        help="Where the last bar time per symbol is kept: a file or s3://bucket/key; '' = none."
+    )] = ".local/collector-cursor.json",
+    stop_deadline_seconds: _StopDeadline = 20.0,
+    spill_file: _SpillFile = ".local/collector-spill.jsonl",
 ) -> None:
     """Poll Alpaca Market Data v2 for new closed bars of SYMBOLS and push them into Kinesis."""
     from datetime import timedelta
 
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from stocksage.collector.cursor import cursor_store
     from stocksage.collector.health import CollectorMetrics, HealthFile
     from stocksage.collector.live import (
         AlpacaBarsSource,
@@ -333,11 +402,23 @@ def live(
     health = HealthFile(health_file)
     metrics = CollectorMetrics(SERVICE_NAME)
     sink = KinesisSink(make_kinesis_client(region, endpoint_url), stream_name)
+    try:
+        store = cursor_store(cursor)
+        start_cursor = store.load() if store is not None else {}
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        typer.echo(f"error: collector cursor {cursor!r}: {exc}", err=True)
+        raise typer.Exit(2) from exc
     sent_before = 0
 
     def on_poll(bars: int, ok: bool) -> None:
         nonlocal sent_before
         sink.flush()  # a poll's bars go out now, not when the next poll's bars arrive
+        if store is not None:  # only once every bar up to the cursor is acknowledged
+            try:
+                store.save(source.cursor)
+            except Exception:  # keep collecting; a restart then re-reads from the older cursor
+                log.exception("collector cursor not saved", extra={"cursor": cursor})
+                metrics.count("CursorSaveErrors", 1)
         sent = sink.stats.sent
         metrics.count("BarsSent", sent - sent_before)
         metrics.count("PollErrors", 0 if ok else 1)
@@ -350,14 +431,14 @@ def live(
         source = AlpacaBarsSource(
             symbols.split(","), credentials, timeframe=timeframe, feed=feed, base_url=base_url,
             poll_seconds=poll_seconds, lookback=timedelta(minutes=lookback_minutes),
-            sleep=stop.wait, max_polls=max_polls, on_poll=on_poll)
+            sleep=stop.wait, max_polls=max_polls, on_poll=on_poll, cursor=start_cursor)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     health.beat(0, True, stream=stream_name, starting=True)
-    restore = install_stop_handlers(stop)
+    restore = install_stop_handlers(stop, arm_deadline(sink, stop_deadline_seconds))
     try:
-        result = collect(source, sink, stop)
+        result = collect(source, sink, stop, spill_path=spill_file or None)
     except ProviderAuthError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -372,7 +453,8 @@ def live(
     typer.echo(
         f"{'stopped' if result.stopped else 'done'}: {result.sink['sent']} bars sent to "
         f"{stream_name} in {source.polls} polls ({source.requests} API requests, "
-        f"{source.skipped} invalid bars skipped) in {result.seconds:.1f}s",
+        f"{source.skipped} invalid bars skipped"
+        f"{f', {result.spilled} spilled' if result.spilled else ''}) in {result.seconds:.1f}s",
         err=True,
     )
 
@@ -399,6 +481,7 @@ __all__ = [
     "CollectResult",
     "ProgressCallback",
     "app",
+    "arm_deadline",
     "collect",
     "configure_logging",
     "health",

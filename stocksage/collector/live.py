@@ -22,8 +22,11 @@ Behaviour:
 * Each poll asks for bars since the oldest per-symbol cursor (first poll: ``lookback`` before
   now) and follows ``next_page_token``; only bars strictly newer than a symbol's cursor and
   already *closed* (``t + timeframe <= now``) are emitted, merged in time order.
-* After a restart (a Fargate Spot interruption, a deployment) the lookback re-reads the recent
-  past: bars already on the stream are duplicates the processor drops, and gaps are filled.
+* The per-symbol cursor can be given at start (``cursor=``, from a
+  :mod:`stocksage.collector.cursor` store the collector saves after every fully sent poll):
+  after a restart (a Fargate Spot interruption, a deployment, any gap) the first poll
+  re-requests from it, so no bar is lost; symbols without a cursor start ``lookback`` before
+  now. Bars already on the stream are duplicates the processor drops.
 * 429 and 5xx answers are retried with exponential backoff (bounded); 401/403 raise
   :class:`ProviderAuthError` at once (a wrong key does not get better by retrying). A bar the
   provider sends that is not a valid :class:`~stocksage.bars.Bar` is skipped and counted.
@@ -133,7 +136,9 @@ class AlpacaBarsSource:
         max_polls: Stop after this many polls (tests, one-shot backfills); None = forever.
         max_attempts: Attempts per HTTP request on 429/5xx/network errors.
         timeout: Seconds per HTTP request.
-        on_poll: Called after every poll with ``(bars_emitted, ok)`` (health file, metrics).
+        on_poll: Called after every poll with ``(bars_emitted, ok)`` (health file, metrics,
+            saving ``cursor``).
+        cursor: ``{symbol: last bar_time already sent}`` to resume from (tz-aware).
     """
 
     def __init__(self, symbols: Sequence[str], credentials: Credentials, *,
@@ -142,7 +147,8 @@ class AlpacaBarsSource:
                  sleep: Callable[[float], bool | None] = time.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  max_polls: int | None = None, max_attempts: int = 5, timeout: float = 10.0,
-                 on_poll: Callable[[int, bool], None] | None = None) -> None:
+                 on_poll: Callable[[int, bool], None] | None = None,
+                 cursor: Mapping[str, datetime] | None = None) -> None:
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAMES)}")
         if not symbols:
@@ -162,10 +168,17 @@ class AlpacaBarsSource:
         self._max_attempts = max_attempts
         self._timeout = timeout
         self._on_poll = on_poll
-        self._cursor: dict[str, datetime] = {}
+        self._cursor: dict[str, datetime] = {
+            s.upper(): t.astimezone(UTC) for s, t in (cursor or {}).items()
+            if s.upper() in self.symbols}
         self.polls = 0
         self.requests = 0
         self.skipped = 0
+
+    @property
+    def cursor(self) -> dict[str, datetime]:
+        """``{symbol: bar_time of the last bar emitted}`` (a copy)."""
+        return dict(self._cursor)
 
     def expected_counts(self) -> None:
         """Unbounded: no progress totals."""

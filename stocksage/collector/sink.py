@@ -36,21 +36,36 @@ Retries
 * Attempts are bounded (``max_attempts`` per record and per call). When exhausted,
   :class:`KinesisPutError` says how many records failed and how many stay buffered.
 
+Deadline and spill (SIGTERM)
+----------------------------
+``sink.deadline`` (a ``time.monotonic()`` value; the collector sets it when the stop signal
+arrives) bounds every send, backoff and flush: past it the sink raises
+:class:`FlushDeadlineError` instead of starting another request. :meth:`KinesisSink.spill`
+then appends whatever is still buffered to a JSON-lines file (fsync'd) and
+:meth:`KinesisSink.restore` puts it back at the head of the buffer when the collector starts
+again: records are persisted, never silently dropped. A single ``PutRecords`` call is bounded by
+the client's connect/read timeouts (``make_kinesis_client``).
+
 Limits enforced per request: <= 500 records, <= 5 MiB (data + partition keys); per record:
 <= 1 MiB (data + partition key), partition key 1..256 characters.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Self
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +109,10 @@ class KinesisPutError(RuntimeError):
         self.error_codes = dict(error_codes)
 
 
+class FlushDeadlineError(KinesisPutError):
+    """The sink's ``deadline`` passed with records still buffered (``pending``)."""
+
+
 class KinesisPutRecordsClient(Protocol):
     """The one boto3 Kinesis client method the sink needs."""
 
@@ -121,6 +140,8 @@ class SinkStats:
         throttled_calls: Calls that raised a retryable error.
         order_breaks: Requests in which some key had a failure followed by a success (only
             possible with ``max_records_per_key > 1``).
+        spilled: Records written to a spill file (not sent in time).
+        restored: Records read back from a spill file.
         sent_by_key: Acknowledged records per partition key.
     """
 
@@ -130,6 +151,8 @@ class SinkStats:
     batches: int = 0
     throttled_calls: int = 0
     order_breaks: int = 0
+    spilled: int = 0
+    restored: int = 0
     sent_by_key: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,6 +163,8 @@ class SinkStats:
             "batches": self.batches,
             "throttled_calls": self.throttled_calls,
             "order_breaks": self.order_breaks,
+            "spilled": self.spilled,
+            "restored": self.restored,
             "sent_by_key": dict(self.sent_by_key),
         }
 
@@ -218,6 +243,8 @@ class KinesisSink:
         self._pending: list[_Entry] = []
         self._seq = 0
         self._oldest_at: float | None = None
+        #: ``time.monotonic()`` after which no request is started (None: no deadline)
+        self.deadline: float | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -264,10 +291,67 @@ class KinesisSink:
 
         Raises:
             KinesisPutError: when records still fail after ``max_attempts``; they stay buffered.
+            FlushDeadlineError: ``deadline`` passed first; the rest stays buffered.
         """
         while self._pending:
             self._send_one_request()
         self._oldest_at = None
+
+    def spill(self, path: str | Path) -> int:
+        """Append every buffered record to the JSON-lines file ``path`` (``{"key", "data"}``,
+        data base64; fsync'd) and empty the buffer. Returns the number of records written."""
+        if not self._pending:
+            return 0
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps({"key": e.key, "data": base64.b64encode(e.data).decode()})
+                          + "\n" for e in self._pending)
+            fh.flush()
+            os.fsync(fh.fileno())
+        count = len(self._pending)
+        self.stats.spilled += count
+        log.error("records not sent in time were spilled to a file; they are sent at the "
+                  "next start", extra={"records": count, "spill_file": str(target)})
+        self._pending = []
+        self._oldest_at = None
+        return count
+
+    def restore(self, path: str | Path) -> int:
+        """Put the records of a spill file back at the head of the buffer (in their order),
+        send them (``flush``) and delete the file. Returns the number of records restored.
+
+        Raises:
+            KinesisPutError: they could not be sent (the file is kept for the next start).
+        """
+        source = Path(path)
+        if not source.exists():
+            return 0
+        entries = []
+        for line in source.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                doc = json.loads(line)
+                entries.append(_Entry(doc["key"], base64.b64decode(doc["data"]), -1))
+        for i, entry in enumerate(entries):
+            entry.seq = self._seq + i
+        self._seq += len(entries)
+        self._pending = entries + self._pending
+        self.stats.restored += len(entries)
+        log.warning("re-sending spilled records", extra={"records": len(entries),
+                                                         "spill_file": str(source)})
+        self.flush()
+        source.unlink()
+        return len(entries)
+
+    def _remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _check_deadline(self) -> None:
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            raise FlushDeadlineError(
+                f"stop deadline passed with {len(self._pending)} records buffered for "
+                f"{self.stream_name}", failed=0, pending=len(self._pending), error_codes={})
 
     def close(self) -> None:
         """Flush; the client is not closed (it is the caller's)."""
@@ -314,6 +398,9 @@ class KinesisSink:
 
     def _backoff(self, attempt: int) -> float:
         delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+        remaining = self._remaining()
+        if remaining is not None:
+            delay = max(0.0, min(delay, remaining))
         self._sleep(delay)
         return delay
 
@@ -324,13 +411,15 @@ class KinesisSink:
         records = [{"Data": e.data, "PartitionKey": e.key} for e in batch]
         call_attempt = 0
         while True:
+            self._check_deadline()
             self.stats.batches += 1
             try:
                 response = self.client.put_records(StreamName=self.stream_name, Records=records)
                 break
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code not in RETRYABLE_CALL_ERRORS:
+            except (ClientError, BotoConnectionError, ReadTimeoutError) as exc:
+                code = exc.response.get("Error", {}).get("Code", "") \
+                    if isinstance(exc, ClientError) else type(exc).__name__
+                if isinstance(exc, ClientError) and code not in RETRYABLE_CALL_ERRORS:
                     raise
                 self.stats.throttled_calls += 1
                 call_attempt += 1

@@ -29,11 +29,17 @@ Event
     "aws:kinesis:record"``, ``invokeIdentityArn`` (the function's role), ``awsRegion``,
     ``eventSourceARN``.
 
-Ordering
-    One batch in flight per shard; a shard's records are delivered in sequence-number order
-    (compared as integers: moto's sequence numbers are per-shard counters). Shards of a
-    mapping are polled round-robin. ``ParallelizationFactor`` > 1 is accepted but processing is
-    serialised per shard (a stricter ordering than AWS, which orders per partition key).
+Ordering and ParallelizationFactor
+    Each shard has ``ParallelizationFactor`` (1-10) lanes; a record goes to the lane of its
+    partition key (MD5 of the key, modulo the factor), so a key's records are delivered in
+    sequence-number order (compared as integers: moto's sequence numbers are per-shard
+    counters) while different keys of a shard can be in flight at the same time, as on AWS.
+    Each lane has one batch in flight; the ready batches of a shard's lanes run concurrently
+    (thread pool), outcomes are applied under one lock. A shard's checkpoint is the end of
+    the prefix of records that are finished (processed or given up) in every lane, so a
+    failing lane holds the checkpoint back while the other lanes go on. Shards of a mapping
+    are visited round-robin by the mapping's thread. Invocations are not serialised by any
+    global lock (``lambda_runtime`` applies each function's environment per thread).
 
 Partial batch response (``FunctionResponseTypes`` contains ``ReportBatchItemFailures``)
     ``{"batchItemFailures": [{"itemIdentifier": "<seq>"}, ...]}``: records before the lowest
@@ -44,8 +50,11 @@ Partial batch response (``FunctionResponseTypes`` contains ``ReportBatchItemFail
     response is ignored.
 
 Function errors and retries
-    An exception (or an over-``Timeout`` run) fails the batch. With
-    ``BisectBatchOnFunctionError`` the failed batch is split in two halves retried in order;
+    An exception or a timeout fails the batch (``lambda_runtime`` stops waiting at the
+    function's ``Timeout``: ``Sandbox.Timedout``; the abandoned handler thread's late writes
+    still happen, an emulator difference). With ``BisectBatchOnFunctionError`` any failed batch
+    of more than one record (whichever record failed, the first included) is split in two
+    halves retried in order;
     splitting does not count as a retry ("Splitting a batch does not count towards the retry
     quota"). Interpretation for partial failures with bisect on: the batch is split at the
     lowest reported record (records before it are checkpointed, the rest is retried, and this
@@ -72,27 +81,39 @@ On-failure destination (``DestinationConfig.OnFailure.Destination``)
                               "approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord",
                               "batchSize", "streamArn"}}
 
-    Then the records are skipped (checkpoint moves past them) and the shard continues. Without
-    a destination they are just skipped (logged).
+    Then the records are skipped (checkpoint moves past them) and the lane continues. A send
+    that fails does **not** move the checkpoint: the send is retried with the retry backoff
+    (the function is not invoked again) until it succeeds, and the lane waits (stats
+    ``destination_failures``). Without a destination the records are just skipped (logged).
 
-Checkpoints
-    Last processed sequence number per mapping and shard, in memory and, with
-    ``checkpoint_path``, in a JSON file written atomically after every change; a restarted engine
-    resumes with ``AFTER_SEQUENCE_NUMBER``. A checkpoint that the stream no longer accepts falls
+Checkpoints, crashes
+    Last finished sequence number per mapping and shard, in memory and, with
+    ``checkpoint_path``, in a JSON file written atomically after every change (temporary file,
+    fsync, rename); a restarted engine resumes with ``AFTER_SEQUENCE_NUMBER``, so records that
+    were in flight when the runtime died are delivered again. ``EsmEngine.kill()`` simulates
+    that crash in process (nothing applied or written after it); ``kill -9`` of the runtime
+    process is the real thing. A checkpoint that the stream no longer accepts falls
     back to the starting position. New shards (resharding) are picked up by ``refresh``; a
     closed shard is dropped when exhausted (children are not held back until parents finish).
+
+Test-only faults (``EsmFaults``, ``engine.faults``; the runtime reads
+``STOCKSAGE_ESM_REDELIVER=1``)
+    ``redeliver``: every batch is delivered twice (the second outcome is applied).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,6 +217,9 @@ class MappingStats:
     destination_messages: int = 0
     records_expired: int = 0
     records_discarded: int = 0
+    destination_failures: int = 0
+    timeouts: int = 0
+    redeliveries: int = 0
     caught_up: bool = False
     last_error: str | None = None
     last_invocation_at: float | None = None
@@ -230,30 +254,89 @@ class KRecord:
 @dataclass
 class PendingBatch:
     """Records handed to (or being retried on) the function; ``retries`` counts failed attempts
-    that are not splits, ``invokes`` every attempt that included these records."""
+    that are not splits, ``invokes`` every attempt that included these records.
+    ``discard_condition`` is set once the records are given up (``RetryAttemptsExhausted``,
+    ``RecordAgeExceeded``): only the send to the on-failure destination is still to do."""
 
     records: list[KRecord]
     retries: int = 0
     invokes: int = 0
     last_request_id: str = ""
     last_function_error: str | None = None
+    discard_condition: str | None = None
+    send_failures: int = 0
+
+
+@dataclass
+class Lane:
+    """One of a shard's ``ParallelizationFactor`` concurrent batch lanes. Records are assigned
+    by partition key (MD5, like Kinesis's hash key), so a key's records stay in order."""
+
+    index: int
+    buffer: list[KRecord] = field(default_factory=list)
+    buffer_since: float | None = None  # monotonic time the oldest buffered record was read
+    pending: list[PendingBatch] = field(default_factory=list)
+    next_attempt_at: float = 0.0
+
+    @property
+    def idle(self) -> bool:
+        return not self.buffer and not self.pending
+
+
+def lane_of(partition_key: str, lanes: int) -> int:
+    """Lane index of a partition key (stable across processes)."""
+    if lanes <= 1:
+        return 0
+    return int.from_bytes(hashlib.md5(partition_key.encode()).digest()[:8], "big") % lanes
 
 
 @dataclass
 class ShardState:
     shard_id: str
+    lanes: list[Lane] = field(default_factory=lambda: [Lane(0)])
     iterator: str | None = None
-    buffer: list[KRecord] = field(default_factory=list)
-    buffer_since: float | None = None  # monotonic time the oldest buffered record was read
-    pending: list[PendingBatch] = field(default_factory=list)
     checkpoint: str | None = None
     caught_up: bool = False
     closed: bool = False
-    next_attempt_at: float = 0.0
+    #: sequence numbers read but not finished, in read (= sequence) order, and the finished
+    #: ones among them: the checkpoint is the end of the finished prefix
+    outstanding: deque[str] = field(default_factory=deque)
+    finished: set[str] = field(default_factory=set)
+
+    @property
+    def pending(self) -> list[PendingBatch]:
+        """Every lane's pending batches (a view)."""
+        return [batch for lane in self.lanes for batch in lane.pending]
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(lane.buffer) for lane in self.lanes)
 
     @property
     def idle(self) -> bool:
-        return self.caught_up and not self.buffer and not self.pending
+        return self.caught_up and all(lane.idle for lane in self.lanes)
+
+    def reset(self, lanes: int) -> None:
+        """Forget everything read (re-read from the checkpoint)."""
+        self.lanes = [Lane(i) for i in range(max(1, lanes))]
+        self.iterator = None
+        self.outstanding.clear()
+        self.finished.clear()
+        self.caught_up = False
+
+
+@dataclass
+class EsmFaults:
+    """Test-only faults of the engine (shared by its mapping workers; switch at any time).
+
+    Attributes:
+        redeliver: Deliver every batch twice: after an invocation that did not fail, the same
+            event is invoked again (new request id) and its outcome is the one applied, as
+            when Lambda loses a checkpoint and re-reads the records. Handlers must be
+            idempotent.
+    """
+
+    redeliver: bool = False
 
 
 def _iso(ts: float) -> str:
@@ -327,6 +410,7 @@ class CheckpointStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
+        self._closed = False
         self._data: dict[str, dict[str, Any]] = {}
         if self.path and self.path.exists():
             try:
@@ -343,6 +427,8 @@ class CheckpointStore:
 
     def set(self, mapping: str, stream_arn: str, shard_id: str, seq: str) -> None:
         with self._lock:
+            if self._closed:
+                return
             entry = self._data.setdefault(mapping, {"stream": stream_arn, "shards": {}})
             if entry.get("stream") != stream_arn:
                 entry.clear()
@@ -359,12 +445,22 @@ class CheckpointStore:
         with self._lock:
             return json.loads(json.dumps(self._data))
 
+    def close(self) -> None:
+        """Write nothing more (a killed engine)."""
+        with self._lock:
+            self._closed = True
+
     def _save(self) -> None:
+        """Atomic: write a temporary file in the same folder, fsync it, rename it over the
+        checkpoint file (a crash leaves the old or the new file, never a torn one)."""
         if not self.path:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(self.path.suffix + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(self._data, indent=1, sort_keys=True))
+            fh.flush()
+            os.fsync(fh.fileno())
         tmp.replace(self.path)
 
 
@@ -374,12 +470,18 @@ class CheckpointStore:
 
 
 class MappingWorker:
-    """Polls the shards of one Kinesis mapping round-robin and runs its batches."""
+    """Polls the shards of one Kinesis mapping round-robin and runs its batches.
+
+    Per shard, up to ``ParallelizationFactor`` lanes (by partition key) each have at most one
+    batch in flight; the batches of a round that are ready run concurrently (a thread pool),
+    outcomes are applied under one lock. A worker that was ``kill``\\ ed applies nothing more:
+    no outcome, no checkpoint (a crash mid-batch).
+    """
 
     def __init__(self, config: MappingConfig, clients: _Clients, invoker: Invoker,
                  checkpoints: CheckpointStore, role_of: Callable[[str], str],
                  retry_backoff: tuple[float, float] = (0.05, 2.0),
-                 idle_sleep: float = 0.2) -> None:
+                 idle_sleep: float = 0.2, faults: EsmFaults | None = None) -> None:
         self.config = config
         self.clients = clients
         self.invoker = invoker
@@ -387,16 +489,24 @@ class MappingWorker:
         self.role_of = role_of
         self.retry_backoff = retry_backoff
         self.idle_sleep = idle_sleep
+        self.faults = faults or EsmFaults()
         self.shards: dict[str, ShardState] = {}
         self.stats = MappingStats(config.uuid, config.function_arn, config.event_source_arn)
         self.lock = threading.RLock()  # one round at a time (thread loop vs. drain)
+        self._apply_lock = threading.RLock()  # outcomes, checkpoints, stats
+        self._pool: ThreadPoolExecutor | None = None
         self._round = 0
         self._last_idle_round = -1
         self._round_cv = threading.Condition()
         self._stop = threading.Event()
+        self._killed = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_shard_refresh = 0.0
         self._finished: set[str] = set()  # closed shards read to their end
+
+    @property
+    def lanes(self) -> int:
+        return max(1, min(10, self.config.parallelization_factor or 1))
 
     # ---------------------------------------------------------------- shards
     def refresh_shards(self) -> None:
@@ -413,7 +523,9 @@ class MappingWorker:
                 break
         for shard_id in ids:
             if shard_id not in self.shards and shard_id not in self._finished:
-                self.shards[shard_id] = ShardState(shard_id)
+                shard = ShardState(shard_id)
+                shard.reset(self.lanes)
+                self.shards[shard_id] = shard
         self.stats.shards = len(self.shards)
         self._last_shard_refresh = time.monotonic()
 
@@ -449,102 +561,152 @@ class MappingWorker:
         return kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
 
     def _fetch(self, shard: ShardState) -> None:
-        """Read more records into the shard's buffer when it holds less than a batch."""
-        if shard.closed or len(shard.buffer) >= self.config.batch_size:
+        """Read more records into the lanes when they hold less than a batch per lane."""
+        if shard.closed or shard.buffered >= self.config.batch_size * len(shard.lanes):
             return
         if shard.iterator is None:
             shard.iterator = self._iterator(shard)
         resp = self.clients.kinesis.get_records(
-            ShardIterator=shard.iterator, StreamARN=self.config.event_source_arn, Limit=min(10000, max(self.config.batch_size, 100)))
+            ShardIterator=shard.iterator, StreamARN=self.config.event_source_arn,
+            Limit=min(10000, max(self.config.batch_size * len(shard.lanes), 100)))
         records = resp.get("Records", [])
         shard.iterator = resp.get("NextShardIterator")
         if shard.iterator is None:
             shard.closed = True
-        if records:
-            if not shard.buffer:
-                shard.buffer_since = time.monotonic()
-            for r in records:
-                arrival = r["ApproximateArrivalTimestamp"]
-                shard.buffer.append(KRecord(
-                    r["SequenceNumber"], r["PartitionKey"], bytes(r["Data"]),
-                    arrival.timestamp() if hasattr(arrival, "timestamp") else float(arrival)))
-            self.stats.records_read += len(records)
+        now = time.monotonic()
+        for r in records:
+            arrival = r["ApproximateArrivalTimestamp"]
+            record = KRecord(
+                r["SequenceNumber"], r["PartitionKey"], bytes(r["Data"]),
+                arrival.timestamp() if hasattr(arrival, "timestamp") else float(arrival))
+            lane = shard.lanes[lane_of(record.partition_key, len(shard.lanes))]
+            if not lane.buffer:
+                lane.buffer_since = now
+            lane.buffer.append(record)
+            shard.outstanding.append(record.sequence_number)
+        self.stats.records_read += len(records)
         shard.caught_up = not records
 
     # ---------------------------------------------------------------- batches
-    def _next_batch(self, shard: ShardState) -> PendingBatch | None:
-        if shard.pending:
-            return shard.pending[0]
-        if not shard.buffer:
+    def _next_batch(self, shard: ShardState, lane: Lane) -> PendingBatch | None:
+        if lane.pending:
+            return lane.pending[0]
+        if not lane.buffer:
             return None
-        full = len(shard.buffer) >= self.config.batch_size or sum(
-            r.size for r in shard.buffer) >= MAX_PAYLOAD_BYTES
+        full = len(lane.buffer) >= self.config.batch_size or sum(
+            r.size for r in lane.buffer) >= MAX_PAYLOAD_BYTES
         window = self.config.batching_window_s
-        waited = time.monotonic() - (shard.buffer_since or time.monotonic())
+        waited = time.monotonic() - (lane.buffer_since or time.monotonic())
         if not full and window > 0 and waited < window and not shard.closed:
             return None
         take, size = 0, 0
-        for r in shard.buffer[: self.config.batch_size]:
+        for r in lane.buffer[: self.config.batch_size]:
             if take and size + r.size > MAX_PAYLOAD_BYTES:
                 break
             take, size = take + 1, size + r.size
-        batch = PendingBatch(shard.buffer[:take])
-        del shard.buffer[:take]
-        shard.buffer_since = time.monotonic() if shard.buffer else None
-        shard.pending.append(batch)
+        batch = PendingBatch(lane.buffer[:take])
+        del lane.buffer[:take]
+        lane.buffer_since = time.monotonic() if lane.buffer else None
+        lane.pending.append(batch)
         return batch
 
-    def _advance(self, shard: ShardState, record: KRecord) -> None:
-        shard.checkpoint = record.sequence_number
-        self.checkpoints.set(self.config.uuid, self.config.event_source_arn, shard.shard_id,
-                             record.sequence_number)
+    def _complete(self, shard: ShardState, records: list[KRecord]) -> None:
+        """Mark records finished (processed or given up) and move the checkpoint to the end
+        of the finished prefix of the shard (records of other lanes may still be in flight)."""
+        if self._killed.is_set():
+            return
+        shard.finished.update(r.sequence_number for r in records)
+        last = None
+        while shard.outstanding and shard.outstanding[0] in shard.finished:
+            last = shard.outstanding.popleft()
+            shard.finished.discard(last)
+        if last is not None:
+            shard.checkpoint = last
+            self.checkpoints.set(self.config.uuid, self.config.event_source_arn,
+                                 shard.shard_id, last)
 
-    def _discard(self, shard: ShardState, batch: PendingBatch, condition: str) -> None:
-        """Send the batch's failure record to the destination and skip the records."""
-        self.stats.records_discarded += len(batch.records)
+    def _give_up(self, shard: ShardState, lane: Lane, batch: PendingBatch) -> None:
+        """Send the failure record of ``lane.pending[0]`` (``batch``, whose
+        ``discard_condition`` is set) and skip its records; when the send fails the batch
+        stays pending and the send is retried (the checkpoint does not move), as on AWS."""
         dest = self.config.on_failure_destination
         if dest:
-            message = json.dumps(failure_record(self.config, shard.shard_id, batch, condition))
+            message = json.dumps(failure_record(self.config, shard.shard_id, batch,
+                                                batch.discard_condition or "Unknown"))
             try:
                 self.clients.send_to_destination(dest, message, self.config, shard.shard_id)
-                self.stats.records_to_destination += len(batch.records)
-                self.stats.destination_messages += 1
-            except Exception as err:  # noqa: BLE001 - AWS drops it too, with a metric
+            except Exception as err:  # noqa: BLE001 - retried; the shard waits
+                batch.send_failures += 1
+                self.stats.destination_failures += 1
                 self.stats.last_error = f"on-failure destination {dest}: {err}"
-                log.error("could not send failure record to %s: %s", dest, err)
+                log.error("could not send failure record to %s (attempt %d): %s", dest,
+                          batch.send_failures, err)
+                lane.next_attempt_at = time.monotonic() + self._backoff(batch.send_failures)
+                return
+            self.stats.records_to_destination += len(batch.records)
+            self.stats.destination_messages += 1
         else:
             log.warning("mapping %s: %s, %d records of %s skipped (no destination)",
-                        self.config.uuid, condition, len(batch.records), shard.shard_id)
-        self._advance(shard, batch.records[-1])
+                        self.config.uuid, batch.discard_condition, len(batch.records),
+                        shard.shard_id)
+        self.stats.records_discarded += len(batch.records)
+        lane.pending.pop(0)
+        lane.next_attempt_at = 0.0
+        self._complete(shard, batch.records)
 
-    def _expire(self, shard: ShardState, batch: PendingBatch) -> bool:
-        """Discard the prefix of ``batch`` older than MaximumRecordAgeInSeconds. True when the
-        whole batch is gone."""
+    def _expire(self, lane: Lane, batch: PendingBatch) -> None:
+        """Split off the prefix of ``batch`` (= ``lane.pending[0]``) older than
+        MaximumRecordAgeInSeconds as a batch to give up (``RecordAgeExceeded``)."""
         max_age = self.config.max_record_age_s
-        if max_age is None or max_age < 0:
-            return False
+        if max_age is None or max_age < 0 or batch.discard_condition:
+            return
         cutoff = time.time() - max_age
         n = 0
         while n < len(batch.records) and batch.records[n].arrival < cutoff:
             n += 1
         if n == 0:
-            return False
-        expired = PendingBatch(batch.records[:n], batch.retries, batch.invokes,
-                               batch.last_request_id, batch.last_function_error)
-        self.stats.records_expired += n
-        self._discard(shard, expired, "RecordAgeExceeded")
-        batch.records = batch.records[n:]
-        return not batch.records
-
-    def _process(self, shard: ShardState, batch: PendingBatch) -> None:
-        """Invoke the function on ``shard.pending[0]`` and apply the outcome."""
-        if self._expire(shard, batch):
-            shard.pending.pop(0)
             return
+        expired = PendingBatch(batch.records[:n], batch.retries, batch.invokes,
+                               batch.last_request_id, batch.last_function_error,
+                               discard_condition="RecordAgeExceeded")
+        self.stats.records_expired += n
+        rest = batch.records[n:]
+        lane.pending[0:1] = [expired] + ([batch] if rest else [])
+        batch.records = rest
+
+    def _backoff(self, attempt: int) -> float:
+        base, cap = self.retry_backoff
+        return min(cap, base * (2 ** (attempt - 1))) if base > 0 else 0.0
+
+    def _run_batch(self, shard: ShardState, lane: Lane) -> None:
+        """Run ``lane.pending[0]``: give it up, or invoke the function and apply the outcome.
+        Safe to call concurrently for different lanes."""
+        with self._apply_lock:
+            if self._killed.is_set() or not lane.pending:
+                return
+            self._expire(lane, lane.pending[0])
+            batch = lane.pending[0]
+            if batch.discard_condition:
+                self._give_up(shard, lane, batch)
+                return
+        cfg = self.config
+        event = build_event(batch.records, shard.shard_id, cfg, self.role_of(cfg.function_arn))
+        result = self.invoker(cfg.function_arn, event)
+        if self.faults.redeliver and result.error is None and not self._killed.is_set():
+            with self._apply_lock:
+                self.stats.invocations += 1
+                self.stats.redeliveries += 1
+                batch.invokes += 1
+            result = self.invoker(cfg.function_arn, event)
+        with self._apply_lock:
+            if self._killed.is_set():
+                return  # the runtime "crashed" mid-batch: nothing is applied
+            self._apply(shard, lane, batch, result)
+
+    def _apply(self, shard: ShardState, lane: Lane, batch: PendingBatch,
+               result: InvocationResult) -> None:
         cfg = self.config
         records = batch.records
-        event = build_event(records, shard.shard_id, cfg, self.role_of(cfg.function_arn))
-        result = self.invoker(cfg.function_arn, event)
         batch.invokes += 1
         batch.last_request_id = result.request_id
         self.stats.invocations += 1
@@ -553,6 +715,8 @@ class MappingWorker:
         failed_from: int | None = None  # index of the lowest failed record, None = success
         if result.error is not None:
             self.stats.function_errors += 1
+            if result.error.get("errorType") == "Sandbox.Timedout":
+                self.stats.timeouts += 1
             self.stats.last_error = f"{result.error.get('errorType')}: " \
                                     f"{result.error.get('errorMessage')}"
             batch.last_function_error = "Unhandled"
@@ -564,42 +728,39 @@ class MappingWorker:
                 self.stats.partial_failures += 1
 
         if failed_from is None:  # success
-            shard.pending.pop(0)
+            lane.pending.pop(0)
             self.stats.batches_succeeded += 1
             self.stats.records_succeeded += len(records)
-            self._advance(shard, records[-1])
-            shard.next_attempt_at = 0.0
+            lane.next_attempt_at = 0.0
+            self._complete(shard, records)
             return
 
         if failed_from > 0:  # partial success: checkpoint before the lowest failure
             self.stats.records_succeeded += failed_from
-            self._advance(shard, records[failed_from - 1])
+            self._complete(shard, records[:failed_from])
             batch.records = records = records[failed_from:]
             if cfg.bisect_on_error:  # "split there": a split, not a retry
                 self.stats.bisections += 1
-                shard.next_attempt_at = 0.0
+                lane.next_attempt_at = 0.0
                 return
 
-        if cfg.bisect_on_error and len(records) > 1:
+        if cfg.bisect_on_error and len(records) > 1:  # any failed batch of > 1 record
             half = len(records) // 2
             first = PendingBatch(records[:half], batch.retries, batch.invokes,
                                  batch.last_request_id, batch.last_function_error)
             second = PendingBatch(records[half:], batch.retries, batch.invokes,
                                   batch.last_request_id, batch.last_function_error)
-            shard.pending[0:1] = [first, second]
+            lane.pending[0:1] = [first, second]
             self.stats.bisections += 1
             return
 
         batch.retries += 1
         if 0 <= cfg.max_retry_attempts < batch.retries:
-            shard.pending.pop(0)
-            self._discard(shard, batch, "RetryAttemptsExhausted")
-            shard.next_attempt_at = 0.0
+            batch.discard_condition = "RetryAttemptsExhausted"
+            self._give_up(shard, lane, batch)
             return
         self.stats.retries += 1
-        base, cap = self.retry_backoff
-        delay = min(cap, base * (2 ** (batch.retries - 1))) if base > 0 else 0.0
-        shard.next_attempt_at = time.monotonic() + delay
+        lane.next_attempt_at = time.monotonic() + self._backoff(batch.retries)
 
     def _item_failures(self, records: list[KRecord], payload: Any) -> int | None:
         """Index of the lowest failed record (0 when the whole batch failed), None = success."""
@@ -621,14 +782,43 @@ class MappingWorker:
         return lowest
 
     # ---------------------------------------------------------------- rounds
+    def _ready_lanes(self, shard: ShardState) -> tuple[list[Lane], bool]:
+        """Lanes with a batch to run now, and whether some lane waits (backoff, window)."""
+        if len(shard.lanes) != self.lanes and all(lane.idle for lane in shard.lanes) \
+                and not shard.outstanding:
+            shard.lanes = [Lane(i) for i in range(self.lanes)]  # ParallelizationFactor changed
+        ready, waiting = [], False
+        now = time.monotonic()
+        for lane in shard.lanes:
+            if lane.pending and now < lane.next_attempt_at:
+                waiting = True
+                continue
+            if self._next_batch(shard, lane) is not None:
+                ready.append(lane)
+        return ready, waiting
+
+    def _run_lanes(self, shard: ShardState, lanes: list[Lane]) -> None:
+        if len(lanes) == 1:
+            self._run_batch(shard, lanes[0])
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=10,
+                                            thread_name_prefix=f"esm-{self.config.uuid[:8]}")
+        futures = [self._pool.submit(self._run_batch, shard, lane) for lane in lanes]
+        for future in futures:
+            future.result()
+
     def run_round(self) -> bool:
-        """Visit every shard once: fetch, then process at most one batch. True when work was
-        done or is still to do (buffered records, pending retries)."""
+        """Visit every shard once: fetch, then run at most one batch per lane (lanes of a
+        shard concurrently). True when work was done or is still to do."""
         with self._round_cv:
             self._round += 1
             this_round = self._round
         busy = False
         with self.lock:
+            if self._killed.is_set():
+                self._finish_round(this_round, idle=True)
+                return False
             if time.monotonic() - self._last_shard_refresh > 30 or not self.shards:
                 try:
                     self.refresh_shards()
@@ -643,21 +833,16 @@ class MappingWorker:
                 return False
             for shard in list(self.shards.values()):
                 try:
-                    if not shard.pending:
-                        self._fetch(shard)
-                    if shard.pending and time.monotonic() < shard.next_attempt_at:
-                        busy = True
-                        continue
-                    batch = self._next_batch(shard)
-                    if batch is not None:
-                        self._process(shard, batch)
-                        busy = True
+                    self._fetch(shard)
+                    ready, waiting = self._ready_lanes(shard)
+                    busy = busy or waiting or bool(ready)
+                    if ready:
+                        self._run_lanes(shard, ready)
                 except Exception as err:
                     self.stats.last_error = f"{shard.shard_id}: {type(err).__name__}: {err}"
                     log.exception("mapping %s shard %s", self.config.uuid, shard.shard_id)
-                    shard.iterator = None  # re-read from the checkpoint
-                    shard.buffer.clear()
-                    shard.buffer_since = None
+                    with self._apply_lock:
+                        shard.reset(self.lanes)  # re-read from the checkpoint
                     busy = True
                 if not shard.idle:
                     busy = True
@@ -705,6 +890,15 @@ class MappingWorker:
         if self._thread:
             self._thread.join(timeout)
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def kill(self) -> None:
+        """Simulate a crash: from now on nothing is applied or checkpointed, in-flight
+        invocations are abandoned (their late side effects still happen), threads end."""
+        self._killed.set()
+        self._stop.set()
 
     @property
     def running(self) -> bool:
@@ -779,6 +973,8 @@ class EsmEngine:
         code_roots: Where handler modules are imported from (default: the repository root).
         retry_backoff: (first delay, cap) in seconds between retries of a failed batch.
         function_filter: Only mappings whose function ARN passes it are run.
+        faults: Test-only faults (``EsmFaults``; also reachable as ``engine.faults`` to switch
+            them at run time), e.g. ``EsmFaults(redeliver=True)``.
     """
 
     def __init__(
@@ -790,7 +986,9 @@ class EsmEngine:
         retry_backoff: tuple[float, float] = (0.05, 2.0),
         idle_sleep: float = 0.2,
         function_filter: Callable[[str], bool] | None = None,
+        faults: EsmFaults | None = None,
     ) -> None:
+        self.faults = faults or EsmFaults()
         self.clients = _Clients(client_kwargs)
         self.checkpoints = CheckpointStore(checkpoint_path)
         self.code_roots = list(code_roots) if code_roots else None
@@ -854,7 +1052,8 @@ class EsmEngine:
                 worker = self.workers.get(uid)
                 if worker is None:
                     worker = MappingWorker(config, self.clients, self._invoke, self.checkpoints,
-                                           self._role_of, self.retry_backoff, self.idle_sleep)
+                                           self._role_of, self.retry_backoff, self.idle_sleep,
+                                           self.faults)
                     self.workers[uid] = worker
                     log.info("mapping %s: %s -> %s", uid, config.event_source_arn,
                              config.function_arn)
@@ -890,6 +1089,19 @@ class EsmEngine:
         for worker in workers:
             worker.stop()
 
+    def kill(self) -> None:
+        """Simulate a crash of the runtime (e.g. mid-batch): every worker stops applying
+        outcomes at once and the checkpoint file is written no more. Build a new engine on the
+        same ``checkpoint_path`` to restart: records after the last checkpoint are delivered
+        again. (A real ``kill -9`` of ``python -m stocksage.local.runtime`` behaves the same:
+        the checkpoint file is replaced atomically.)"""
+        with self._lock:
+            self._running = False
+            workers = list(self.workers.values())
+        self.checkpoints.close()
+        for worker in workers:
+            worker.kill()
+
     def run_once(self) -> bool:
         """One round over every mapping in the calling thread; True when work was done."""
         busy = False
@@ -923,9 +1135,10 @@ class EsmEngine:
                         return False
                     if not busy:
                         continue
-                    pending = [s.next_attempt_at for s in worker.shards.values() if s.pending]
+                    lanes = [lane for s in worker.shards.values() for lane in s.lanes]
+                    pending = [lane.next_attempt_at for lane in lanes if lane.pending]
                     wait = min(pending, default=0.0) - time.monotonic()
-                    window = any(s.buffer and not s.pending for s in worker.shards.values())
+                    window = any(lane.buffer and not lane.pending for lane in lanes)
                     if wait > 0 or window:
                         time.sleep(min(max(wait, 0.01), 0.05))
         return True

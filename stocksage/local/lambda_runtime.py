@@ -17,18 +17,33 @@ Semantics (and where they differ from AWS):
 * The event goes through a JSON round trip (the function cannot mutate the caller's copy) and
   so does the response; a response that is not JSON serialisable is a ``Runtime.MarshalError``
   function error, as in AWS.
-* ``os.environ`` is replaced for the duration of the invocation by the process environment +
-  the function's ``Environment.Variables`` + Lambda's reserved variables (``AWS_REGION``,
-  ``AWS_LAMBDA_FUNCTION_NAME`` ...), under one process-wide lock. Invocations are therefore
-  serialised across all functions of the process (enough for a local stack on 2 cores).
-  The handler module is imported under that environment too (Powertools reads
-  ``POWERTOOLS_SERVICE_NAME`` & co when ``Logger()``/``Metrics()`` are created at import).
-  ``POWERTOOLS_TRACE_DISABLED=true`` is set unless the function sets it (no X-Ray daemon).
+* The function's environment (process environment + the function's ``Environment.Variables``
+  + Lambda's reserved variables ``AWS_REGION``, ``AWS_LAMBDA_FUNCTION_NAME`` ...) is applied
+  per invocation *thread*, without touching the process environment: on the first invocation
+  ``os.environ`` is replaced by a layered mapping (``LayeredEnviron``) whose reads and writes go
+  to the invoking thread's function environment while a handler runs, and to the real process
+  environment everywhere else. So invocations of different functions (and concurrent batches
+  of one function) run at the same time without cross-talk and without a global lock.
+  ``os.getenv`` and libraries reading ``os.environ`` see it; code that captured the original
+  object (``from os import environ``) and threads a handler starts itself see the process
+  environment instead (an accepted emulator difference). The handler module is imported under
+  the function's environment too (Powertools reads ``POWERTOOLS_SERVICE_NAME`` & co when
+  ``Logger()``/``Metrics()`` are created at import). ``POWERTOOLS_TRACE_DISABLED=true`` is set
+  unless the function sets it (no X-Ray daemon).
+* Module globals are shared by concurrent invocations (AWS gives each concurrent invocation its
+  own sandbox): e.g. Powertools ``Logger`` keys or ``Metrics`` of two concurrent invocations of
+  the same module can mix in the logs (results and writes are unaffected).
 * An exception is a function error ``{"errorMessage", "errorType", "stackTrace"}``, like AWS's
-  ``Unhandled`` error. ``Timeout`` is enforced after the fact: the handler is not killed
-  (Python threads cannot be), but an invocation that took longer than ``Timeout`` seconds is a
-  ``Sandbox.Timedout`` function error whatever it returned. ``context.get_remaining_time_in_millis``
-  counts down from ``Timeout`` so handlers that watch it behave as in AWS.
+  ``Unhandled`` error. ``Timeout`` stops the invocation as on AWS: the handler runs in its own
+  thread and the runtime stops waiting for it ``Timeout`` seconds after the handler started;
+  the invocation is then a ``Sandbox.Timedout`` function error (retried or bisected by an event
+  source mapping like any error). Python cannot kill a thread: the abandoned handler thread runs
+  on in the background and its late writes (DynamoDB items, SNS messages) still happen, where
+  AWS would freeze/kill the sandbox. Handlers must be idempotent anyway (a retried batch
+  repeats the writes). The import of the handler module (AWS's init phase) is not counted
+  against ``Timeout``; it is bounded by ``INIT_TIMEOUT_S``.
+  ``context.get_remaining_time_in_millis`` counts down from ``Timeout`` so handlers that watch
+  it behave as in AWS.
 * ``MemorySize`` is reported to the context only (no memory limit is enforced).
 """
 
@@ -42,7 +57,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,8 +65,77 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-#: One lock for ``os.environ`` swaps and handler imports (see the module docstring).
+#: Serialises handler imports and ``sys.path`` changes (not invocations).
 ENV_LOCK = threading.RLock()
+
+#: Longest wait for a handler module's import (Lambda's init phase has 10 s; pandas, ta and
+#: boto3 take longer on a busy 2-core machine).
+INIT_TIMEOUT_S = 60.0
+
+
+class LayeredEnviron(MutableMapping[str, str]):
+    """``os.environ`` replacement: a per-thread function environment over the process one.
+
+    ``with environ.layer(env):`` makes every read and write *of the calling thread* use the
+    dict ``env`` (a full environment); other threads keep seeing the process environment
+    (``base``, the original ``os._Environ``, which still calls ``putenv``).
+    """
+
+    def __init__(self, base: MutableMapping[str, str]) -> None:
+        self.base = base
+        self._local = threading.local()
+
+    def _current(self) -> MutableMapping[str, str]:
+        layer = getattr(self._local, "env", None)
+        return self.base if layer is None else layer
+
+    def layer(self, env: Mapping[str, str]) -> _Layer:
+        return _Layer(self, dict(env))
+
+    def __getitem__(self, key: str) -> str:
+        return self._current()[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._current()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._current()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._current()))
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def copy(self) -> dict[str, str]:
+        return dict(self._current())
+
+    def __repr__(self) -> str:
+        return f"LayeredEnviron({dict(self._current())!r})"
+
+
+class _Layer:
+    def __init__(self, environ: LayeredEnviron, env: dict[str, str]) -> None:
+        self.environ, self.env = environ, env
+        self.saved: dict[str, str] | None = None
+
+    def __enter__(self) -> None:
+        self.saved = getattr(self.environ._local, "env", None)
+        self.environ._local.env = self.env
+
+    def __exit__(self, *exc: object) -> None:
+        self.environ._local.env = self.saved
+
+
+_install_lock = threading.Lock()
+
+
+def layered_environ() -> LayeredEnviron:
+    """Install (once) and return the ``LayeredEnviron`` that is ``os.environ``."""
+    with _install_lock:
+        if not isinstance(os.environ, LayeredEnviron):
+            os.environ = LayeredEnviron(os.environ)  # type: ignore[assignment]  # noqa: B003
+        return os.environ  # type: ignore[return-value]
 
 
 @dataclass
@@ -192,7 +276,8 @@ class LambdaFunction:
         module_name, _, attr = self.handler.rpartition(".")
         if not module_name or not attr:
             raise ValueError(f"bad Handler {self.handler!r}: expected 'module.function'")
-        with ENV_LOCK, _patched_environ(self.lambda_environment()):
+        environ = layered_environ()
+        with ENV_LOCK, environ.layer(self.lambda_environment()):
             for root in reversed(self.code_roots):
                 if root in sys.path:
                     sys.path.remove(root)
@@ -212,20 +297,29 @@ class LambdaFunction:
         return result.payload, result.error
 
     def invoke_detailed(self, event: Any, request_id: str | None = None) -> InvocationResult:
-        """Run the handler synchronously (``RequestResponse``) and report what happened."""
+        """Run the handler synchronously (``RequestResponse``) and report what happened.
+
+        The handler runs in a new thread under the function's environment; the call returns
+        at the latest ``timeout`` seconds after the handler started (``Sandbox.Timedout``),
+        leaving a handler that overran running in the background (module docstring).
+        """
         request_id = request_id or str(uuid.uuid4())
         try:
             payload_in = json.loads(json.dumps(event))
         except (TypeError, ValueError) as err:
             return InvocationResult(None, _error(err, "Runtime.MarshalError"), request_id, 0.0)
-        started = time.monotonic()
-        with ENV_LOCK:
+        environ = layered_environ()
+        env = self.lambda_environment(request_id)
+        run = _Run()
+
+        def target() -> None:
             try:
                 handler = self.load_handler()
-            except Exception as err:  # noqa: BLE001 - init failure is a function error
-                return InvocationResult(None, _error(err, "Runtime.ImportModuleError"),
-                                        request_id, 0.0)
-            env = self.lambda_environment(request_id)
+            except BaseException as err:  # noqa: BLE001 - init failure is a function error
+                run.error = _error(err, "Runtime.ImportModuleError")
+                run.initialised.set()
+                run.done.set()
+                return
             context = LambdaContext(
                 function_name=self.function_name,
                 function_version=self.version,
@@ -236,30 +330,53 @@ class LambdaFunction:
                 log_stream_name=env["AWS_LAMBDA_LOG_STREAM_NAME"],
                 timeout_seconds=self.timeout,
             )
-            started = time.monotonic()
-            with _patched_environ(env):
+            run.started = time.monotonic()
+            run.initialised.set()
+            with environ.layer(env):
                 try:
-                    raw = handler(payload_in, context)
-                    error = None
-                except Exception as err:  # noqa: BLE001 - any exception is a function error
-                    raw, error = None, _error(err)
-            elapsed = time.monotonic() - started
-        duration_ms = elapsed * 1000
-        if elapsed > self.timeout:
+                    run.raw = handler(payload_in, context)
+                except BaseException as err:  # noqa: BLE001 - any exception is a function error
+                    run.error = _error(err)
+            run.elapsed = time.monotonic() - run.started
+            run.done.set()
+
+        thread = threading.Thread(target=target, daemon=True,
+                                  name=f"lambda-{self.function_name}-{request_id[:8]}")
+        thread.start()
+        if not run.initialised.wait(INIT_TIMEOUT_S):
+            return InvocationResult(None, {
+                "errorMessage": f"init of {self.handler} did not finish in {INIT_TIMEOUT_S} s",
+                "errorType": "Runtime.InitTimeout", "stackTrace": []}, request_id, 0.0)
+        finished = run.done.wait(max(0.0, run.started + self.timeout - time.monotonic())
+                                 if run.started else None)
+        if not finished or run.elapsed > self.timeout:
             return InvocationResult(None, {
                 "errorMessage": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ} "
                                 f"{request_id} Task timed out after {self.timeout:.2f} seconds",
                 "errorType": "Sandbox.Timedout",
                 "stackTrace": [],
-            }, request_id, duration_ms)
-        if error is not None:
-            return InvocationResult(None, error, request_id, duration_ms)
+            }, request_id, self.timeout * 1000)
+        duration_ms = run.elapsed * 1000
+        if run.error is not None:
+            return InvocationResult(None, run.error, request_id, duration_ms)
         try:
-            payload = json.loads(json.dumps(raw))
+            payload = json.loads(json.dumps(run.raw))
         except (TypeError, ValueError) as err:
             return InvocationResult(None, _error(err, "Runtime.MarshalError"), request_id,
                                     duration_ms)
         return InvocationResult(payload, None, request_id, duration_ms)
+
+
+@dataclass
+class _Run:
+    """What the handler thread of one invocation reports back."""
+
+    initialised: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0
+    elapsed: float = 0.0
+    raw: Any = None
+    error: dict[str, Any] | None = None
 
 
 def _error(err: BaseException, error_type: str | None = None) -> dict[str, Any]:
@@ -268,27 +385,3 @@ def _error(err: BaseException, error_type: str | None = None) -> dict[str, Any]:
         "errorType": error_type or type(err).__name__,
         "stackTrace": traceback.format_exception(type(err), err, err.__traceback__)[1:],
     }
-
-
-class _patched_environ:
-    """Replace ``os.environ`` wholesale for a ``with`` block (caller holds ``ENV_LOCK``)."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = dict(env)
-        self.saved: dict[str, str] = {}
-
-    def __enter__(self) -> None:
-        self.saved = dict(os.environ)
-        _replace_environ(self.env)
-
-    def __exit__(self, *exc: object) -> None:
-        _replace_environ(self.saved)
-
-
-def _replace_environ(target: Mapping[str, str]) -> None:
-    for key in list(os.environ):
-        if key not in target:
-            del os.environ[key]
-    for key, value in target.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value

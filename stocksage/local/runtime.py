@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from stocksage.local.emulator import DEFAULT_STATE_DIR, Daemon, probe
-from stocksage.local.esm import EsmEngine, MappingStats, _Clients
+from stocksage.local.esm import EsmEngine, EsmFaults, MappingStats, _Clients
 from stocksage.local.events import EventRouter
 from stocksage.local.firehose import FirehoseWorker
 from stocksage.local.sagemaker_host import DEFAULT_PORT as SAGEMAKER_PORT
@@ -68,6 +68,9 @@ class LocalRuntime:
         code_roots: Folders handler modules are imported from (default: the repository root).
         discovery_interval: Seconds between ``list_event_source_mappings`` calls.
         retry_backoff: (first, cap) delay in seconds between retries of a failed batch.
+        esm_faults: Test-only event source mapping faults (``EsmFaults``; default: from the
+            environment, ``STOCKSAGE_ESM_REDELIVER=1`` delivers every batch twice). Switch
+            them at run time through ``runtime.engine.faults``.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class LocalRuntime:
         discovery_interval: float = 3.0,
         retry_backoff: tuple[float, float] = (0.1, 2.0),
         sagemaker_host: str = "127.0.0.1",
+        esm_faults: EsmFaults | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
         self.region = region
@@ -92,8 +96,12 @@ class LocalRuntime:
             "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
         }
         checkpoint = self.state_dir / "esm-checkpoints.json" if self.state_dir else None
+        if esm_faults is None:
+            esm_faults = EsmFaults(
+                redeliver=os.environ.get("STOCKSAGE_ESM_REDELIVER", "") in ("1", "true"))
         self.engine = EsmEngine(self.client_kwargs, checkpoint_path=checkpoint,
-                                code_roots=code_roots, retry_backoff=retry_backoff)
+                                code_roots=code_roots, retry_backoff=retry_backoff,
+                                faults=esm_faults)
         self.clients = _Clients(self.client_kwargs)
         self.events = EventRouter(self.clients, self.invoke_function)
         self.scheduler = SchedulerRunner(
@@ -212,6 +220,13 @@ class LocalRuntime:
         if self.state_dir:
             self.write_stats()
         self._restore_env()
+
+    def kill(self) -> None:
+        """Simulate a crash (tests): the event source mappings stop mid-batch without applying
+        or checkpointing anything more (``EsmEngine.kill``), then everything else stops. A new
+        ``LocalRuntime`` on the same ``state_dir`` resumes from the checkpoints."""
+        self.engine.kill()
+        self.stop()
 
     def __enter__(self) -> Self:
         return self.start()

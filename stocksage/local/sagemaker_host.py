@@ -34,6 +34,13 @@ Errors, shaped so that boto3 raises ``ClientError`` with the AWS code:
   ``ModelError`` with ``OriginalStatusCode`` (500, or 415 for an unsupported content type),
   ``OriginalMessage`` and ``LogStreamArn``.
 
+Outages (resilience tests; client: ``stocksage.local.faults.endpoint_outage``):
+``POST /_stocksage/outage`` with ``{"seconds": 90, "mode": "fail"|"model_error"|"hang",
+"endpoint": null}`` (null = every endpoint) makes invocations, for that long, fail with 503
+``ServiceUnavailable`` (boto3 retries it), fail with 424 ``ModelError`` (not retried), or hang
+until the outage ends (a client read timeout fires first when shorter) and then be served;
+``DELETE /_stocksage/outage`` ends it (``SageMakerHost.outage`` / ``end_outage`` in process).
+
 Variants: ``TargetVariant`` (``X-Amzn-SageMaker-Target-Variant``) picks a variant; otherwise the
 variant is drawn by ``InitialVariantWeight`` like AWS. The response carries
 ``x-Amzn-Invoked-Production-Variant``.
@@ -408,6 +415,19 @@ class HostStats:
     by_endpoint: dict[str, int] = field(default_factory=dict)
 
 
+OUTAGE_MODES = ("fail", "model_error", "hang")
+
+
+@dataclass(frozen=True)
+class Outage:
+    """An injected endpoint outage: ``mode`` until ``until`` (monotonic), one or all
+    endpoints."""
+
+    mode: str
+    until: float
+    endpoint: str | None = None
+
+
 class SageMakerHost:
     """The HTTP host. ``start()`` serves in a background thread; ``serve_forever()`` blocks.
 
@@ -436,6 +456,8 @@ class SageMakerHost:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
+        self._outage: Outage | None = None
+        self._outage_cv = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -500,6 +522,51 @@ class SageMakerHost:
             ) from None
         return payload, ctype, variant.name
 
+    # ---------------------------------------------------------------- outages
+    def outage(self, seconds: float, mode: str = "fail", endpoint: str | None = None) -> Outage:
+        """Make invocations (of ``endpoint``, or all) fail or hang for ``seconds``.
+
+        Raises:
+            ValueError: unknown ``mode`` or ``seconds`` <= 0.
+        """
+        if mode not in OUTAGE_MODES or seconds <= 0:
+            raise ValueError(f"mode must be one of {OUTAGE_MODES} and seconds > 0")
+        with self._outage_cv:
+            self._outage = Outage(mode, time.monotonic() + seconds, endpoint)
+            self._outage_cv.notify_all()
+            return self._outage
+
+    def end_outage(self) -> None:
+        with self._outage_cv:
+            self._outage = None
+            self._outage_cv.notify_all()
+
+    def current_outage(self, endpoint: str | None = None) -> Outage | None:
+        with self._outage_cv:
+            outage = self._outage
+            if outage is None or time.monotonic() >= outage.until:
+                return None
+            if endpoint is not None and outage.endpoint not in (None, endpoint):
+                return None
+            return outage
+
+    def apply_outage(self, endpoint: str) -> None:
+        """Raise (``fail``, ``model_error``) or block (``hang``) while an outage hits
+        ``endpoint``; return at once otherwise."""
+        outage = self.current_outage(endpoint)
+        if outage is None:
+            return
+        if outage.mode == "hang":
+            with self._outage_cv:
+                self._outage_cv.wait_for(lambda: self.current_outage(endpoint) is None,
+                                         timeout=max(0.0, outage.until - time.monotonic()))
+            return
+        if outage.mode == "model_error":
+            raise HostError(424, "ModelError", f"Received server error (500) from primary with "
+                            f"message \"endpoint {endpoint} is down (outage)\".",
+                            OriginalStatusCode=500, OriginalMessage="outage")
+        raise HostError(503, "ServiceUnavailable", f"endpoint {endpoint} is unavailable (outage)")
+
     def count(self, endpoint: str, ok: bool) -> None:
         with self._stats_lock:
             self.stats.invocations += 1
@@ -537,6 +604,12 @@ def _make_handler(host: SageMakerHost) -> type[BaseHTTPRequestHandler]:
             path = urllib.parse.urlsplit(self.path).path
             if path == "/ping":
                 self._send(200, b"", "text/plain")
+            elif path == "/_stocksage/outage":
+                outage = host.current_outage()
+                self._send(200, json.dumps({"outage": None if outage is None else {
+                    "mode": outage.mode, "endpoint": outage.endpoint,
+                    "remaining_s": outage.until - time.monotonic()}}).encode(),
+                    "application/json")
             elif path == "/_stocksage/stats":
                 self._send(200, json.dumps({
                     "invocations": host.stats.invocations, "errors": host.stats.errors,
@@ -551,6 +624,16 @@ def _make_handler(host: SageMakerHost) -> type[BaseHTTPRequestHandler]:
             path = urllib.parse.urlsplit(self.path).path
             parts = path.strip("/").split("/")
             endpoint = None
+            if path == "/_stocksage/outage":
+                try:
+                    spec = json.loads(body or b"{}")
+                    host.outage(float(spec.get("seconds", 60)), spec.get("mode", "fail"),
+                                spec.get("endpoint"))
+                except (ValueError, TypeError, AttributeError) as err:
+                    self._error(HostError(400, "ValidationError", str(err)))
+                    return
+                self._send(200, b'{"outage": "on"}', "application/json")
+                return
             try:
                 if len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "invocations":
                     endpoint = urllib.parse.unquote(parts[1])
@@ -558,6 +641,7 @@ def _make_handler(host: SageMakerHost) -> type[BaseHTTPRequestHandler]:
                     endpoint = host.resolve_default_endpoint()
                 else:
                     raise HostError(404, "UnknownOperationException", f"no route for {path}")
+                host.apply_outage(endpoint)
                 payload, ctype, variant = host.invoke(
                     endpoint, body,
                     self.headers.get("Content-Type") or "application/json",
@@ -574,6 +658,13 @@ def _make_handler(host: SageMakerHost) -> type[BaseHTTPRequestHandler]:
                 return
             host.count(endpoint, ok=True)
             self._send(200, payload, ctype, {"x-Amzn-Invoked-Production-Variant": variant})
+
+        def do_DELETE(self) -> None:
+            if urllib.parse.urlsplit(self.path).path == "/_stocksage/outage":
+                host.end_outage()
+                self._send(200, b'{"outage": null}', "application/json")
+            else:
+                self._send(404, b'{"message": "not found"}', "application/json")
 
     return Handler
 

@@ -21,9 +21,9 @@ ANALYTICS_TF = (REPO / "services" / "analytics.tf").read_text()
 
 
 def _sql_vars() -> set[str]:
-    block = re.search(r"analytics_sql_vars = \{(.*?)\n  \}", ANALYTICS_TF, re.S)
+    block = re.search(r"analytics_sql_vars = \{(.*?)\n  \}", ANALYTICS_TF, re.DOTALL)
     assert block, "local.analytics_sql_vars not found in analytics.tf"
-    return set(re.findall(r"^\s*([a-z_]+)\s*=", block.group(1), re.M))
+    return set(re.findall(r"^\s*([a-z_]+)\s*=", block.group(1), re.MULTILINE))
 
 
 def _render(path: Path) -> str:

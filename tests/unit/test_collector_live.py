@@ -209,7 +209,8 @@ def test_cli_live_end_to_end_into_kinesis(alpaca, tmp_path, monkeypatch, capsys)
         kinesis.create_stream(StreamName="live-test", ShardCount=1)
         result = CliRunner().invoke(app, [
             "live", "--base-url", alpaca.url, "--max-polls", "1", "--lookback-minutes",
-            "1000000", "--health-file", str(health), "--log-level", "WARNING"])
+            "1000000", "--health-file", str(health), "--log-level", "WARNING",
+            "--cursor", str(tmp_path / "cursor.json"), "--spill-file", str(tmp_path / "spill")])
         assert result.exit_code == 0, result.output
         assert "4 bars sent to live-test in 1 polls" in result.output
         shard = kinesis.describe_stream(StreamName="live-test")["StreamDescription"]["Shards"][0]
@@ -248,3 +249,174 @@ def test_dockerfile_is_slim_pinned_and_non_root():
             if line.strip() and not line.startswith("#")]
     assert all("==" in r for r in reqs)
     assert not [r for r in reqs if r.startswith(("pandas", "numpy"))]
+
+
+# ------------------------------------------------------------------------------------------
+# Restarts lose no bar (cursor), SIGTERM flush is bounded (deadline, spill)
+
+
+def _live(alpaca, tmp_path, *args: str):
+    return CliRunner().invoke(app, [
+        "live", "--base-url", alpaca.url, "--max-polls", "1", "--health-file",
+        str(tmp_path / "health.json"), "--log-level", "ERROR",
+        "--cursor", str(tmp_path / "cursor.json"), "--spill-file", str(tmp_path / "spill"),
+        *args])
+
+
+def _stream_bars(kinesis, stream: str) -> list:
+    shard = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"][0]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    return [parse_bar(r["Data"]) for r in kinesis.get_records(ShardIterator=iterator)["Records"]]
+
+
+@pytest.fixture
+def live_env(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "ALPACA_API_KEY_ID": "id",
+                        "ALPACA_API_SECRET_KEY": "secret", "STREAM_NAME": "live-test",
+                        "COLLECTOR_SYMBOLS": "AAPL,MSFT"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_KINESIS"):
+        monkeypatch.delenv(name, raising=False)  # e.g. set by the integration session
+
+
+def test_restart_after_a_gap_resumes_from_the_saved_cursor(alpaca, tmp_path, live_env):
+    with mock_aws():
+        kinesis = boto3.client("kinesis", region_name="us-east-1")
+        kinesis.create_stream(StreamName="live-test", ShardCount=1)
+        alpaca.answers = [(200, fixture("poll1_page1.json")), (200, fixture("poll1_page2.json"))]
+        first = _live(alpaca, tmp_path, "--lookback-minutes", "1000000")
+        assert first.exit_code == 0, first.output
+        saved = json.loads((tmp_path / "cursor.json").read_text())["cursor"]
+        assert saved == {"AAPL": "2024-01-03T14:31:00Z", "MSFT": "2024-01-03T14:32:00Z"}
+        # the task is down for years (any gap): a 15-minute lookback would miss everything,
+        # the cursor does not
+        alpaca.answers = [(200, fixture("poll2.json"))]
+        second = _live(alpaca, tmp_path, "--lookback-minutes", "15")
+        assert second.exit_code == 0, second.output
+        assert alpaca.requests[-1]["query"]["start"] == ["2024-01-03T14:31:00Z"]
+        bars = _stream_bars(kinesis, "live-test")
+    got = [(b.symbol, b.bar_time.strftime("%H:%M")) for b in bars]
+    assert sorted(got) == [("AAPL", "14:30"), ("AAPL", "14:31"), ("AAPL", "14:32"),
+                           ("MSFT", "14:30"), ("MSFT", "14:31"), ("MSFT", "14:32"),
+                           ("MSFT", "14:33")]  # every valid bar once (AAPL 14:33 is invalid)
+    assert json.loads((tmp_path / "cursor.json").read_text())["cursor"] == {
+        "AAPL": "2024-01-03T14:32:00Z", "MSFT": "2024-01-03T14:33:00Z"}
+
+
+def test_cursor_is_not_saved_when_the_bars_were_not_sent(alpaca, tmp_path, live_env):
+    alpaca.answers = [(200, fixture("poll2.json"))]
+    with mock_aws():  # no stream: PutRecords fails
+        result = _live(alpaca, tmp_path, "--lookback-minutes", "1000000")
+    assert result.exit_code == 1
+    assert not (tmp_path / "cursor.json").exists()
+
+
+def test_s3_cursor_store_round_trip(live_env):
+    from stocksage.collector.cursor import S3CursorStore, cursor_store
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="history")
+        store = cursor_store("s3://history/collector/cursor.json", s3_client=s3)
+        assert isinstance(store, S3CursorStore) and store.load() == {}
+        moment = datetime(2024, 1, 3, 14, 31, tzinfo=UTC)
+        store.save({"AAPL": moment})
+        assert store.load() == {"AAPL": moment}
+        s3.put_object(Bucket="history", Key="collector/cursor.json", Body=b"{")
+        assert store.load() == {}  # unreadable: logged, lookback used
+
+
+class ThrottledKinesis:
+    """A Kinesis client whose every PutRecords is throttled."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def put_records(self, **kwargs):
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "Rate exceeded"}}, "PutRecords")
+
+
+def _bars(n: int) -> list:
+    from stocksage.bars import Bar
+
+    return [Bar("AAPL" if i % 2 else "MSFT", T0 + timedelta(minutes=i), 10, 11, 9, 10.5, 100,
+                interval="1m") for i in range(n)]
+
+
+def test_stop_deadline_spills_unsent_records_and_the_next_start_sends_them_first(tmp_path,
+                                                                                 live_env):
+    from stocksage.collector.app import arm_deadline, collect
+    from stocksage.collector.sink import FlushDeadlineError, KinesisSink
+
+    bars = _bars(4)
+    stop = threading.Event()
+
+    def make_sink(client):
+        return KinesisSink(client, "live-test", linger_seconds=None, sleep=lambda s: None)
+
+    def source(sink):
+        yield from bars[:3]
+        arm_deadline(sink, 0.0)()  # SIGTERM with no time left (what install_stop_handlers does)
+        stop.set()
+        yield bars[3]
+
+    spill = tmp_path / "spill.jsonl"
+    sink = make_sink(ThrottledKinesis())
+    result = collect(source(sink), sink, stop, spill_path=spill)
+    assert result.stopped and result.spilled == 3 and result.sink["sent"] == 0
+    assert len(spill.read_text().splitlines()) == 3
+    # without a spill file the loss is an error, never silent
+    stop.clear()
+    lossy = make_sink(ThrottledKinesis())
+    with pytest.raises(FlushDeadlineError):
+        collect(source(lossy), lossy, stop)
+    # next start: the spilled records go out first, in their order, then the file is gone
+    with mock_aws():
+        kinesis = boto3.client("kinesis", region_name="us-east-1")
+        kinesis.create_stream(StreamName="live-test", ShardCount=1)
+        again = make_sink(kinesis)
+        result = collect(iter(bars[3:]), again, threading.Event(), spill_path=spill)
+        assert result.sink["restored"] == 3 and result.sink["sent"] == 4
+        assert _stream_bars(kinesis, "live-test") == bars
+    assert not spill.exists()
+
+
+def test_sigterm_flushes_saves_the_cursor_and_exits_0(alpaca, emulator, kw, tmp_path):
+    import os
+    import signal
+    import time
+
+    boto3.client("kinesis", **kw).create_stream(StreamName="sigterm-test", ShardCount=1)
+    alpaca.answers = [(200, fixture("poll2.json"))]
+    health = tmp_path / "health.json"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": emulator.endpoint_url,
+           "ALPACA_API_KEY_ID": "id", "ALPACA_API_SECRET_KEY": "secret"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stocksage.collector", "live", "--stream", "sigterm-test",
+         "--symbols", "AAPL,MSFT", "--base-url", alpaca.url, "--poll-seconds", "3600",
+         "--lookback-minutes", "1000000", "--health-file", str(health),
+         "--cursor", str(tmp_path / "cursor.json"), "--spill-file", str(tmp_path / "spill"),
+         "--stop-deadline-seconds", "5", "--log-level", "ERROR"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                health.exists() and json.loads(health.read_text()).get("bars_sent") == 4):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)  # while it sleeps until the next poll
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert b"stopped: 4 bars sent to sigterm-test" in err
+    assert json.loads((tmp_path / "cursor.json").read_text())["cursor"]["MSFT"] == \
+        "2024-01-03T14:33:00Z"
+    assert not (tmp_path / "spill").exists()

@@ -25,7 +25,8 @@ sys.path.insert(0, str(FIXTURES))
 import stocksage_test_handlers as handlers
 
 from stocksage.local.emulator import Emulator
-from stocksage.local.esm import EsmEngine, MappingConfig, failure_record
+from stocksage.local.esm import EsmEngine, EsmFaults, MappingConfig, failure_record, lane_of
+from stocksage.local.lambda_runtime import LambdaFunction
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/stocksage-test"
@@ -473,6 +474,185 @@ def test_lambda_function_from_deployed_and_errors(aws, kw):
 
     missing = LambdaFunction("f", "no_such_module.handler", code_roots=(str(FIXTURES),))
     assert missing.invoke({})[1]["errorType"] == "Runtime.ImportModuleError"
+
+
+# ------------------------------------------------------------------------------------------
+# Faithfulness: bisect, timeouts, destination failures, ParallelizationFactor, faults, crashes
+
+
+def test_bisect_when_the_first_record_fails(aws, kw):
+    stack = make_stack(aws, BatchSize=4, BisectBatchOnFunctionError=True,
+                       MaximumRetryAttempts=0, env={"MODE": "raise", "POISON": "r0"})
+    entries = put(aws, stack, [f"r{i}" for i in range(4)])
+    engine = engine_for(kw, stack)
+    assert engine.drain(timeout=20)
+    assert [c["data"] for c in calls(stack)] == [
+        ["r0", "r1", "r2", "r3"],   # function error -> split (AWS bisects any failed batch > 1)
+        ["r0", "r1"],               # fails again -> split
+        ["r0"],                     # alone, MaximumRetryAttempts=0 -> destination
+        ["r1"],
+        ["r2", "r3"],
+    ]
+    (msg,) = dlq_messages(aws, stack)
+    assert msg["KinesisBatchInfo"]["startSequenceNumber"] == entries[0]["SequenceNumber"]
+    assert msg["KinesisBatchInfo"]["batchSize"] == 1
+    s = engine.stats()[stack["uuid"]]
+    assert s.bisections == 2 and s.records_succeeded == 3
+
+
+def test_bisect_when_the_first_record_is_reported_failed(aws, kw):
+    stack = make_stack(aws, BatchSize=4, BisectBatchOnFunctionError=True,
+                       MaximumRetryAttempts=0, FunctionResponseTypes=["ReportBatchItemFailures"],
+                       env={"MODE": "partial", "POISON": "r0"})
+    put(aws, stack, [f"r{i}" for i in range(4)])
+    engine = engine_for(kw, stack)
+    assert engine.drain(timeout=20)
+    assert [c["data"] for c in calls(stack)] == [
+        ["r0", "r1", "r2", "r3"], ["r0", "r1"], ["r0"], ["r1"], ["r2", "r3"]]
+    assert dlq_messages(aws, stack)[0]["KinesisBatchInfo"]["batchSize"] == 1
+
+
+def test_timeout_stops_the_invocation_and_is_bisected_like_an_error(aws, kw):
+    stack = make_stack(aws, BatchSize=2, timeout=1, BisectBatchOnFunctionError=True,
+                       MaximumRetryAttempts=0, env={"MODE": "block", "POISON": "p"})
+    put(aws, stack, ["a", "p"])
+    engine = engine_for(kw, stack)
+    try:
+        # the first handler call holding "p" blocks until released: the runtime stops
+        # waiting at Timeout, bisects, and the halves (not blocked any more) succeed
+        assert engine.drain(timeout=30)
+        assert [c["data"] for c in calls(stack)] == [["a", "p"], ["a"], ["p"]]
+        assert handlers.FINISHED_LATE[stack["name"]] == []  # still blocked: abandoned
+        s = engine.stats()[stack["uuid"]]
+        assert (s.timeouts, s.function_errors, s.bisections, s.records_succeeded) == (1, 1, 1, 2)
+        assert s.last_error.startswith("Sandbox.Timedout")
+        assert dlq_messages(aws, stack) == []
+    finally:
+        handlers.release(stack["name"])
+
+
+def test_failed_destination_send_keeps_the_checkpoint_and_is_retried(aws, kw):
+    stack = make_stack(aws, BatchSize=5, MaximumRetryAttempts=0,
+                       env={"MODE": "always_raise"})
+    aws.sqs.delete_queue(QueueUrl=stack["dlq_url"])
+    put(aws, stack, ["x", "y"])
+    engine = engine_for(kw, stack)
+    engine.refresh()
+    for _ in range(4):
+        engine.run_once()
+    s = engine.stats()[stack["uuid"]]
+    assert s.destination_failures >= 2 and s.records_to_destination == 0
+    assert len(calls(stack)) == 1  # the send is retried, not the batch
+    assert engine.checkpoints.get(stack["uuid"], stack["stream_arn"], "shardId-000000000000") \
+        is None
+    stack["dlq_url"] = aws.sqs.create_queue(QueueName=f"{stack['name']}-dlq")["QueueUrl"]
+    assert engine.drain(timeout=20)
+    (msg,) = dlq_messages(aws, stack)
+    assert msg["KinesisBatchInfo"]["batchSize"] == 2
+    assert engine.checkpoints.get(stack["uuid"], stack["stream_arn"],
+                                  "shardId-000000000000") == "2"
+
+
+def test_parallelization_factor_runs_lanes_concurrently_in_key_order(aws, kw):
+    stack = make_stack(aws, BatchSize=3, ParallelizationFactor=4,
+                       env={"MODE": "barrier", "BARRIER": "2"})
+    keys = [f"SYM{i % 8}" for i in range(64)]
+    values = [f"{k}:{i}" for i, k in enumerate(keys)]
+    put(aws, stack, values, keys=keys)
+    assert len({lane_of(k, 4) for k in keys}) >= 2
+    engine = engine_for(kw, stack)
+    assert engine.drain(timeout=60)
+    s = engine.stats()[stack["uuid"]]
+    assert s.function_errors == 0  # the first two invocations met inside the handler
+    got = calls(stack)
+    assert sorted(d for c in got for d in c["data"]) == sorted(values)  # each once
+    for c in got:  # one lane per batch
+        assert len({lane_of(d.split(":")[0], 4) for d in c["data"]}) == 1
+    for key in set(keys):
+        idx = [int(d.split(":")[1]) for c in got for d in c["data"] if d.startswith(key + ":")]
+        assert idx == sorted(idx)
+    assert engine.checkpoints.get(stack["uuid"], stack["stream_arn"],
+                                  "shardId-000000000000") == "64"
+
+
+def test_parallelization_factor_checkpoint_waits_for_a_failing_lane(aws, kw):
+    stack = make_stack(aws, BatchSize=5, ParallelizationFactor=2,
+                       env={"MODE": "raise", "POISON": "A:1", "FAIL_TIMES": "1"})
+    a, b = "AAPL", next(k for k in ("MSFT", "TSLA", "NVDA", "IBM", "GOOG")
+                        if lane_of(k, 2) != lane_of("AAPL", 2))
+    put(aws, stack, ["A:1", "B:1", "B:2", "A:2"], keys=[a, b, b, a])
+    engine = engine_for(kw, stack)
+    engine.refresh()
+    engine.run_once()  # lane of A fails, lane of B succeeds
+    shard = "shardId-000000000000"
+    assert sorted(c["data"] for c in calls(stack)) == [["A:1", "A:2"], ["B:1", "B:2"]]
+    assert engine.checkpoints.get(stack["uuid"], stack["stream_arn"], shard) is None
+    assert engine.drain(timeout=20)
+    assert calls(stack)[-1]["data"] == ["A:1", "A:2"]
+    assert engine.checkpoints.get(stack["uuid"], stack["stream_arn"], shard) == "4"
+
+
+def test_concurrent_invocations_see_their_own_environment():
+    import os
+    import threading
+
+    functions = [LambdaFunction(f"env-{m}", "stocksage_test_handlers.handle",
+                                environment={"MODE": "barrier", "BARRIER": "2",
+                                             "BARRIER_KEY": "env-test", "MARKER": m},
+                                code_roots=(str(FIXTURES),)) for m in ("a", "b")]
+    event = {"Records": [{"eventID": "shardId-000000000000:1", "kinesis": {
+        "data": "eA==", "sequenceNumber": "1"}}]}
+    results = {}
+    threads = [threading.Thread(target=lambda f=f: results.__setitem__(
+        f.function_name, f.invoke_detailed(event))) for f in functions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.error is None for r in results.values())  # they ran at the same time
+    assert handlers.CALLS["env-a"][0]["marker"] == "a"
+    assert handlers.CALLS["env-b"][0]["marker"] == "b"
+    assert handlers.CALLS["env-a"][0]["lambda_name_env"] == "env-a"
+    assert "MARKER" not in os.environ and "BARRIER" not in os.environ
+
+
+def test_redelivery_fault_delivers_every_batch_twice(aws, kw):
+    stack = make_stack(aws, BatchSize=10)
+    put(aws, stack, ["a", "b"])
+    engine = engine_for(kw, stack, faults=EsmFaults(redeliver=True))
+    assert engine.drain(timeout=10)
+    first, second = calls(stack)
+    assert first["data"] == second["data"] == ["a", "b"]
+    assert first["request_id"] != second["request_id"]
+    s = engine.stats()[stack["uuid"]]
+    assert (s.redeliveries, s.invocations, s.records_succeeded) == (1, 2, 2)
+    engine.faults.redeliver = False
+    put(aws, stack, ["c"])
+    assert engine.drain(timeout=10) and calls(stack)[-1]["data"] == ["c"]
+    assert len(calls(stack)) == 3
+
+
+def test_kill_mid_batch_then_restart_redelivers_from_the_checkpoint(aws, kw, tmp_path):
+    stack = make_stack(aws, BatchSize=2, env={"MODE": "block", "POISON": "r2"})
+    path = tmp_path / "checkpoints.json"
+    put(aws, stack, ["r0", "r1", "r2", "r3"])
+    engine = engine_for(kw, stack, checkpoint_path=path, idle_sleep=0.05)
+    engine.refresh()
+    engine.start()
+    try:
+        assert wait_for(lambda: len(calls(stack)) == 2, 20)  # second batch is in the handler
+        engine.kill()
+    finally:
+        handlers.release(stack["name"])
+    assert wait_for(lambda: handlers.FINISHED_LATE[stack["name"]] == [["r2", "r3"]], 20)
+    saved = json.loads(path.read_text())[stack["uuid"]]["shards"]
+    assert saved == {"shardId-000000000000": "2"}  # the late outcome was not applied
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoints.json"]  # no torn temp file
+    restarted = engine_for(kw, stack, checkpoint_path=path)
+    assert restarted.drain(timeout=20)
+    assert [c["data"] for c in calls(stack)] == [["r0", "r1"], ["r2", "r3"], ["r2", "r3"]]
+    assert json.loads(path.read_text())[stack["uuid"]]["shards"] == {
+        "shardId-000000000000": "4"}
 
 
 # ------------------------------------------------------------------------------------------

@@ -282,6 +282,22 @@ def test_two_output_endpoint_writes_the_range_band_and_the_fill_carries_it():
                                    for k, v in reference.results.items.items()}
 
 
+@pytest.mark.parametrize("size", [1, 7])
+def test_range_above_forecast_uses_the_forecast_stored_across_batches(size):
+    """The rule compares bar t with the forecast made at t-1: with one bar per batch that
+    forecast comes from the stored state, and the alerts equal one run over one batch."""
+    symbol = "AMZN"
+    rules = {symbol: [Rule("wide", symbol, "range_above_forecast", {"k": 0.8})]}
+    bars = stream(symbol, 300)
+    whole, split = memory_ports(rules), memory_ports(rules)
+    for ports in (whole, split):
+        ports.predictor.ranges = True
+    run(whole, bars, len(bars))
+    run(split, bars, size)
+    assert len(whole.alerts.published) >= 3
+    assert sorted(split.alerts.published) == sorted(whole.alerts.published)
+
+
 def test_one_output_endpoint_writes_no_range_columns():
     ports = memory_ports()
     run(ports, stream("TSLA", 80), 40)

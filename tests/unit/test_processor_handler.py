@@ -135,7 +135,7 @@ def test_partition_key_other_than_the_symbol_is_quarantined(handler):
     response = processor.lambda_handler(_event([bar.to_json()]), Context())  # key "TSLA"
     assert response == {"batchItemFailures": []}
     (report,) = _quarantined(queue)
-    assert "partition key 'TSLA' is not the bar's symbol 'IBM'" in report["reason"]
+    assert "partition key 'TSLA' is not the symbol IBM" in report["reason"]
 
 
 def test_missing_setting_names_the_variable(handler, monkeypatch):

@@ -175,6 +175,26 @@ def test_corrupt_and_unknown_items_raise_state_format_error() -> None:
         SymbolState.from_item({k: v for k, v in item.items() if k != "core"})
 
 
+def test_core_layout_1_without_range_forecast_is_read_and_continues_exactly() -> None:
+    """Items written before the range output (core layout 1: last values end at ``prob_up``)
+    are read with ``range_forecast`` undefined, and streaming continues exactly."""
+    bars = _bars("IBM", 120)
+    ports = memory_ports()
+    _stream(ports, bars[:60], [60])
+    item = dict(ports.states.items["IBM"])
+    core = bytearray(item["core"][:-8])  # drop the range_forecast value ...
+    core[0] = 1  # ... and mark the core as layout 1
+    old = SymbolState.from_item(item | {"core": bytes(core)})
+    new = SymbolState.from_item(item)
+    assert np.isnan(old.last_values[-1])
+    np.testing.assert_array_equal(old.last_values[:-1], new.last_values[:-1])
+    ports.states.items["IBM"] = item | {"core": bytes(core)}
+    _stream(ports, bars[60:], [60])
+    matrix, _ = _results_matrix(ports, "IBM")
+    assert_exact(matrix, enrich(load_bars("IBM").iloc[:120]))
+    assert ports.states.items["IBM"]["core"][0] == 2
+
+
 def format1_item(symbol: str, frame: pd.DataFrame, window: int = 600) -> dict:
     """A state item exactly as the 600-bar design stored it (format 1)."""
     bars = frame.iloc[-window:]

@@ -157,6 +157,7 @@ METHOD_ACTIONS = {
     "batch_write_item": ["dynamodb:BatchWriteItem"],
     "put_item": ["dynamodb:PutItem"],
     "update_item": ["dynamodb:UpdateItem"],
+    "put_object": ["s3:PutObject"],
     # TransactWriteItems has no IAM action of its own: each Put needs dynamodb:PutItem.
     "transact_write_items": ["dynamodb:PutItem"],
     "get_item": ["dynamodb:GetItem"],
@@ -173,7 +174,7 @@ METHOD_ACTIONS = {
 }
 #: settings attribute suffix -> which Terraform resource it names, per service.
 SERVICE_OF_ARG = {"_table": "dynamodb", "_topic_arn": "sns", "_queue_url": "sqs",
-                  "endpoint_name": "sagemaker"}
+                  "endpoint_name": "sagemaker", "_bucket": "s3"}
 
 
 def _adapter_classes() -> dict[str, ast.ClassDef]:
@@ -250,6 +251,7 @@ RESOURCE_OF_EXPRESSION = {
     "aws_sns_topic.alerts.arn": "alerts_topic_arn",
     "aws_sqs_queue.failures.arn": "failure_queue_url",
     "local.endpoint_arn": "endpoint_name",
+    "module.history_bucket.arn}/quarantine/*": "quarantine_bucket",
 }
 
 
@@ -286,6 +288,7 @@ def test_processor_role_allows_exactly_what_the_code_calls():
     assert ("dynamodb:Scan", "rules_table") in needs
     assert ("dynamodb:UpdateItem", "idempotency_table") in needs
     assert ("sagemaker:InvokeEndpoint", "endpoint_name") in needs
+    assert ("s3:PutObject", "quarantine_bucket") in needs
     assert sorted(needs - grants) == [], "the code calls what the role does not allow"
     assert sorted(grants - needs) == [], "the role allows what the code never calls"
 
@@ -326,6 +329,7 @@ SDK_ACTIONS = {
     ("sagemaker", "update_endpoint"): ["sagemaker:UpdateEndpoint", "kms:CreateGrant",
                                        "kms:DescribeKey"],
     ("s3", "get_object"): ["s3:GetObject"],
+    ("s3", "put_object"): ["s3:PutObject"],
     ("dynamodb", "get_item"): ["dynamodb:GetItem"],
     ("dynamodb", "put_item"): ["dynamodb:PutItem"],
     ("dynamodb", "scan"): ["dynamodb:Scan"],
@@ -477,25 +481,30 @@ def test_lifecycle_functions_are_one_for_each_block_with_failure_destinations():
 
 
 def collector_sdk_calls() -> set[tuple[str, str]]:
-    """(service, method) of the collector's AWS calls: clients made in stocksage/collector."""
+    """(service, method) of the collector's AWS calls: clients made in stocksage/collector
+    (the Kinesis sink; the S3 cursor store in cursor.py)."""
     calls = set()
     for path in (REPO / "stocksage" / "collector").glob("*.py"):
         tree = ast.parse(path.read_text())
+        service = "s3" if path.name == "cursor.py" else "kinesis"
+        known = {m for (svc, m) in SDK_ACTIONS if svc == service} | {"put_record"}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and isinstance(node.func.value, ast.Attribute) \
-                    and node.func.value.attr == "client" and node.func.attr in {
-                        m for (svc, m) in SDK_ACTIONS if svc == "kinesis"} | {"put_record"}:
-                calls.add(("kinesis", node.func.attr))
+                    and node.func.value.attr == "client" and node.func.attr in known:
+                calls.add((service, node.func.attr))
     return calls
 
 
 def test_collector_task_role_allows_exactly_what_the_code_calls():
     calls = collector_sdk_calls()
-    assert calls == {("kinesis", "put_records")}, calls
+    assert calls == {("kinesis", "put_records"), ("s3", "get_object"), ("s3", "put_object")}, \
+        calls
     collector = blocks(REPO / "services", "module")["collector"]
     grants = statement_actions(collector["task_policy_statements"])
-    assert grants == actions_of(calls)
+    # The cursor object is SSE-KMS: reading it needs kms:Decrypt, writing GenerateDataKey
+    # (already needed by put_records on the encrypted stream).
+    assert grants == actions_of(calls) | {"kms:Decrypt"}
 
 
 def _policy_document_actions(directory: Path, name: str) -> set[str]:

@@ -1,0 +1,73 @@
+"""The rules source reads the (small) rules table whole, cached, and sees a new symbol's rules
+at the symbol's first batch (moto's in-process mock: one adapter)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from stocksage.adapters.dynamodb import DynamoRuleSource, put_rule
+from stocksage.alerts import Rule
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def table(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb")
+        dynamodb.create_table(
+            TableName="rules", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "symbol", "KeyType": "HASH"},
+                       {"AttributeName": "rule_id", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "symbol", "AttributeType": "S"},
+                                  {"AttributeName": "rule_id", "AttributeType": "S"}])
+        yield dynamodb
+
+
+def test_new_symbols_rules_apply_from_its_first_batch_known_symbols_use_the_cache(table):
+    clock = Clock()
+    client = boto3.client("dynamodb")
+    calls = []
+    client.meta.events.register("before-call.dynamodb.Scan", lambda **kw: calls.append(1))
+    source = DynamoRuleSource("rules", max_age=60, client=client, clock=clock)
+    put_rule(table, "rules", Rule("up", "IBM", "price_above", {"level": 100.0}))
+    put_rule(table, "rules", Rule("all", "*", "rsi_cross", {}))
+    rules, errors = source.rules_for(["IBM"])
+    assert errors == [] and {r.rule_id for r in rules["IBM"]} == {"up", "all"}
+    assert len(calls) == 1
+
+    put_rule(table, "rules", Rule("down", "MSFT", "price_below", {"level": 50.0}))
+    clock.now += 0.5
+    rules, _ = source.rules_for(["IBM"])  # cached: the new rule is not read yet
+    assert len(calls) == 1
+    clock.now += 1.0
+    rules, _ = source.rules_for(["IBM", "MSFT"])  # a symbol never asked for: read again
+    assert len(calls) == 2 and {r.rule_id for r in rules["MSFT"]} == {"down", "all"}
+    rules, _ = source.rules_for(["MSFT", "IBM"])
+    assert len(calls) == 2
+
+
+def test_a_failed_re_read_keeps_the_rules_read_before(table):
+    clock = Clock()
+    client = boto3.client("dynamodb")
+    source = DynamoRuleSource("rules", max_age=0, client=client, clock=clock)
+    put_rule(table, "rules", Rule("up", "IBM", "price_above", {"level": 100.0}))
+    assert [r.rule_id for r in source.rules_for(["IBM"])[0]["IBM"]] == ["up"]
+    table.Table("rules").delete()
+    clock.now += 5
+    assert [r.rule_id for r in source.rules_for(["IBM"])[0]["IBM"]] == ["up"]
+    cold = DynamoRuleSource("rules", max_age=0, client=client, clock=clock)
+    with pytest.raises(Exception, match="rules|Requested resource not found|ResourceNotFound"):
+        cold.rules_for(["IBM"])
