@@ -112,6 +112,20 @@ def collector_rate(per_key: int) -> tuple[int, float]:
         proc.wait(timeout=10)
 
 
+def _bars_seen(dynamodb, table: str, symbols: list[str]) -> dict[str, int]:
+    """``{symbol: bars_seen}`` of the state items of ``symbols`` (BatchGetItem, 100 a call)."""
+    seen: dict[str, int] = {}
+    for start in range(0, len(symbols), 100):
+        request = {table: {"Keys": [{"symbol": {"S": s}} for s in symbols[start:start + 100]],
+                           "ProjectionExpression": "symbol, bars_seen"}}
+        while request:
+            page = dynamodb.batch_get_item(RequestItems=request)
+            for item in page["Responses"].get(table, []):
+                seen[item["symbol"]["S"]] = int(item["bars_seen"]["N"])
+            request = page.get("UnprocessedKeys") or None
+    return seen
+
+
 def end_to_end(symbols: int, bars: int, timeout: float = 1800) -> dict[str, float]:
     """Put ``symbols x bars`` interleaved bars into the running local stack; time the results."""
     import numpy as np
@@ -136,23 +150,18 @@ def end_to_end(symbols: int, bars: int, timeout: float = 1800) -> dict[str, floa
                 sink.put(bar)
                 put_at[(bar.symbol, bar.to_dict()["bar_time"])] = time.time()
     put_done = time.time()
-    # Poll the small state table (one item per symbol: bars_seen) until every bar is in;
-    # querying the results table per symbol would load the emulator more than the run itself
-    # (moto sorts the whole table per query, FACTS.md).
-    wanted = {bars_of[0].symbol for bars_of in series}
+    # Poll cheaply: GetItem on the state of the symbol put last (one shard keeps its order per
+    # partition key, so it is among the last to finish), then one BatchGetItem round over all
+    # the run's symbols. A Scan of the state table every 2 s, or a Query per symbol, loads the
+    # emulator more than the run itself (moto serialises every item it returns, FACTS.md).
+    wanted = [bars_of[0].symbol for bars_of in series]
     deadline = time.time() + timeout
-    done_at = None
     while time.time() < deadline:
-        seen = {}
-        for page in dynamodb.get_paginator("scan").paginate(
-                TableName=out["state_table"], ProjectionExpression="symbol, bars_seen"):
-            for item in page["Items"]:
-                if item["symbol"]["S"] in wanted:
-                    seen[item["symbol"]["S"]] = int(item["bars_seen"]["N"])
-        if len(seen) == len(wanted) and min(seen.values()) >= bars:
-            done_at = time.time()
-            break
-        time.sleep(2)
+        if _bars_seen(dynamodb, out["state_table"], wanted[-1:]).get(wanted[-1], 0) >= bars:
+            seen = _bars_seen(dynamodb, out["state_table"], wanted)
+            if len(seen) == len(wanted) and min(seen.values()) >= bars:
+                break
+        time.sleep(1)
     found: dict[tuple[str, str], float] = {}
     for page in dynamodb.get_paginator("scan").paginate(
             TableName=out["results_table"], ProjectionExpression="symbol, bar_time, processed_at"):
@@ -163,7 +172,7 @@ def end_to_end(symbols: int, bars: int, timeout: float = 1800) -> dict[str, floa
                 found[key] = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) \
                     - time.timezone + float("0" + stamp[19:-1])
     delays = np.array([found[key] - put_at[key] for key in found])
-    last = max(found.values()) if found else (done_at or time.time())
+    last = max(found.values()) if found else time.time()
     return {"bars": len(put_at), "processed": len(found),
             "bars_per_s": round(len(found) / (last - started), 1),
             "put_bars_per_s": round(len(put_at) / (put_done - started), 1),
