@@ -28,6 +28,7 @@ from stocksage.alerts import (
 from stocksage.bars import frame_to_bars
 from stocksage.datasets import load_bars
 from stocksage.features import enrich
+from tests.helpers.predictors import logistic_prob_up
 
 WINDOW_BARS = 600
 
@@ -36,8 +37,8 @@ def real(symbol: str, tail: int | None = None, with_prob: bool = False) -> pd.Da
     frame = enrich(load_bars(symbol))
     if tail:
         frame = frame.tail(tail)
-    if with_prob:  # a deterministic stand-in model on real returns (as in test_processing)
-        frame = frame.assign(prob_up=1 / (1 + np.exp(-50 * frame["ret_1"])))
+    if with_prob:  # a deterministic stand-in model on real returns
+        frame = frame.assign(prob_up=logistic_prob_up(frame["ret_1"]))
     return frame
 
 

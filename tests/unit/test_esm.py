@@ -27,6 +27,7 @@ import stocksage_test_handlers as handlers
 from stocksage.local.emulator import Emulator
 from stocksage.local.esm import EsmEngine, EsmFaults, MappingConfig, failure_record, lane_of
 from stocksage.local.lambda_runtime import LambdaFunction
+from tests.helpers.events import kinesis_event
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/stocksage-test"
@@ -440,8 +441,6 @@ def test_failure_record_omits_function_error_when_none():
 def test_lambda_function_from_deployed_and_errors(aws, kw):
     import os
 
-    from stocksage.local.lambda_runtime import LambdaFunction
-
     stack = make_stack(aws, dlq=False, timeout=1, env={"MODE": "raise", "POISON": "bad",
                                                       "MARKER": "m1"})
     fn = LambdaFunction.from_deployed(aws.lam, stack["name"], code_roots=[FIXTURES])
@@ -450,10 +449,7 @@ def test_lambda_function_from_deployed_and_errors(aws, kw):
     assert fn.environment["MARKER"] == "m1" and fn.function_arn == stack["function_arn"]
 
     def event(value: str) -> dict:
-        import base64
-
-        return {"Records": [{"eventID": "shardId-000000000000:1", "kinesis": {
-            "data": base64.b64encode(value.encode()).decode(), "sequenceNumber": "1"}}]}
+        return kinesis_event([value], partition_key="k", first_sequence=1)
 
     response, error = fn.invoke(event("good"))
     assert error is None and response == {"batchItemFailures": []}
@@ -600,8 +596,7 @@ def test_concurrent_invocations_see_their_own_environment():
                                 environment={"MODE": "barrier", "BARRIER": "2",
                                              "BARRIER_KEY": "env-test", "MARKER": m},
                                 code_roots=(str(FIXTURES),)) for m in ("a", "b")]
-    event = {"Records": [{"eventID": "shardId-000000000000:1", "kinesis": {
-        "data": "eA==", "sequenceNumber": "1"}}]}
+    event = kinesis_event([b"x"], partition_key="k", first_sequence=1)
     results = {}
     threads = [threading.Thread(target=lambda f=f: results.__setitem__(
         f.function_name, f.invoke_detailed(event))) for f in functions]

@@ -6,9 +6,7 @@ either give the handler a deterministic predictor or let the canned answer fail 
 
 from __future__ import annotations
 
-import base64
 import json
-import math
 
 import boto3
 import pytest
@@ -16,36 +14,8 @@ from moto import mock_aws
 
 from stocksage.bars import frame_to_bars
 from stocksage.datasets import load_bars
-from stocksage.processing import Prediction
-
-
-class LogisticOfReturn:
-    def predict(self, names, rows):
-        i = list(names).index("ret_1")
-        return Prediction([1 / (1 + math.exp(-50 * r[i])) for r in rows], "unit-v1")
-
-
-class Context:
-    function_name = "processor"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:processor"
-    aws_request_id = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return 60_000
-
-
-def _event(datas: list[bytes]) -> dict:
-    return {"Records": [{
-        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "TSLA",
-                    "sequenceNumber": str(100 + i), "data": base64.b64encode(d).decode(),
-                    "approximateArrivalTimestamp": 1.7e9},
-        "eventSource": "aws:kinesis", "eventVersion": "1.0",
-        "eventID": f"shardId-000000000000:{100 + i}", "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/r", "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s",
-    } for i, d in enumerate(datas)]}
+from tests.helpers.events import kinesis_event
+from tests.helpers.predictors import LogisticOfReturn
 
 
 @pytest.fixture()
@@ -84,13 +54,13 @@ def _quarantined(queue):
     return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
 
 
-def test_malformed_record_is_quarantined_and_its_batch_succeeds(handler):
+def test_malformed_record_is_quarantined_and_its_batch_succeeds(handler, lambda_context):
     processor, queue = handler
     processor.dependencies().ports.predictor = LogisticOfReturn()
-    bars = frame_to_bars("TSLA", load_bars("TSLA").tail(40))
-    datas = [b.to_json() for b in bars]
-    datas.insert(20, b'{"symbol": "TSLA", "bar_time": "yesterday"}')
-    response = processor.lambda_handler(_event(datas), Context())
+    payloads = list(frame_to_bars("TSLA", load_bars("TSLA").tail(40)))
+    payloads.insert(20, b'{"symbol": "TSLA", "bar_time": "yesterday"}')
+    response = processor.lambda_handler(kinesis_event(payloads, first_sequence=100),
+                                        lambda_context)
     assert response == {"batchItemFailures": []}
     (report,) = _quarantined(queue)
     assert report["sequenceNumber"] == "120" and "missing field" in report["reason"]
@@ -99,11 +69,12 @@ def test_malformed_record_is_quarantined_and_its_batch_succeeds(handler):
     assert sum("prob_up" in i for i in items) > 0
 
 
-def test_endpoint_failure_leaves_predictions_pending_and_fails_no_record(handler):
+def test_endpoint_failure_leaves_predictions_pending_and_fails_no_record(handler,
+                                                                         lambda_context):
     processor, queue = handler  # moto's canned endpoint answer is not a predictions list
     bars = frame_to_bars("TSLA", load_bars("TSLA").tail(60))
-    datas = [b"not json", *[b.to_json() for b in bars]]
-    response = processor.lambda_handler(_event(datas), Context())
+    event = kinesis_event([b"not json", *bars], partition_key="TSLA")
+    response = processor.lambda_handler(event, lambda_context)
     assert response == {"batchItemFailures": []}
     assert len(_quarantined(queue)) == 1
     items = boto3.client("dynamodb").scan(TableName="results")["Items"]
@@ -113,11 +84,11 @@ def test_endpoint_failure_leaves_predictions_pending_and_fails_no_record(handler
     assert state["bars_seen"]["N"] == "60" and "pending_since" in state
 
 
-def test_state_conflict_fails_only_that_symbols_records(handler):
+def test_state_conflict_fails_only_that_symbols_records(handler, lambda_context):
     processor, _ = handler
     processor.dependencies().ports.predictor = LogisticOfReturn()
     bars = frame_to_bars("TSLA", load_bars("TSLA").tail(30))
-    processor.lambda_handler(_event([b.to_json() for b in bars[:10]]), Context())
+    processor.lambda_handler(kinesis_event(bars[:10]), lambda_context)
     ddb = boto3.client("dynamodb")  # another writer advanced the state meanwhile
     ddb.update_item(TableName="state", Key={"symbol": {"S": "TSLA"}},
                     UpdateExpression="SET version = :v", ExpressionAttributeValues={
@@ -128,11 +99,12 @@ def test_state_conflict_fails_only_that_symbols_records(handler):
     assert "changed since it was read" in store.put_states([stale["TSLA"]])["TSLA"]
 
 
-def test_partition_key_other_than_the_symbol_is_quarantined(handler):
+def test_partition_key_other_than_the_symbol_is_quarantined(handler, lambda_context):
     processor, queue = handler
     processor.dependencies().ports.predictor = LogisticOfReturn()
     bar = frame_to_bars("IBM", load_bars("IBM").tail(1))[0]
-    response = processor.lambda_handler(_event([bar.to_json()]), Context())  # key "TSLA"
+    response = processor.lambda_handler(kinesis_event([bar], partition_key="TSLA"),
+                                        lambda_context)
     assert response == {"batchItemFailures": []}
     (report,) = _quarantined(queue)
     assert "partition key 'TSLA' is not the symbol IBM" in report["reason"]

@@ -10,19 +10,12 @@ import pytest
 from moto import mock_aws
 
 from stocksage.adapters.quarantine import SqsQuarantine
+from tests.helpers.events import kinesis_record
 
-STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/stocksage-bars"
 
-
-def record(data: bytes, seq: str = "49590338271490256608559692538361571095921575989136588898",
-           shard: str = "shardId-000000000003", key: str = "TSLA") -> dict:
-    return {
-        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": key, "sequenceNumber": seq,
-                    "data": base64.b64encode(data).decode(),
-                    "approximateArrivalTimestamp": 1704292262.5},
-        "eventSource": "aws:kinesis", "eventID": f"{shard}:{seq}",
-        "eventSourceARN": STREAM, "awsRegion": "us-east-1",
-    }
+def record(data: bytes) -> dict:
+    """A record of shard 3 of the stream ``stocksage-bars`` with partition key TSLA."""
+    return kinesis_record(data, partition_key="TSLA", shard_id="shardId-000000000003")
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-import types
 
 import pytest
+
+from tests.helpers.lambda_context import LambdaContext
 
 moto = pytest.importorskip("moto")
 
@@ -17,12 +18,6 @@ ENV = {
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "POWERTOOLS_METRICS_NAMESPACE": "stocksage",
 }
-
-
-def _context():
-    return types.SimpleNamespace(function_name="retrain", memory_limit_in_mb=256,
-                                 invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:retrain",
-                                 aws_request_id="r-1")
 
 
 def test_retrain_without_endpoint_skips_with_a_clear_log_line(monkeypatch):
@@ -39,7 +34,7 @@ def test_retrain_without_endpoint_skips_with_a_clear_log_line(monkeypatch):
     with moto.mock_aws():
         result = retrain.lambda_handler(
             {"source": "stocksage.scheduler", "scheduled_time": "2026-01-02T03:04:00Z"},
-            _context())
+            LambdaContext(function_name="retrain", memory_limit_in_mb=256, aws_request_id="r-1"))
     retrain._clients.cache_clear()
     assert result == {"training_job_name": None, "created": False, "status": "Skipped",
                       "reason": "no endpoint"}
