@@ -140,10 +140,10 @@ def test_real_data_candidate_is_promoted_on_the_range_verdict_only(stack):
     import boto3
 
     from stocksage.config import STACK
+    from tests.helpers.aws import client_kwargs
 
-    runtime = boto3.client("sagemaker-runtime", endpoint_url=stack.endpoints.sagemaker_runtime,
-                           region_name=stack.outputs["region"], aws_access_key_id="test",
-                           aws_secret_access_key="test")
+    runtime = boto3.client("sagemaker-runtime", **client_kwargs(
+        stack.endpoints.sagemaker_runtime, region=stack.outputs["region"]))
     body = json.dumps({"features": list(STACK.features),
                        "instances": [[0.01, 0.02, 55.0, 0.001, 0.6, 0.015, 0.01, 0.01, 1.1]]})
     answer = json.loads(runtime.invoke_endpoint(

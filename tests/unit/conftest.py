@@ -1,12 +1,18 @@
-"""Shared unit-test fixtures: a patched in-process emulator per test module."""
+"""Shared unit-test fixtures: the patched in-process emulator, one per test module.
+
+Every unit test that needs AWS APIs over HTTP uses ``emulator`` / ``kw``; only tests of the
+emulator itself (process mode, its CLI, plain moto as a control) and the local runtime (which
+runs every event source mapping it finds, so it needs an emulator of its own) start another.
+moto's state is global in a process (shared by every in-process server and reset by
+``mock_aws``), so tests give their resources unique names or remove them.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from stocksage.local.emulator import Emulator
-
-REGION = "us-east-1"
+from tests.helpers.aws import client_kwargs
 
 
 @pytest.fixture(scope="module")
@@ -19,5 +25,4 @@ def emulator():
 @pytest.fixture(scope="module")
 def kw(emulator):
     """boto3 client keyword arguments for ``emulator`` (dummy credentials)."""
-    return {"endpoint_url": emulator.endpoint_url, "region_name": REGION,
-            "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    return client_kwargs(emulator.endpoint_url)

@@ -1,4 +1,4 @@
-"""Collector: KinesisSink against a real moto server, ReplaySource on the bundled data, the CLI.
+"""Collector: KinesisSink against the patched emulator, ReplaySource on the bundled data, the CLI.
 
 Partial failures cannot be provoked on moto (its FailedRecordCount is always 0), so the retry
 tests wrap the real client in ``FaultInjector``: a tiny proxy that decides which entries of a
@@ -11,11 +11,9 @@ Kinesis: everything that is acknowledged was really written and is read back wit
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import signal
-import socket
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +21,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from stocksage import datasets
@@ -40,26 +37,9 @@ from stocksage.collector.sources import ReplayError, ReplaySource, UnknownSymbol
 REGION = "us-east-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def endpoint():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def kinesis(endpoint):
-    return boto3.client("kinesis", endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+def kinesis(kw):
+    return boto3.client("kinesis", **kw)
 
 
 _stream_counter = iter(range(10_000))
@@ -338,9 +318,10 @@ def test_unknown_symbol_and_bad_arguments():
 
 # ------------------------------------------------------------------------------------ CLI
 @pytest.fixture
-def aws_env(monkeypatch, endpoint):
+def aws_env(monkeypatch, emulator):
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": endpoint}.items():
+                        "AWS_DEFAULT_REGION": REGION,
+                        "AWS_ENDPOINT_URL": emulator.endpoint_url}.items():
         monkeypatch.setenv(name, value)
 
 
@@ -401,14 +382,14 @@ def test_sigterm_stops_the_replay_and_flushes_buffered_records(kinesis, stream):
     assert [b for _, b in read_stream(kinesis, stream)] == bars[:30]
 
 
-def test_cli_process_flushes_on_sigterm(kinesis, stream, endpoint):
+def test_cli_process_flushes_on_sigterm(kinesis, stream, emulator):
     """The real process (as on ECS): SIGTERM mid-replay -> flush, exit 0, nothing lost."""
     import subprocess
     import sys
     import time
 
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": endpoint,
+           "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": emulator.endpoint_url,
            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
     # 86400 * 5: a daily bar every 0.2 s; 100 bars would take ~25 s.
     proc = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Results reader (real moto server: DynamoDB, SNS -> SQS) and the plotly dashboards.
+"""Results reader (the patched emulator: DynamoDB, SNS -> SQS) and the plotly dashboards.
 
 The results frames are real data: bundled TSLA bars through ``stocksage.features.enrich``
 (the indicator + feature pipeline), plus a synthetic ``prob_up`` that is NaN during warm-up.
@@ -7,17 +7,14 @@ The results frames are real data: bundled TSLA bars through ``stocksage.features
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
-import socket
 from decimal import Decimal
 
 import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from stocksage import datasets
 from stocksage.adapters.results_reader import (
@@ -39,29 +36,7 @@ from stocksage.dashboard import (
     summarize,
 )
 
-REGION = "us-east-1"
 WARM_UP = 33  # macd_signal needs 26 + 9 - 1 bars
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def _client(service: str, endpoint: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +64,8 @@ def alert_message(symbol: str, bar_time: str, close: float, rule: str = "tsla-25
 
 
 # ---------------------------------------------------------------------------- results reader
-def test_read_results_and_list_symbols(endpoint, results_frame):
-    ddb = _client("dynamodb", endpoint)
+def test_read_results_and_list_symbols(kw, results_frame):
+    ddb = boto3.client("dynamodb", **kw)
     table = "stocksage-test-results"
     pk, sk = STACK.keys["results"]["partition"], STACK.keys["results"]["sort"]
     ddb.create_table(
@@ -100,8 +75,7 @@ def test_read_results_and_list_symbols(endpoint, results_frame):
         AttributeDefinitions=[{"AttributeName": pk, "AttributeType": "S"},
                               {"AttributeName": sk, "AttributeType": "S"}],
     )
-    resource = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION,
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+    resource = boto3.resource("dynamodb", **kw)
     frame = results_frame.iloc[:60]
     with resource.Table(table).batch_writer() as writer:
         for symbol in ("TSLA", "AAPL"):
@@ -133,8 +107,8 @@ def test_read_results_and_list_symbols(endpoint, results_frame):
     assert list_symbols(ddb, table) == ["AAPL", "TSLA"]
 
 
-def test_read_alerts_peek_then_delete(endpoint):
-    sns, sqs = _client("sns", endpoint), _client("sqs", endpoint)
+def test_read_alerts_peek_then_delete(kw):
+    sns, sqs = boto3.client("sns", **kw), boto3.client("sqs", **kw)
     topic = sns.create_topic(Name="alerts")["TopicArn"]
     queue_url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[

@@ -19,9 +19,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from stocksage.local.emulator import PATCHES, Emulator, applied_patches, probe, wait_until
+from tests.helpers.aws import client_kwargs
 
 REPO = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
 ROLE_NAME = "emu-test"
 
 
@@ -32,8 +32,7 @@ def free_port() -> int:
 
 
 def clients(endpoint_url: str):
-    kw = {"endpoint_url": endpoint_url, "region_name": REGION,
-          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    kw = client_kwargs(endpoint_url)
     return {name: boto3.client(name, **kw)
             for name in ("kinesis", "lambda", "logs", "iam", "sagemaker")}
 
@@ -72,12 +71,6 @@ def lambda_side_effects(c, function: str) -> int:
             logGroupName=f"/aws/lambda/{function}")["logStreams"])
     except ClientError:
         return 0
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with Emulator(port=0) as emu:
-        yield emu
 
 
 def test_patches_applied(emulator):
@@ -253,9 +246,8 @@ def test_runtime_cli_start_status_stop(tmp_path):
         assert cli("status").returncode == 3
 
 
-def test_transactions_stay_all_or_nothing_and_name_the_failed_item(emulator):
-    ddb = boto3.client("dynamodb", endpoint_url=emulator.endpoint_url, region_name=REGION,
-                       aws_access_key_id="test", aws_secret_access_key="test")
+def test_transactions_stay_all_or_nothing_and_name_the_failed_item(kw):
+    ddb = boto3.client("dynamodb", **kw)
     ddb.create_table(TableName="tx", BillingMode="PAY_PER_REQUEST",
                      KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])

@@ -27,6 +27,7 @@ import stocksage_test_handlers as handlers
 from stocksage.local.emulator import Emulator
 from stocksage.local.esm import EsmEngine, EsmFaults, MappingConfig, failure_record, lane_of
 from stocksage.local.lambda_runtime import LambdaFunction
+from tests.helpers.aws import client_kwargs
 from tests.helpers.events import kinesis_event
 
 REGION = "us-east-1"
@@ -659,8 +660,7 @@ def test_local_runtime_discovers_mappings_created_later(tmp_path):
     from stocksage.local.sagemaker_host import ping
 
     with Emulator(port=0, mode="process", state_dir=tmp_path / "emu") as emu:
-        kw2 = {"endpoint_url": emu.endpoint_url, "region_name": REGION,
-               "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+        kw2 = client_kwargs(emu.endpoint_url)
         create_role(kw2)
 
         class C:

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from stocksage.local import faults
 from stocksage.local.sagemaker_host import SageMakerHost
+from tests.helpers.aws import client_kwargs
 
 ONE_TRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -140,10 +141,8 @@ def host(kw):
         yield h
 
 
-def test_endpoint_outage_fail_then_model_error_then_over(host, kw):
-    runtime = boto3.client("sagemaker-runtime", endpoint_url=host.url, config=ONE_TRY,
-                           region_name=kw["region_name"], aws_access_key_id="test",
-                           aws_secret_access_key="test")
+def test_endpoint_outage_fail_then_model_error_then_over(host):
+    runtime = boto3.client("sagemaker-runtime", **client_kwargs(host.url), config=ONE_TRY)
 
     def code() -> tuple[str, int]:
         with pytest.raises(ClientError) as caught:
@@ -163,10 +162,9 @@ def test_endpoint_outage_fail_then_model_error_then_over(host, kw):
     assert code()[0] == "ValidationError"  # the normal answer for a missing endpoint
 
 
-def test_endpoint_outage_hang_times_the_client_out(host, kw):
+def test_endpoint_outage_hang_times_the_client_out(host):
     runtime = boto3.client(
-        "sagemaker-runtime", endpoint_url=host.url, region_name=kw["region_name"],
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "sagemaker-runtime", **client_kwargs(host.url),
         config=Config(read_timeout=1, retries={"total_max_attempts": 1, "mode": "standard"}))
     faults.endpoint_outage(host.url, seconds=300, mode="hang")
     try:

@@ -1,4 +1,4 @@
-"""S3 history adapter and the backfill script against a moto S3 server."""
+"""S3 history adapter and the backfill script against the patched emulator (S3)."""
 
 from __future__ import annotations
 
@@ -23,25 +23,8 @@ CREDS = {
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+def s3(kw):
+    return boto3.client("s3", **kw)
 
 
 def test_put_and_iter_round_trip_is_idempotent(s3):
@@ -73,8 +56,8 @@ def test_iter_history_paginates(s3):
     assert len(list(iter_history(s3, "many", "bars/symbol=IBM/"))) == len(bars)
 
 
-def test_backfill_script(endpoint, s3):
-    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, PYTHONPATH=str(ROOT), **CREDS)
+def test_backfill_script(emulator, s3):
+    env = dict(os.environ, AWS_ENDPOINT_URL=emulator.endpoint_url, PYTHONPATH=str(ROOT), **CREDS)
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "backfill_history.py"),

@@ -19,9 +19,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stocksage.local.sagemaker_host import SageMakerHost
+from tests.helpers.aws import client_kwargs
 
 PROGRAM_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker_program"
-REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
 
@@ -43,8 +43,7 @@ def host(kw, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runtime(kw, host):
-    return boto3.client("sagemaker-runtime", endpoint_url=host.url, region_name=REGION,
-                        aws_access_key_id="test", aws_secret_access_key="test",
+    return boto3.client("sagemaker-runtime", **client_kwargs(host.url),
                         config=Config(retries={"max_attempts": 1}))
 
 

@@ -763,24 +763,16 @@ def _moto_profile(tmp_path: Path, port: int) -> dict[str, str]:
     return env
 
 
-def test_services_plan_without_network_state_fails_closed(tmp_path):
+def test_services_plan_without_network_state_fails_closed(tmp_path, emulator, kw):
     """No network state = no plan (today's bug: empty subnets planned zero collector tasks)."""
-    import socket
-
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    env = _moto_profile(tmp_path, emulator.port)
+    s3 = boto3.client("s3", **kw)
+    run = ["bash", str(REPO / "scripts" / "tf.sh"),
+           "services", "dev", "plan"]
+    bucket = "stocksage-dev-tfstate-123456789012"
     try:
-        env = _moto_profile(tmp_path, port)
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
-        run = ["bash", str(REPO / "scripts" / "tf.sh"),
-               "services", "dev", "plan"]
         # 1. no state bucket of this account (123456789012 on moto): told to bootstrap it
         result = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True,
                                 timeout=120, check=False)
@@ -788,7 +780,7 @@ def test_services_plan_without_network_state_fails_closed(tmp_path):
         assert "stocksage-dev-tfstate-123456789012" in result.stderr
         assert "make bootstrap-state ENV=dev" in result.stderr
         # 2. bucket, but no network state: told to apply the network first, nothing planned
-        s3.create_bucket(Bucket="stocksage-dev-tfstate-123456789012")
+        s3.create_bucket(Bucket=bucket)
         result = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True,
                                 timeout=120, check=False)
         assert result.returncode == 3, result.stderr
@@ -796,8 +788,11 @@ def test_services_plan_without_network_state_fails_closed(tmp_path):
             in result.stderr
         assert "scripts/tf.sh network dev apply" in result.stderr
         assert "Traceback" not in result.stderr and "Error:" not in result.stderr
-    finally:
-        server.stop()
+    finally:  # the module's emulator is shared: leave no state bucket behind
+        if bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+            s3.delete_bucket(Bucket=bucket)
 
 
 def test_state_bucket_names_are_unique_per_account():

@@ -1,4 +1,4 @@
-"""Local SageMaker training-job executor against a moto S3 server with real history objects."""
+"""Local SageMaker training-job executor against the patched emulator with real history objects."""
 
 from __future__ import annotations
 
@@ -26,25 +26,8 @@ SYMBOLS = ("IBM", "FB", "TSLA")
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3(moto_endpoint):
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+def s3(kw):
+    client = boto3.client("s3", **kw)
     client.create_bucket(Bucket=BUCKET)
     from stocksage.adapters.s3_history import put_history
 
@@ -61,14 +44,8 @@ def _members(data: bytes) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
-def test_runs_a_job_described_by_moto(s3, moto_endpoint):
-    sm = boto3.client(
-        "sagemaker",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+def test_runs_a_job_described_by_moto(s3, kw):
+    sm = boto3.client("sagemaker", **kw)
     spec = script_mode_job(
         job_name="job-from-moto", bucket=BUCKET, hyperparameters={"folds": 3, "bootstrap-reps": 200}
     )
