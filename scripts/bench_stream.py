@@ -2,7 +2,8 @@
 
 1. PutRecords rate (500 records per call) on plain ``moto_server`` and on the project's patched
    emulator, each with a Lambda event source mapping on the stream -- the case where moto
-   invokes the function inside ``put_records`` (FACTS.md). Each server is a fresh subprocess.
+   invokes the function inside ``put_records`` (``tests/unit/test_emulator.py``
+   ``test_control_unpatched_moto_invokes_lambda_from_puts``). Each server is a fresh subprocess.
 2. The collector's ``KinesisSink`` replaying real bars of six symbols, with one record per
    symbol per request (order-safe default) and with up to 500 per symbol.
 
@@ -153,7 +154,7 @@ def end_to_end(symbols: int, bars: int, timeout: float = 1800) -> dict[str, floa
     # Poll cheaply: GetItem on the state of the symbol put last (one shard keeps its order per
     # partition key, so it is among the last to finish), then one BatchGetItem round over all
     # the run's symbols. A Scan of the state table every 2 s, or a Query per symbol, loads the
-    # emulator more than the run itself (moto serialises every item it returns, FACTS.md).
+    # emulator more than the run itself (moto serialises every item it returns).
     wanted = [bars_of[0].symbol for bars_of in series]
     deadline = time.time() + timeout
     while time.time() < deadline:
