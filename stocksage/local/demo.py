@@ -8,7 +8,8 @@ What it does (after ``make up`` has provisioned the stack and trained the initia
    (partition key = symbol, PutRecords), plus one deliberately malformed record, to show that
    it is quarantined with its reason while its batch goes on;
 3. the local runtime's event source mapping feeds the processor Lambda in batches; the demo
-   watches the results table fill up until every bar is processed;
+   follows the runtime's counters (records handled, Lambda batches since the replay began)
+   until every record is handled (without runtime stats: the results table filling up);
 4. dashboards (plotly HTML, one page per symbol + index) are written from DynamoDB and the
    alerts inbox (the SQS queue subscribed to the SNS topic), and a summary is printed.
 
@@ -21,6 +22,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,22 +81,105 @@ def count_results(client: Any, table: str, symbol: str) -> int:
     return total
 
 
-def runtime_progress(stats_file: Path = STATS_FILE) -> tuple[int, int, bool, float] | None:
-    """``(records handled, batches, caught up, runtime start time)``; None without stats.
+@dataclass(frozen=True)
+class RuntimeProgress:
+    """The local runtime's counters, summed over its event source mappings.
 
-    Handled = succeeded + sent to the on-failure destination + expired/discarded: every record
-    the event source mapping is done with. Read from the stats the runtime writes every few
-    seconds (``.local/runtime-stats.json``).
+    Attributes:
+        handled: Records the mappings are done with: succeeded + sent to the on-failure
+            destination + expired/discarded.
+        batches: Lambda invocations (one per batch and attempt).
+        caught_up: Every mapping has read its shards to the end.
+        started_at: When that runtime started (epoch seconds): its counters count from there.
     """
+
+    handled: int
+    batches: int
+    caught_up: bool
+    started_at: float
+
+
+def runtime_progress(stats_file: Path = STATS_FILE) -> RuntimeProgress | None:
+    """The counters in the stats the runtime writes every few seconds
+    (``.local/runtime-stats.json``); None without stats."""
     try:
         stats = json.loads(stats_file.read_text())
         mappings, started_at = stats["mappings"].values(), float(stats["started_at"] or 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        handled = sum(m["records_succeeded"] + m["records_to_destination"]
+                      + m["records_expired"] + m["records_discarded"] for m in mappings)
+        batches = sum(m["invocations"] for m in mappings)
+        caught_up = all(m["caught_up"] for m in mappings)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    handled = sum(m["records_succeeded"] + m["records_to_destination"] + m["records_expired"]
-                  + m["records_discarded"] for m in mappings)
-    batches = sum(m["invocations"] for m in mappings)
-    return handled, batches, all(m["caught_up"] for m in mappings), started_at
+    return RuntimeProgress(handled, batches, caught_up, started_at)
+
+
+class ReplayCounter:
+    """Records handled and Lambda batches run since the replay began, from the runtime's stats.
+
+    The runtime counts from its own start, so the replay's work is the difference to a snapshot
+    of the same runtime taken before the replay (``baseline``). A runtime there is no snapshot
+    of counts from zero: one that had not written its first stats yet (it does after its
+    discovery interval, 3 s, and ``make up`` starts the runtime right before the demo) or one
+    that (re)started since (what the previous one counted during the replay is kept). Such a
+    runtime had nothing to process before the replay: its checkpoints are at the end of the
+    stream. Without stats the count is unknown (None), never 0.
+    """
+
+    def __init__(self, baseline: RuntimeProgress | None) -> None:
+        self.baseline = baseline
+        self.carried = (0, 0)  # (handled, batches) of runtimes that stopped during the replay
+        self.last: RuntimeProgress | None = None  # the last count of the current runtime
+
+    def count(self, current: RuntimeProgress | None) -> RuntimeProgress | None:
+        """The replay's counts up to ``current`` (a snapshot of the stats); None without stats."""
+        if current is None:
+            return None
+        base = self.baseline
+        if base is None or base.started_at != current.started_at:
+            if self.last is not None:  # a runtime restarted during the replay
+                self.carried = (self.last.handled, self.last.batches)
+            base = self.baseline = RuntimeProgress(0, 0, False, current.started_at)
+        self.last = RuntimeProgress(
+            self.carried[0] + current.handled - base.handled,
+            self.carried[1] + current.batches - base.batches,
+            current.caught_up, current.started_at)
+        return self.last
+
+
+def wait_processed(counter: ReplayCounter, records: int, count_results: Callable[[], int],
+                   results: int, timeout: float,
+                   on_progress: Callable[[int, int | None], None] = lambda *_: None,
+                   progress: Callable[[], RuntimeProgress | None] = runtime_progress,
+                   poll: float = 1.0) -> tuple[bool, int | None]:
+    """Wait until the runtime has handled ``records`` records and caught up; returns
+    ``(done, Lambda batches of the replay)``.
+
+    While the runtime writes no stats, progress is what reached the results table
+    (``count_results()`` of ``results`` expected) and the batches are unknown (None).
+    ``on_progress(records or results done, batches)`` after every poll.
+    """
+    deadline = time.monotonic() + timeout
+    done, batches = False, None
+    while time.monotonic() < deadline and not done:
+        time.sleep(poll)
+        counted = counter.count(progress())
+        if counted is not None:
+            batches = counted.batches
+            done = counted.handled >= records and counted.caught_up
+            on_progress(min(counted.handled, records), batches)
+        else:
+            present = count_results()
+            done = present >= results
+            on_progress(present, None)
+    return done, batches
+
+
+def batches_text(batches: int | None) -> str:
+    """How the summary reports the replay's Lambda batches."""
+    if batches is None:
+        return f"Lambda batches not known (no {STATS_FILE.relative_to(REPO_ROOT)})"
+    return f"processed in {batches} Lambda batch{'' if batches == 1 else 'es'}"
 
 
 def failure_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
@@ -163,7 +249,7 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
     progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console)
     total = sum(expected.values())
-    baseline = runtime_progress()
+    counter = ReplayCounter(runtime_progress())
     with progress:
         sent_task = progress.add_task("bars sent to Kinesis", total=total + 1)
         done_task = progress.add_task("records processed", total=total + 1)
@@ -174,23 +260,17 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
         result = collect(source, KinesisSink(kinesis, out["stream_name"], on_sent=on_sent))
         kinesis.put_record(StreamName=out["stream_name"], Data=POISON_RECORD, PartitionKey="TSLA")
         progress.advance(sent_task, 1)
-        deadline = time.monotonic() + timeout
-        done, batches = False, 0
-        while time.monotonic() < deadline and not done:
-            time.sleep(1.0)
-            current = runtime_progress()
-            if baseline is not None and current is not None:
-                if current[3] != baseline[3]:  # a runtime (re)started since: counts from zero
-                    baseline = (0, 0, False, current[3])
-                handled, batches = current[0] - baseline[0], current[1] - baseline[1]
-                done = handled >= total + 1 and current[2]
-                progress.update(done_task, completed=min(handled, total + 1),
-                                description=f"records processed ({batches} batches)")
-            else:  # no runtime stats (runtime started elsewhere): count what reached DynamoDB
-                present = sum(min(count_results(dynamodb, out["results_table"], s), expected[s])
-                              for s in symbols)
-                done = present >= total
-                progress.update(done_task, completed=present)
+
+        def results_present() -> int:
+            return sum(min(count_results(dynamodb, out["results_table"], s), expected[s])
+                       for s in symbols)
+
+        def show(completed: int, batches: int | None) -> None:
+            progress.update(done_task, completed=completed, description="records processed"
+                            + (f" ({batches} batches)" if batches is not None else ""))
+
+        done, batches = wait_processed(counter, total + 1, results_present, total, timeout,
+                                       on_progress=show)
     if not done:
         console.print(f"[red]not every record was processed within {timeout:.0f} s; "
                       "see .local/runtime.log[/red]")
@@ -217,8 +297,8 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
                         str(last.get("model_version", "")).removeprefix("stocksage-"),
                         str(n_alerts))
     console.print(summary)
-    console.print(f"bars sent: {result.bars_read} in {result.seconds:.1f} s, processed in "
-                  f"{batches} Lambda batches; malformed records in the failure queue: "
+    console.print(f"bars sent: {result.bars_read} in {result.seconds:.1f} s, "
+                  f"{batches_text(batches)}; malformed records in the failure queue: "
                   f"{len(quarantined)}"
                   + (f" (reason: {quarantined[-1].get('reason')})" if quarantined else ""))
     console.print(f"alerts published to SNS and delivered to the inbox queue: {len(alerts)}; "

@@ -24,6 +24,7 @@ sys.path.insert(0, str(FIXTURES))
 
 import stocksage_test_handlers as handlers
 
+from stocksage.local.demo import runtime_progress
 from stocksage.local.emulator import Emulator
 from stocksage.local.esm import EsmEngine, EsmFaults, MappingConfig, failure_record, lane_of
 from stocksage.local.lambda_runtime import LambdaFunction
@@ -685,6 +686,10 @@ def test_local_runtime_discovers_mappings_created_later(tmp_path):
             assert stats["records_succeeded"] == 50 and stats["caught_up"]
         assert (tmp_path / "state" / "esm-checkpoints.json").exists()
         assert json.loads((tmp_path / "state" / "runtime-stats.json").read_text())["mappings"]
+        # what `make demo` reads from it: records handled and Lambda batches
+        progress = runtime_progress(tmp_path / "state" / "runtime-stats.json")
+        assert progress.handled == 50 and progress.batches == stats["invocations"] >= 3
+        assert progress.caught_up and progress.started_at == rt.started_at
 
 
 def wait_for(predicate, timeout: float) -> bool:
