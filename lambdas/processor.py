@@ -20,6 +20,7 @@ bounded retries and an SQS on-failure destination):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -86,6 +87,20 @@ class RetryRecord(RuntimeError):
     """Raised by the record handler for a record Kinesis must re-send (its symbol failed)."""
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """Why a record goes to the failure queue instead of being processed.
+
+    Attributes:
+        reason: One short sentence, e.g. ``"high 10.0 is below close 11.0"``.
+        kind: A ``stocksage.bars.REJECTION_KINDS`` code, or ``"interval_mismatch"`` for a bar
+            its symbol's state refused.
+    """
+
+    reason: str
+    kind: str
+
+
 def decode(record: KinesisStreamRecord) -> StreamBar:
     """One record -> ``StreamBar``; raises ``MalformedBarError`` for an invalid bar.
 
@@ -99,11 +114,61 @@ def decode(record: KinesisStreamRecord) -> StreamBar:
     return StreamBar(bar=bar, sequence_number=kinesis.sequence_number)
 
 
-def _quarantine(record: KinesisStreamRecord, reason: str, kind: str) -> None:
+@dataclass
+class ProcessedBatch:
+    """A Kinesis batch after decoding and one ``process_batch`` call, and each record's fate.
+
+    Attributes:
+        outcome: What ``process_batch`` reported; None when no record decoded.
+        quarantined: ``{sequence number: Quarantined}``: malformed records and bars their
+            symbol's state rejected.
+    """
+
+    outcome: BatchOutcome | None = None
+    quarantined: dict[str, Quarantined] = field(default_factory=dict)
+
+    @classmethod
+    def run(cls, event: dict[str, Any], ports: Ports) -> ProcessedBatch:
+        """Decode every record of ``event``, then run ``process_batch`` once on the bars."""
+        batch = cls()
+        bars: list[StreamBar] = []
+        for record in KinesisStreamEvent(event).records:
+            try:
+                bars.append(decode(record))
+            except MalformedBarError as err:
+                sequence = record.kinesis.sequence_number
+                batch.quarantined[sequence] = Quarantined(err.reason, err.kind)
+        if not bars:
+            return batch
+        batch.outcome = process_batch(bars, ports)
+        for stream_bar, reason in batch.outcome.rejected:
+            sequence = stream_bar.sequence_number
+            batch.quarantined[sequence] = Quarantined(reason, "interval_mismatch")
+        return batch
+
+    def settle(self, record: KinesisStreamRecord) -> None:
+        """Powertools record handler: the record's fate in the partial batch response.
+
+        A quarantined record is sent to the failure queue and succeeds (retrying cannot fix
+        it); a record of a symbol that was not stored raises ``RetryRecord`` (a batch item
+        failure: Kinesis re-sends it); every other record succeeds.
+        """
+        quarantined = self.quarantined.get(record.kinesis.sequence_number)
+        if quarantined is not None:
+            _quarantine(record, quarantined)
+            return
+        symbol = record.kinesis.partition_key
+        failed = self.outcome.failed if self.outcome is not None else {}
+        if symbol in failed:
+            raise RetryRecord(f"{symbol}: {failed[symbol]}")
+
+
+def _quarantine(record: KinesisStreamRecord, quarantined: Quarantined) -> None:
     logger.warning("record quarantined", extra={
-        "reason": reason, "kind": kind, "sequence_number": record.kinesis.sequence_number,
+        "reason": quarantined.reason, "kind": quarantined.kind,
+        "sequence_number": record.kinesis.sequence_number,
         "partition_key": record.kinesis.partition_key})
-    dependencies().quarantine.send(record.raw_event, reason, kind=kind)
+    dependencies().quarantine.send(record.raw_event, quarantined.reason, kind=quarantined.kind)
     metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=1)
 
 
@@ -145,48 +210,23 @@ def _record_outcome(outcome: BatchOutcome) -> None:
         "failed_symbols": len(outcome.failed), "model_version": outcome.model_version})
 
 
-def handle_batch(event: dict[str, Any]
-                 ) -> tuple[BatchOutcome | None, dict[str, tuple[str, str]]]:
-    """Decode every record, run ``process_batch`` once; return the outcome and
-    ``{sequence_number: (reason, kind)}`` of the records to quarantine (malformed, rejected)."""
-    deps = dependencies()
-    bars: list[StreamBar] = []
-    quarantined: dict[str, tuple[str, str]] = {}
-    for record in KinesisStreamEvent(event).records:
-        try:
-            bars.append(decode(record))
-        except MalformedBarError as err:
-            quarantined[record.kinesis.sequence_number] = (err.reason, err.kind)
-    if not bars:
-        return None, quarantined
-    outcome = process_batch(bars, deps.ports)
-    for stream_bar, reason in outcome.rejected:
-        quarantined[stream_bar.sequence_number] = (reason, "interval_mismatch")
-    return outcome, quarantined
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Kinesis event -> ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}, ...]}``."""
+    """Kinesis event -> ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}, ...]}``.
+
+    The whole batch is processed first (``ProcessedBatch.run``); Powertools' ``BatchProcessor``
+    then settles each record (``ProcessedBatch.settle``) and builds the response. When every
+    record failed it raises ``BatchProcessingError`` instead, and the event source mapping
+    retries (bisecting) the whole batch.
+    """
     deps = dependencies()
     deps.publisher.register_lambda_context(context)
-    outcome, quarantined = handle_batch(event)
-    failed = outcome.failed if outcome is not None else {}
-
-    def record_handler(record: KinesisStreamRecord) -> None:
-        sequence = record.kinesis.sequence_number
-        if sequence in quarantined:
-            _quarantine(record, *quarantined[sequence])
-            return
-        symbol = record.kinesis.partition_key
-        if symbol in failed:
-            raise RetryRecord(f"{symbol}: {failed[symbol]}")
-
+    batch = ProcessedBatch.run(event, deps.ports)
     response = process_partial_response(
-        event=event, record_handler=record_handler,
+        event=event, record_handler=batch.settle,
         processor=BatchProcessor(event_type=EventType.KinesisDataStreams), context=context)
-    if outcome is not None:
-        _record_outcome(outcome)
+    if batch.outcome is not None:
+        _record_outcome(batch.outcome)
     return response

@@ -7,6 +7,7 @@
 #   - RSI with the 30 and 70 lines;
 #   - MACD and its signal as lines over the MACD histogram (combo chart);
 #   - the model's probability that the next bar closes higher, with the 0.5 line;
+#   - the forecast range of the next bar as a price band around the close (range model);
 #   - the most recent alerts (data set "alerts", newest first).
 # Sheet "Freshness": newest bar, bars held, last close and prediction per symbol; bar history
 # coverage per symbol and month (S3, data set "history_monthly").
@@ -64,6 +65,15 @@ locals {
       levels  = [0.5]
       row     = 30
       height  = 6
+    }
+    # range_low/high at bar t: the band of the range forecast for bar t+1 around close[t]
+    # (close * exp(-+range_forecast / 2)); empty while no range model serves.
+    range = {
+      title   = "Model: next bar's forecast range as a band around the close (drawn at the bar it was forecast from)"
+      columns = ["close", "range_low", "range_high"]
+      levels  = []
+      row     = 36
+      height  = 8
     }
   }
   dashboard_macd = {
@@ -416,7 +426,7 @@ resource "aws_quicksight_dashboard" "analytics" {
               element_type = "VISUAL"
               column_index = "0"
               column_span  = 36
-              row_index    = "36"
+              row_index    = "44"
               row_span     = 10
             }
           }

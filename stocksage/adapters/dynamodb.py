@@ -3,98 +3,54 @@
 Call budget per Kinesis batch: one BatchGetItem for the states of up to 100 symbols (more
 symbols: one call per 100 keys); BatchWriteItem in chunks of 25 for results, unprocessed items
 retried a bounded number of times with jittered backoff (boto3's ``batch_writer`` would
-re-send them at once and forever); one conditional PutItem per symbol state; for rules one
-cached Scan of the (small) rules table through Powertools Parameters (at most every
-``max_age`` s).
-Failures are reported per symbol, never for the whole batch.
+re-send them at once and forever); conditional puts of the symbol states, 100 per
+TransactWriteItems; for rules one cached Scan of the (small) rules table through Powertools
+Parameters (at most every ``max_age`` s). Failures are reported per symbol, never for the
+whole batch.
+
+The wire format of items, error reasons and the bounded retries of batch calls are in
+``stocksage.adapters.dynamo_calls``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stocksage.adapters.dynamo_values import from_dynamo, to_dynamo
+from stocksage.adapters.dynamo_calls import (
+    DEFAULT_BACKOFF,
+    MAX_BATCH_GET,
+    SERIALIZER,
+    Backoff,
+    batch_get,
+    error_reason,
+    from_wire,
+    to_wire,
+)
+from stocksage.adapters.dynamo_values import to_dynamo
 from stocksage.alerts import Rule, RuleError
 from stocksage.config import STACK
 from stocksage.processing import PREDICTION_PENDING, PREDICTION_READY, PredictionFill
 from stocksage.state import StateFormatError, SymbolState
 
+__all__ = ["Backoff", "DynamoResultStore", "DynamoRuleSource", "DynamoStateStore",
+           "RulesTableProvider", "put_rule"]
+
 logger = logging.getLogger(__name__)
 
-_MAX_BATCH_GET = 100
-_MAX_BATCH_WRITE = 25
-_MAX_TRANSACTION = 100
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
+MAX_BATCH_WRITE = 25
+"""Items per BatchWriteItem call (DynamoDB's limit)."""
 
-
-def _wire(item: dict[str, Any]) -> dict[str, Any]:
-    """Plain item -> DynamoDB wire format (``{"S": ...}``), None and non-finite left out.
-
-    Floats, ints, strings and bytes (nearly every attribute of results and state items) are
-    written directly (``repr`` of a float is its shortest exact decimal, as
-    ``stocksage.adapters.dynamo_values`` stores it); maps and lists go through boto3's
-    ``TypeSerializer``.
-    """
-    wire: dict[str, Any] = {}
-    for key, value in item.items():
-        kind = type(value)
-        if kind is float:
-            if math.isfinite(value):
-                wire[key] = {"N": repr(value)}
-        elif kind is str:
-            wire[key] = {"S": value}
-        elif kind is int:
-            wire[key] = {"N": str(value)}
-        elif kind is bytes:
-            wire[key] = {"B": value}
-        elif value is not None:
-            converted = to_dynamo(value)
-            if converted is not None:
-                wire[key] = _SERIALIZER.serialize(converted)
-    return wire
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return from_dynamo({k: _DESERIALIZER.deserialize(v) for k, v in item.items()})
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'ClientError')}: {error.get('Message', '')}"[:300]
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Bounded, jittered retries of the items DynamoDB leaves unprocessed (batch calls).
-
-    Each botocore call is itself bounded by the client's ``Config`` (timeouts, standard retry
-    mode: ``stocksage.adapters.aws.client_config``). This covers what botocore does not
-    retry: ``UnprocessedItems``/``UnprocessedKeys`` of a successful response. Full jitter:
-    sleep ``uniform(0, base * 2**attempt)`` capped at ``cap`` seconds (AWS Architecture Blog,
-    "Exponential Backoff And Jitter").
-    """
-
-    attempts: int = 5
-    base: float = 0.05
-    cap: float = 1.0
-
-    def sleep(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, min(self.cap, self.base * 2**attempt)))
+MAX_TRANSACTION = 100
+"""Items per TransactWriteItems call (DynamoDB's limit)."""
 
 
 class DynamoStateStore:
@@ -112,7 +68,7 @@ class DynamoStateStore:
         backoff: Retries of unprocessed keys and of failed transactions.
     """
 
-    def __init__(self, client: Any, table_name: str, backoff: Backoff = Backoff()) -> None:
+    def __init__(self, client: Any, table_name: str, backoff: Backoff = DEFAULT_BACKOFF) -> None:
         self._client = client
         self._table_name = table_name
         self._backoff = backoff
@@ -122,19 +78,19 @@ class DynamoStateStore:
         """``({symbol: state}, {symbol: reason})``; missing items are in neither."""
         found: dict[str, SymbolState] = {}
         failed: dict[str, str] = {}
-        for start in range(0, len(symbols), _MAX_BATCH_GET):
-            chunk = list(symbols[start:start + _MAX_BATCH_GET])
+        for start in range(0, len(symbols), MAX_BATCH_GET):
+            chunk = list(symbols[start:start + MAX_BATCH_GET])
             try:
-                items, unprocessed = _batch_get(self._client, self._table_name,
+                items, unprocessed = batch_get(self._client, self._table_name,
                                                 [{self._key: {"S": s}} for s in chunk],
                                                 self._backoff, consistent=True)
             except (ClientError, BotoCoreError) as exc:
-                failed.update(dict.fromkeys(chunk, _reason(exc)))
+                failed.update(dict.fromkeys(chunk, error_reason(exc)))
                 continue
             for key in unprocessed:
                 failed[key[self._key]["S"]] = "state read throttled (keys unprocessed)"
             for raw in items:
-                plain = _plain(raw)
+                plain = from_wire(raw)
                 try:
                     found[plain[self._key]] = SymbolState.from_item(plain)
                 except StateFormatError as err:
@@ -149,8 +105,8 @@ class DynamoStateStore:
         (bounded attempts). So one stale symbol fails alone, and 100 symbols cost one call.
         """
         failed: dict[str, str] = {}
-        for start in range(0, len(states), _MAX_TRANSACTION):
-            pending = list(states[start:start + _MAX_TRANSACTION])
+        for start in range(0, len(states), MAX_TRANSACTION):
+            pending = list(states[start:start + MAX_TRANSACTION])
             for attempt in range(self._backoff.attempts):
                 if not pending:
                     break
@@ -175,9 +131,9 @@ class DynamoStateStore:
             rejected = {state.symbol: self._conflict(state)
                         for state, reason in zip(states, reasons, strict=False)
                         if reason.get("Code") == "ConditionalCheckFailed"}
-            return rejected, _reason(exc)
+            return rejected, error_reason(exc)
         except BotoCoreError as exc:
-            return {}, _reason(exc)
+            return {}, error_reason(exc)
         return {}, ""
 
     @staticmethod
@@ -189,7 +145,7 @@ class DynamoStateStore:
         """Put with ``attribute_not_exists(symbol)`` (new), ``attribute_not_exists(version)``
         (format-1 item being migrated) or ``version = :read``."""
         request: dict[str, Any] = {"TableName": self._table_name,
-                                   "Item": _wire(state.to_item())}
+                                   "Item": to_wire(state.to_item())}
         if state.migrated_from == 1:
             request.update(ConditionExpression="attribute_not_exists(#v)",
                            ExpressionAttributeNames={"#v": "version"})
@@ -201,26 +157,6 @@ class DynamoStateStore:
                            ExpressionAttributeNames={"#v": "version"},
                            ExpressionAttributeValues={":v": {"N": str(state.version)}})
         return request
-
-
-def _batch_get(client: Any, table: str, keys: list[dict[str, Any]], backoff: Backoff,
-               consistent: bool = False, projection: str | None = None,
-               names: dict[str, str] | None = None,
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """BatchGetItem of <= 100 keys with bounded retries; ``(items, still_unprocessed_keys)``."""
-    request: dict[str, Any] = {"Keys": keys, "ConsistentRead": consistent}
-    if projection:
-        request.update(ProjectionExpression=projection, ExpressionAttributeNames=names or {})
-    items: list[dict[str, Any]] = []
-    for attempt in range(backoff.attempts):
-        response = client.batch_get_item(RequestItems={table: request})
-        items.extend(response.get("Responses", {}).get(table, []))
-        left = response.get("UnprocessedKeys", {}).get(table)
-        if not left:
-            return items, []
-        request = left
-        backoff.sleep(attempt)
-    return items, list(request.get("Keys", []))
 
 
 class DynamoResultStore:
@@ -236,10 +172,11 @@ class DynamoResultStore:
         ttl_days: Days until DynamoDB's TTL may delete an item (``expires_at``, epoch seconds);
             0 keeps items forever.
         backoff: Retries of unprocessed items.
+        workers: Threads sending the fills of pending predictions (one UpdateItem each).
     """
 
     def __init__(self, client: Any, table_name: str, ttl_days: int = 0,
-                 backoff: Backoff = Backoff(), workers: int = 8) -> None:
+                 backoff: Backoff = DEFAULT_BACKOFF, workers: int = 8) -> None:
         self._client = client
         self._table_name = table_name
         self._ttl_days = ttl_days
@@ -254,18 +191,18 @@ class DynamoResultStore:
         if self._ttl_days > 0:
             expires_at = int((datetime.now(UTC) + timedelta(days=self._ttl_days)).timestamp())
         failed: dict[str, str] = {}
-        for start in range(0, len(items), _MAX_BATCH_WRITE):
-            chunk = items[start:start + _MAX_BATCH_WRITE]
+        for start in range(0, len(items), MAX_BATCH_WRITE):
+            chunk = items[start:start + MAX_BATCH_WRITE]
             requests = []
             for item in chunk:
-                wire = _wire(item)
+                wire = to_wire(item)
                 if expires_at is not None:
                     wire["expires_at"] = {"N": str(expires_at)}
                 requests.append({"PutRequest": {"Item": wire}})
             try:
                 left = self._write(requests)
             except (ClientError, BotoCoreError) as exc:
-                failed.update({item[self._pk]: _reason(exc) for item in chunk})
+                failed.update({item[self._pk]: error_reason(exc) for item in chunk})
                 continue
             for request in left:
                 symbol = request["PutRequest"]["Item"][self._pk]["S"]
@@ -284,10 +221,10 @@ class DynamoResultStore:
     def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Keys with an item (BatchGetItem of the keys only); unanswered keys count as absent."""
         found: set[tuple[str, str]] = set()
-        for start in range(0, len(keys), _MAX_BATCH_GET):
+        for start in range(0, len(keys), MAX_BATCH_GET):
             wire = [{self._pk: {"S": s}, self._sk: {"S": t}}
-                    for s, t in keys[start:start + _MAX_BATCH_GET]]
-            items, _ = _batch_get(self._client, self._table_name, wire, self._backoff,
+                    for s, t in keys[start:start + MAX_BATCH_GET]]
+            items, _ = batch_get(self._client, self._table_name, wire, self._backoff,
                                   projection="#p, #s", names={"#p": self._pk, "#s": self._sk})
             found.update((i[self._pk]["S"], i[self._sk]["S"]) for i in items)
         return found
@@ -304,7 +241,7 @@ class DynamoResultStore:
                                        ":pending": {"S": PREDICTION_PENDING}})
         found: list[dict[str, Any]] = []
         for page in pages:
-            found.extend(_plain(item) for item in page.get("Items", []))
+            found.extend(from_wire(item) for item in page.get("Items", []))
             if len(found) >= limit:
                 break
         return found[:limit]
@@ -315,7 +252,7 @@ class DynamoResultStore:
             TableName=self._table_name, ConsistentRead=True,
             KeyConditionExpression="#p = :p", ExpressionAttributeNames={"#p": self._pk},
             ExpressionAttributeValues={":p": {"S": symbol}})
-        return [_plain(item) for page in pages for item in page.get("Items", [])]
+        return [from_wire(item) for page in pages for item in page.get("Items", [])]
 
     def fill_predictions(self, fills: Sequence[PredictionFill]) -> dict[str, str]:
         """UpdateItem per fill, only if still pending; ``{symbol: reason}`` of failed fills."""
@@ -324,10 +261,10 @@ class DynamoResultStore:
 
     def _fill(self, fill: PredictionFill) -> tuple[str, str]:
         ranges = fill.range_attributes()  # two-output model: the forecast and its price band
-        values = {":p": _SERIALIZER.serialize(to_dynamo(fill.prob_up)),
+        values = {":p": SERIALIZER.serialize(to_dynamo(fill.prob_up)),
                   ":m": {"S": fill.model_version}, ":r": {"S": PREDICTION_READY},
                   ":pending": {"S": PREDICTION_PENDING}}
-        values.update({f":{name}": _SERIALIZER.serialize(to_dynamo(value))
+        values.update({f":{name}": SERIALIZER.serialize(to_dynamo(value))
                        for name, value in ranges.items()})
         assignments = ["prob_up = :p", "model_version = :m", "prediction_status = :r",
                        *(f"{name} = :{name}" for name in ranges)]
@@ -341,9 +278,9 @@ class DynamoResultStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return fill.symbol, ""  # filled before: idempotent
-            return fill.symbol, _reason(exc)
+            return fill.symbol, error_reason(exc)
         except BotoCoreError as exc:
-            return fill.symbol, _reason(exc)
+            return fill.symbol, error_reason(exc)
         return fill.symbol, ""
 
 
@@ -372,7 +309,7 @@ class RulesTableProvider(BaseProvider):
         found = {}
         for page in pages:
             for item in page.get("Items", []):
-                plain = _plain(item)
+                plain = from_wire(item)
                 found[f"{plain[self._pk]}{self.SEPARATOR}{plain[self._sk]}"] = plain.get("rule")
         return found
 

@@ -4,8 +4,11 @@
   data, interleaved by bar time, optional time compression).
 * :mod:`stocksage.collector.sink` - ``KinesisSink``: buffered PutRecords, per-key order kept
   under partial failures, bounded retries with backoff and jitter.
+* :mod:`stocksage.collector.run` - ``collect``: source -> sink until done or stopped, spill.
+* :mod:`stocksage.collector.runtime` - structured logs, stop signals with a flush deadline, the
+  Kinesis client.
 * :mod:`stocksage.collector.app` - the typer CLI (``python -m stocksage.collector replay``),
-  SIGTERM flush, progress, structured logs.
+  progress display.
 
 Only the sink is imported eagerly; ``sources`` needs ``stocksage.datasets`` / ``stocksage.bars``.
 """

@@ -30,36 +30,37 @@ a restart re-requests whatever was not.
 
 Exit codes: 0 done/stopped, 1 Kinesis write failure (records given up after retries, or stream
 error), 2 bad input (unknown symbol, bad dates, missing or malformed data file).
+
+This module is the command line only: the source -> sink loop is
+:func:`stocksage.collector.run.collect`, logs, signals and the Kinesis client are in
+:mod:`stocksage.collector.runtime` (both re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stocksage.collector.sink import (
-    FlushDeadlineError,
-    KinesisPutError,
-    KinesisSink,
-    ProgressCallback,
+from stocksage.collector.run import CollectResult, collect
+from stocksage.collector.runtime import (
+    SERVICE_NAME,
+    arm_deadline,
+    configure_logging,
+    install_stop_handlers,
+    make_kinesis_client,
 )
+from stocksage.collector.sink import KinesisPutError, KinesisSink, ProgressCallback
 
 if TYPE_CHECKING:  # replay sources need pandas; the live image has none (imported lazily)
     from stocksage.collector.sources import Source
 
 log = logging.getLogger("stocksage.collector")
-
-SERVICE_NAME = "stocksage-collector"
 
 app = typer.Typer(
     add_completion=False,
@@ -71,128 +72,6 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """stocksage collector."""
-
-
-@dataclass
-class CollectResult:
-    """Outcome of :func:`collect`.
-
-    Attributes:
-        bars_read: Bars taken from the source.
-        stopped: True when a stop signal ended the run early.
-        spilled: Records not sent in time, written to the spill file.
-        seconds: Wall-clock duration.
-        sink: The sink's counters (``SinkStats.as_dict()``).
-    """
-
-    bars_read: int = 0
-    stopped: bool = False
-    spilled: int = 0
-    seconds: float = 0.0
-    sink: dict[str, Any] = field(default_factory=dict)
-
-
-def collect(
-    source: Iterable[Any],
-    sink: KinesisSink,
-    stop: threading.Event | None = None,
-    *,
-    spill_path: str | Path | None = None,
-) -> CollectResult:
-    """Feed every bar of ``source`` into ``sink`` and flush; stop early when ``stop`` is set.
-
-    The sink is flushed on every exit path (its context manager); the counts are logged.
-    With ``spill_path``, records left in a previous run's spill file are sent first, and
-    records that cannot be sent (the sink's ``deadline`` passed, or Kinesis kept failing) are
-    appended to it instead of being lost.
-
-    Raises:
-        FlushDeadlineError: the deadline passed and there is no spill file.
-        KinesisPutError: records were given up after retries (spilled first when possible).
-    """
-    result = CollectResult()
-    began = time.monotonic()
-    try:
-        with sink:
-            if spill_path is not None:
-                sink.restore(spill_path)
-            for bar in source:
-                if stop is not None and stop.is_set():
-                    result.stopped = True
-                    break
-                sink.put(bar)
-                result.bars_read += 1
-            else:
-                if stop is not None and stop.is_set():
-                    result.stopped = True
-    except KinesisPutError as exc:
-        if spill_path is not None and sink.buffered:
-            result.spilled = sink.spill(spill_path)
-        elif sink.buffered:
-            log.error("records could not be sent and there is no spill file",
-                      extra={"records": sink.buffered})
-        result.stopped = result.stopped or (stop is not None and stop.is_set())
-        if not (isinstance(exc, FlushDeadlineError) and result.spilled):
-            raise
-    finally:
-        result.seconds = round(time.monotonic() - began, 3)
-        result.sink = sink.stats.as_dict()
-        log.info(
-            "collector finished",
-            extra={"bars_read": result.bars_read, "stopped": result.stopped,
-                   "spilled": result.spilled, "seconds": result.seconds,
-                   "buffered": sink.buffered, **result.sink},
-        )
-    return result
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """Structured JSON logs (Powertools formatter) on stderr for the ``stocksage`` loggers."""
-    logger = logging.getLogger("stocksage")
-    if any(getattr(h, "_stocksage_collector", False) for h in logger.handlers):
-        logger.setLevel(level.upper())
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    try:
-        from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-
-        handler.setFormatter(LambdaPowertoolsFormatter(service=SERVICE_NAME))
-    except ImportError:  # pragma: no cover - powertools is a runtime dependency
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler._stocksage_collector = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
-
-
-def install_stop_handlers(stop: threading.Event,
-                          on_stop: Callable[[], None] | None = None) -> Callable[[], None]:
-    """SIGTERM/SIGINT set ``stop`` (graceful: flush then exit); a second signal exits at once.
-
-    ``on_stop`` runs on the first signal (e.g. arms the sink's flush deadline). Returns a
-    function restoring the previous handlers. Main thread only (a no-op elsewhere).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # second signal: give up the flush, exit now
-            log.error("second stop signal; exiting without flushing",
-                      extra={"signal": signal.Signals(signum).name})
-            os._exit(130)
-        log.warning("stop signal received; flushing buffered records",
-                    extra={"signal": signal.Signals(signum).name})
-        if on_stop is not None:
-            on_stop()
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
 
 
 def _progress_hook(source: Source, enabled: bool):
@@ -220,31 +99,6 @@ def _progress_hook(source: Source, enabled: bool):
                 progress.advance(tasks[symbol], n)
 
     return progress, on_sent
-
-
-def make_kinesis_client(region: str | None = None, endpoint_url: str | None = None):
-    """A boto3 Kinesis client; ``AWS_ENDPOINT_URL`` (emulator) is honoured by boto3 itself."""
-    import boto3
-    from botocore.config import Config
-
-    # one attempt per call, each bounded (3 s connect + 5 s read): the sink retries with
-    # backoff itself and stops at its deadline; botocore retries would stretch one call
-    return boto3.client(
-        "kinesis",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        config=Config(connect_timeout=3, read_timeout=5,
-                      retries={"mode": "standard", "total_max_attempts": 1}),
-    )
-
-
-def arm_deadline(sink: KinesisSink, seconds: float) -> Callable[[], None]:
-    """``on_stop`` callback: no request of ``sink`` starts later than ``seconds`` from now."""
-
-    def on_stop() -> None:
-        sink.deadline = time.monotonic() + seconds
-
-    return on_stop
 
 
 _Stream = Annotated[str | None, typer.Option(
@@ -471,10 +325,6 @@ def health(
     ok, reason = check_health(health_file, max_age)
     typer.echo(reason)
     raise typer.Exit(0 if ok else 1)
-
-
-def main() -> None:  # console-script style entry
-    app()
 
 
 __all__ = [

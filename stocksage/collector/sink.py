@@ -48,31 +48,52 @@ the client's connect/read timeouts (``make_kinesis_client``).
 
 Limits enforced per request: <= 500 records, <= 5 MiB (data + partition keys); per record:
 <= 1 MiB (data + partition key), partition key 1..256 characters.
+
+Parts: the request rule and limits (``sink_requests``), the spill file (``sink_spill``), the
+errors (``sink_errors``) and counters (``sink_stats``), all re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
 
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-log = logging.getLogger(__name__)
+from stocksage.collector.sink_errors import FlushDeadlineError, KinesisPutError
+from stocksage.collector.sink_requests import (
+    MAX_PARTITION_KEY_LENGTH,
+    MAX_RECORD_BYTES,
+    MAX_RECORDS_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+    Entry,
+    build_request,
+)
+from stocksage.collector.sink_spill import read_spill, write_spill
+from stocksage.collector.sink_stats import SinkStats
 
-MAX_RECORDS_PER_REQUEST = 500
-MAX_REQUEST_BYTES = 5 * 1024 * 1024
-MAX_RECORD_BYTES = 1024 * 1024
-MAX_PARTITION_KEY_LENGTH = 256
+__all__ = [
+    "MAX_PARTITION_KEY_LENGTH",
+    "MAX_RECORDS_PER_REQUEST",
+    "MAX_RECORD_BYTES",
+    "MAX_REQUEST_BYTES",
+    "RETRYABLE_CALL_ERRORS",
+    "FlushDeadlineError",
+    "KinesisPutError",
+    "KinesisPutRecordsClient",
+    "KinesisSink",
+    "ProgressCallback",
+    "SinkStats",
+    "SupportsToJson",
+]
+
+log = logging.getLogger(__name__)
 
 #: Error codes on the call that are worth retrying after a backoff.
 RETRYABLE_CALL_ERRORS = frozenset(
@@ -92,27 +113,6 @@ RETRYABLE_CALL_ERRORS = frozenset(
 ProgressCallback = Callable[[Mapping[str, int]], None]
 
 
-class KinesisPutError(RuntimeError):
-    """Records could not be written after the bounded number of attempts.
-
-    Attributes:
-        failed: Records given up on in the failing request (or the whole request when the call
-            itself kept failing).
-        pending: Records still buffered (including ``failed``); a later :meth:`flush` retries them.
-        error_codes: ``ErrorCode`` -> count for the last failing response.
-    """
-
-    def __init__(self, message: str, failed: int, pending: int, error_codes: Mapping[str, int]):
-        super().__init__(message)
-        self.failed = failed
-        self.pending = pending
-        self.error_codes = dict(error_codes)
-
-
-class FlushDeadlineError(KinesisPutError):
-    """The sink's ``deadline`` passed with records still buffered (``pending``)."""
-
-
 class KinesisPutRecordsClient(Protocol):
     """The one boto3 Kinesis client method the sink needs."""
 
@@ -125,60 +125,6 @@ class SupportsToJson(Protocol):
     symbol: str
 
     def to_json(self) -> bytes: ...
-
-
-@dataclass
-class SinkStats:
-    """Counters of a :class:`KinesisSink` (cumulative).
-
-    Attributes:
-        sent: Records acknowledged by Kinesis.
-        failed: Entry failures reported by responses plus records given up on.
-        retried: Record re-sends (one per failed entry that is sent again, plus every record of
-            a request repeated after a throttled call).
-        batches: ``PutRecords`` calls made (including throttled ones).
-        throttled_calls: Calls that raised a retryable error.
-        order_breaks: Requests in which some key had a failure followed by a success (only
-            possible with ``max_records_per_key > 1``).
-        spilled: Records written to a spill file (not sent in time).
-        restored: Records read back from a spill file.
-        sent_by_key: Acknowledged records per partition key.
-    """
-
-    sent: int = 0
-    failed: int = 0
-    retried: int = 0
-    batches: int = 0
-    throttled_calls: int = 0
-    order_breaks: int = 0
-    spilled: int = 0
-    restored: int = 0
-    sent_by_key: Counter = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "failed": self.failed,
-            "retried": self.retried,
-            "batches": self.batches,
-            "throttled_calls": self.throttled_calls,
-            "order_breaks": self.order_breaks,
-            "spilled": self.spilled,
-            "restored": self.restored,
-            "sent_by_key": dict(self.sent_by_key),
-        }
-
-
-@dataclass
-class _Entry:
-    key: str
-    data: bytes
-    seq: int  # arrival order, for stable interleaving
-    attempts: int = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.data) + len(self.key.encode("utf-8"))
 
 
 class KinesisSink:
@@ -240,8 +186,7 @@ class KinesisSink:
         self.stats = SinkStats()
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._pending: list[_Entry] = []
-        self._seq = 0
+        self._pending: list[Entry] = []
         self._oldest_at: float | None = None
         #: ``time.monotonic()`` after which no request is started (None: no deadline)
         self.deadline: float | None = None
@@ -264,13 +209,12 @@ class KinesisSink:
         """
         if not 1 <= len(partition_key) <= MAX_PARTITION_KEY_LENGTH:
             raise ValueError(f"partition key must have 1..256 characters, got {partition_key!r}")
-        entry = _Entry(partition_key, bytes(data), self._seq)
+        entry = Entry(partition_key, bytes(data))
         if entry.size > MAX_RECORD_BYTES:
             raise ValueError(
                 f"record for {partition_key!r} is {entry.size} bytes; Kinesis takes at most "
                 f"{MAX_RECORD_BYTES} (data + partition key)"
             )
-        self._seq += 1
         if not self._pending:
             self._oldest_at = time.monotonic()
         self._pending.append(entry)
@@ -302,17 +246,11 @@ class KinesisSink:
         data base64; fsync'd) and empty the buffer. Returns the number of records written."""
         if not self._pending:
             return 0
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps({"key": e.key, "data": base64.b64encode(e.data).decode()})
-                          + "\n" for e in self._pending)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_spill(path, self._pending)
         count = len(self._pending)
         self.stats.spilled += count
         log.error("records not sent in time were spilled to a file; they are sent at the "
-                  "next start", extra={"records": count, "spill_file": str(target)})
+                  "next start", extra={"records": count, "spill_file": str(Path(path))})
         self._pending = []
         self._oldest_at = None
         return count
@@ -327,14 +265,7 @@ class KinesisSink:
         source = Path(path)
         if not source.exists():
             return 0
-        entries = []
-        for line in source.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                doc = json.loads(line)
-                entries.append(_Entry(doc["key"], base64.b64decode(doc["data"]), -1))
-        for i, entry in enumerate(entries):
-            entry.seq = self._seq + i
-        self._seq += len(entries)
+        entries = read_spill(source)
         self._pending = entries + self._pending
         self.stats.restored += len(entries)
         log.warning("re-sending spilled records", extra={"records": len(entries),
@@ -370,32 +301,6 @@ class KinesisSink:
             log.exception("flush on exit failed", extra={"buffered": self.buffered})
 
     # ------------------------------------------------------------------ internals
-    def _build_request(self) -> list[_Entry]:
-        """Take records in arrival order, at most ``max_records_per_key`` per key.
-
-        A key's records are taken strictly from the head of its queue: the loop skips a key
-        once its quota is used, so the batch never holds record k+1 without record k.
-        """
-        batch: list[_Entry] = []
-        per_key: Counter = Counter()
-        size = 0
-        distinct = len({e.key for e in self._pending}) if self.max_records_per_key == 1 else None
-        for entry in self._pending:
-            if per_key[entry.key] >= self.max_records_per_key:
-                continue
-            if batch and size + entry.size > MAX_REQUEST_BYTES:
-                break
-            batch.append(entry)
-            per_key[entry.key] += 1
-            size += entry.size
-            if len(batch) >= MAX_RECORDS_PER_REQUEST:
-                break
-            if distinct is not None and len(per_key) >= distinct:
-                break  # every key has its one record: nothing more can go in
-        # A key whose quota was hit by the size limit must not have a later record in the
-        # batch: this cannot happen because we stop at the first size overflow (break above).
-        return batch
-
     def _backoff(self, attempt: int) -> float:
         delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
         remaining = self._remaining()
@@ -405,7 +310,7 @@ class KinesisSink:
         return delay
 
     def _send_one_request(self) -> None:
-        batch = self._build_request()
+        batch = build_request(self._pending, self.max_records_per_key)
         if not batch:
             return
         records = [{"Data": e.data, "PartitionKey": e.key} for e in batch]
@@ -441,7 +346,7 @@ class KinesisSink:
                 )
         self._handle_response(batch, response)
 
-    def _handle_response(self, batch: list[_Entry], response: Mapping[str, Any]) -> None:
+    def _handle_response(self, batch: list[Entry], response: Mapping[str, Any]) -> None:
         results = response.get("Records", [])
         if len(results) != len(batch):
             raise RuntimeError(
@@ -449,7 +354,7 @@ class KinesisSink:
             )
         ok_ids: set[int] = set()
         acked: Counter = Counter()
-        failed_entries: list[_Entry] = []
+        failed_entries: list[Entry] = []
         codes: Counter = Counter()
         seen_failure: set[str] = set()
         broken: set[str] = set()

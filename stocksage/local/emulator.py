@@ -18,6 +18,8 @@ in ``PATCHES`` (each idempotent, each documented with what it fixes):
   through a private action (status, artifact, ``FinalMetricDataList``).
 * ``events_test_event_pattern``: EventBridge ``TestEventPattern`` (moto: not implemented),
   answered by moto's own rule matcher; the local runtime routes events with it.
+* ``dynamodb_item_responses`` and ``backend_lookup_cache``: per-request costs of moto's
+  server removed without changing a response (``stocksage.local.moto_fastpaths``).
 * ``fault_injection``: for resilience tests, DynamoDB write throttling and SNS ``Publish``
   failures switched on for a duration through ``POST /moto-api/stocksage/faults`` (client:
   ``stocksage.local.faults``).
@@ -55,6 +57,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+
+from stocksage.local import moto_fastpaths
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
@@ -651,6 +655,16 @@ PATCHES: list[Patch] = [
         "fault_injection",
         "DynamoDB write throttling and SNS Publish failures on demand (resilience tests)",
         _patch_fault_injection,
+    ),
+    Patch(
+        "dynamodb_item_responses",
+        "GetItem/BatchGetItem/Query/Scan items sent in their wire form (moto_fastpaths)",
+        moto_fastpaths.patch_dynamodb_item_responses,
+    ),
+    Patch(
+        "backend_lookup_cache",
+        "the backend of a request's host is looked up once per host (moto_fastpaths)",
+        moto_fastpaths.patch_backend_lookup_cache,
     ),
 ]
 

@@ -36,10 +36,12 @@ def test_plan_with_quicksight_validates_the_dashboard_definition(stack):
     # the sheets and visuals the analysts get
     for sheet in ("Symbol", "Freshness"):
         assert re.search(rf'\bname\s+= "{sheet}"', text), sheet
-    for visual in ("freshness", "price", "rsi", "macd", "prediction", "alerts", "latest", "history"):
+    for visual in ("freshness", "price", "rsi", "macd", "prediction", "range", "alerts", "latest",
+                   "history"):
         assert re.search(rf'visual_id\s+= "{visual}"', text), visual
     drawn = set(re.findall(r'column_name\s+= "([a-z0-9_]+)"', text))
     indicators = {"sma_20", "ema_12", "ema_26", "bb_high", "bb_mavg", "bb_low", "rsi_14", "macd",
                   "macd_signal", "macd_diff"}
     assert indicators <= set(STACK.indicator_columns)  # the names the dashboard expects exist
     assert indicators | {"close", "prob_up", "bar_ts", "symbol", "last_bar_ts"} <= drawn
+    assert {"range_low", "range_high"} <= drawn  # the range forecast band (two-output model)

@@ -1,0 +1,186 @@
+"""Field checks of a bar: each takes an untrusted value and returns the clean one, or raises
+``MalformedBarError`` with a one-sentence reason and its ``REJECTION_KINDS`` code.
+
+They run in ``Bar.__post_init__`` (so a ``Bar`` is always valid) and hence on every parsed
+record. Works without numpy (the live-collector image has none); with it, numpy scalars are
+numbers too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from stocksage.bars.schema import (
+    INTERVALS,
+    MAX_PRICE,
+    MAX_SOURCE_CHARS,
+    MAX_TIME,
+    MAX_TIME_CHARS,
+    MAX_VOLUME,
+    MIN_TIME,
+    SYMBOL_RE,
+    MalformedBarError,
+)
+from stocksage.bars.times import format_time
+
+try:
+    import numpy as np
+except ImportError:  # the live-collector image ships without numpy/pandas (Dockerfile)
+    np = None  # type: ignore[assignment]
+
+__all__ = [
+    "check_interval",
+    "check_number",
+    "check_ohlc",
+    "check_source",
+    "check_symbol",
+    "check_time",
+    "check_time_text",
+    "clip",
+    "json_type",
+]
+
+_NUMBER_TYPES: tuple[type, ...] = (
+    (int, float) if np is None else (int, float, np.integer, np.floating)
+)
+
+
+def check_symbol(value: Any) -> str:
+    """An ASCII ticker, upper-cased (``symbol_not_string``, ``symbol_not_ascii``,
+    ``symbol_invalid``). ASCII is checked before case folding: ``"ß".upper() == "SS"``."""
+    if not isinstance(value, str):
+        raise MalformedBarError(f"symbol must be a string, got {json_type(value)}",
+                                "symbol_not_string")
+    if not value.isascii():
+        raise MalformedBarError(f"symbol {clip(value)!r} is not ASCII", "symbol_not_ascii")
+    symbol = value.strip().upper()
+    if not SYMBOL_RE.match(symbol):
+        raise MalformedBarError(f"symbol {clip(value)!r} is not a valid ticker",
+                                "symbol_invalid")
+    return symbol
+
+
+def check_time(value: Any) -> datetime:
+    """A tz-aware datetime or ISO-8601 text with an offset -> UTC datetime in 1970 .. 2200."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        if len(value) > MAX_TIME_CHARS:
+            raise MalformedBarError(f"bar_time {clip(value)!r} is too long", "time_too_long")
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise MalformedBarError(f"bar_time {clip(value)!r} is not an ISO-8601 time",
+                                    "time_unparseable") from None
+    else:
+        raise MalformedBarError(f"bar_time must be an ISO-8601 string, got {json_type(value)}",
+                                "time_not_string")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise MalformedBarError(f"bar_time {clip(str(value))!r} has no UTC offset",
+                                "time_no_offset")
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise MalformedBarError(f"bar_time {clip(str(value))!r} is out of range",
+                                "time_out_of_range") from None
+    if moment < MIN_TIME:
+        raise MalformedBarError(f"bar_time {format_time(moment)} is before 1970",
+                                "time_before_epoch")
+    if moment >= MAX_TIME:
+        raise MalformedBarError(f"bar_time {format_time(moment)} is not before 2200",
+                                "time_out_of_range")
+    return moment
+
+
+def check_time_text(value: Any) -> datetime:
+    """``check_time`` for decoded JSON: only a string is accepted (``time_not_string``)."""
+    if not isinstance(value, str):
+        raise MalformedBarError(f"bar_time must be an ISO-8601 string, got {json_type(value)}",
+                                "time_not_string")
+    return check_time(value)
+
+
+def check_number(name: str, value: Any) -> float:
+    """A price (``name`` open/high/low/close: > 0, <= ``MAX_PRICE``) or the volume (>= 0,
+    <= ``MAX_VOLUME``) as a finite float; booleans and non-numbers are refused."""
+    if isinstance(value, bool):
+        raise MalformedBarError(f"{name} must be a number, got boolean", "number_is_boolean")
+    if not isinstance(value, _NUMBER_TYPES):
+        raise MalformedBarError(f"{name} must be a number, got {json_type(value)}",
+                                "not_a_number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise MalformedBarError(f"{name} is too large", "number_not_finite") from None
+    if not math.isfinite(number):
+        kind = "number_not_finite" if math.isinf(number) else "non_finite_literal"
+        raise MalformedBarError(f"{name} {number} is not finite", kind)
+    if number < 0:
+        raise MalformedBarError(f"{name} {number} is negative", "value_negative")
+    if name == "volume":
+        if number > MAX_VOLUME:
+            raise MalformedBarError(f"volume {number:g} is implausibly large (> {MAX_VOLUME:g})",
+                                    "volume_implausible")
+        return number
+    if number == 0:
+        raise MalformedBarError(f"{name} is zero", "price_zero")
+    if number > MAX_PRICE:
+        raise MalformedBarError(f"{name} {number:g} is implausibly large (> {MAX_PRICE:g})",
+                                "price_implausible")
+    return number
+
+
+def check_interval(value: Any) -> str:
+    """One of ``INTERVALS`` (``interval_not_string``, ``interval_unknown``)."""
+    if not isinstance(value, str):
+        raise MalformedBarError(f"interval must be a string, got {json_type(value)}",
+                                "interval_not_string")
+    if value not in INTERVALS:
+        raise MalformedBarError(f"interval {clip(value)!r} is not valid (known: "
+                                f"{', '.join(sorted(INTERVALS))})"[:110], "interval_unknown")
+    return value
+
+
+def check_source(value: Any) -> str:
+    """Printable text of at most ``MAX_SOURCE_CHARS`` characters (``source_invalid``)."""
+    if not isinstance(value, str):
+        raise MalformedBarError(f"source must be a string, got {json_type(value)}",
+                                "source_invalid")
+    if len(value) > MAX_SOURCE_CHARS or not value.isprintable():
+        raise MalformedBarError(f"source {clip(value)!r} is not valid", "source_invalid")
+    return value
+
+
+def check_ohlc(open_: float, high: float, low: float, close: float) -> None:
+    """``high >= max(open, close, low)`` and ``low <= min(open, close)`` (``ohlc_inconsistent``)."""
+    for name, value in (("open", open_), ("close", close), ("low", low)):
+        if high < value:
+            raise MalformedBarError(f"high {high} is below {name} {value}", "ohlc_inconsistent")
+    for name, value in (("open", open_), ("close", close)):
+        if low > value:
+            raise MalformedBarError(f"low {low} is above {name} {value}", "ohlc_inconsistent")
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type (``null``, ``boolean``, ``array``...), for
+    error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters (``...`` appended): hostile input stays short in
+    reasons and logs."""
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,108 @@
+"""Step 6 of ``process_batch``: evaluate the alert rules on every accepted bar, queue the
+alerts in the symbol's outbox, then publish the outboxes (``stocksage.processing.outbox``).
+
+Besides alerts, this step advances the parts of the state the rules read: the ``recent``
+bars (as many as the longest rule looks back), ``last_values`` (the last bar's indicators and
+prediction) and the cooldowns (``last_fired``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from stocksage.alerts import MAX_LOOKBACK_BARS, BarWindow, Rule, evaluate_rules, lookback_bars
+from stocksage.bars import epoch_micros
+from stocksage.indicators import OUTPUT_COLUMNS
+from stocksage.processing.outbox import publish_outboxes
+from stocksage.processing.outcome import BatchOutcome
+from stocksage.processing.ports import Ports
+from stocksage.processing.work import SymbolWork
+
+__all__ = ["OUTBOX_LIMIT", "raise_alerts"]
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 200
+"""Alerts kept per symbol while SNS is unavailable (~1 KB each, well under DynamoDB's 400 KB
+item limit); beyond it the oldest are dropped and counted (``alerts_dropped``)."""
+
+
+def raise_alerts(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome) -> None:
+    """Step 6: evaluate rules on each accepted bar, queue alerts in the outbox, publish it.
+
+    Only symbols not failed yet take part (their state will not be written anyway). One
+    ``RuleSource.rules_for`` call for all of them; broken rules land in
+    ``outcome.rule_errors`` and are skipped.
+    """
+    symbols = [s for s, item in work.items() if s not in outcome.failed]
+    if not symbols:
+        return
+    rules, rule_errors = ports.rules.rules_for(symbols)
+    outcome.rule_errors.extend(rule_errors)
+    for symbol in symbols:
+        _evaluate(work[symbol], rules.get(symbol, []), outcome)
+    publish_outboxes([work[s] for s in symbols], ports.alerts, outcome)
+
+
+def _evaluate(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) -> None:
+    """Rules on each accepted bar, in order; alerts into the outbox; the state's ``recent``
+    bars, ``last_values`` and cooldowns advanced; the outbox capped at ``OUTBOX_LIMIT``."""
+    state = item.state
+    if not item.accepted:
+        return
+    keep = lookback_bars(rules)
+    window = None
+    offset = 0
+    if keep or state.recent:
+        times = np.array([epoch_micros(b.bar_time) for b in item.accepted], dtype=np.int64)
+        ohlcv = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in item.accepted])
+        combined = state.recent.extended(times, ohlcv, keep + len(item.accepted))
+        state.recent = combined.tail(keep)
+        if keep:
+            window = BarWindow(combined.times, *(combined.ohlcv[:, j] for j in range(5)))
+            offset = len(combined) - len(item.accepted)
+    if rules:
+        _evaluate_bars(item, rules, window, offset, keep, outcome)
+    last_prob, last_range = item.prob_up[-1], item.range_forecast[-1]
+    state.last_values = np.array([*item.values[-1], np.nan if last_prob is None else last_prob,
+                                  np.nan if last_range is None else last_range])
+    oldest = state.bars_seen - 1 - MAX_LOOKBACK_BARS
+    state.last_fired = {k: v for k, v in state.last_fired.items() if v >= oldest}
+    if len(state.outbox) > OUTBOX_LIMIT:
+        dropped = len(state.outbox) - OUTBOX_LIMIT
+        outcome.symbols[state.symbol].alerts_dropped += dropped
+        logger.error("outbox of %s over %d alerts: %d oldest dropped", state.symbol,
+                     OUTBOX_LIMIT, dropped)
+        state.outbox = state.outbox[dropped:]
+
+
+def _evaluate_bars(item: SymbolWork, rules: Sequence[Rule], window: BarWindow | None,
+                   offset: int, keep: int, outcome: BatchOutcome) -> None:
+    """``evaluate_rules`` on each accepted bar with the values of the bar before it.
+
+    ``window`` holds the state's recent bars followed by the accepted ones (accepted bar
+    ``i`` is row ``offset + i``); each bar sees the last ``keep`` rows up to its own.
+    """
+    state = item.state
+    first_index = state.bars_seen - len(item.accepted)
+    previous: dict[str, Any] | None = None
+    if first_index:
+        previous = state.previous_values(close=item.previous_close)
+    for index, bar in enumerate(item.accepted):
+        current: dict[str, Any] = {
+            name: (None if math.isnan(v) else v)
+            for name, v in zip(OUTPUT_COLUMNS, item.values[index], strict=True)}
+        current.update(open=bar.open, high=bar.high, low=bar.low, close=bar.close,
+                       volume=bar.volume, prob_up=item.prob_up[index],
+                       range_forecast=item.range_forecast[index])
+        bar_window = window.upto(offset + index + 1, keep) if window is not None else None
+        alerts, errors = evaluate_rules(rules, bar, previous, current, bar_window,
+                                        state.last_fired, bar_index=first_index + index)
+        outcome.rule_errors.extend(errors)
+        state.outbox.extend(alert.message() for alert in alerts)
+        previous = current

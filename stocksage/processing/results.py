@@ -1,0 +1,91 @@
+"""The results-table item of one bar: keys, OHLCV, indicators, features and prediction.
+
+Used by the processor (``process_batch``), by ``stocksage.recovery`` (rebuild) and, for the
+``prediction_status`` values, by the result stores (``stocksage.adapters.dynamodb``,
+``stocksage.memory``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from stocksage.bars import Bar, format_time
+from stocksage.config import STACK
+from stocksage.indicators import OUTPUT_COLUMNS
+
+__all__ = [
+    "FEATURE_INDEX",
+    "PREDICTION_PENDING",
+    "PREDICTION_READY",
+    "features_defined",
+    "range_band",
+    "result_item",
+]
+
+PREDICTION_READY = "ready"
+PREDICTION_PENDING = "pending"
+"""``prediction_status`` of a results item whose features are finite: ``ready`` with
+``prob_up`` and ``model_version``, or ``pending`` until the endpoint answers again."""
+
+FEATURE_INDEX = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
+"""Positions of the model features (``STACK.features``) in ``OUTPUT_COLUMNS``."""
+
+
+def features_defined(values: Sequence[float]) -> bool:
+    """True when every model feature of an ``OUTPUT_COLUMNS`` row is finite."""
+    return all(math.isfinite(values[i]) for i in FEATURE_INDEX)
+
+
+def range_band(close: float, range_forecast: float) -> dict[str, float]:
+    """``range_forecast`` (ln(high/low) of the next bar) and its price band around ``close``."""
+    half = math.exp(range_forecast / 2)
+    return {"range_forecast": float(range_forecast), "range_low": close / half,
+            "range_high": close * half}
+
+
+def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
+                model_version: str, processed_at: str,
+                range_forecast: float | None = None) -> dict[str, Any]:
+    """One results-table item: keys, OHLCV, indicators, features, prediction.
+
+    Args:
+        bar: The bar.
+        values: ``OUTPUT_COLUMNS`` values (NaN = not defined yet: left out of the item).
+        prob_up: P(up) or None (no prediction yet).
+        model_version: Version label of the model behind ``prob_up``.
+        processed_at: ISO UTC time stamp (milliseconds, e.g. ``2026-12-03T08:40:01.123Z``).
+        range_forecast: Forecast range ``ln(high/low)`` of the NEXT bar (log-price units) or
+            None (no prediction, or the serving model has no range model).
+
+    With a prediction and a range forecast ``r`` the item also holds ``range_forecast = r`` and
+    the band around the close ``range_low = close * exp(-r/2)``, ``range_high =
+    close * exp(r/2)`` (prices: a next bar of the forecast range, centred on this close).
+
+    ``prediction_status`` is ``ready`` (with ``prob_up``, ``model_version``) or ``pending``
+    when the features are finite, absent during the features' warm-up.
+    """
+    keys = STACK.keys["results"]
+    item: dict[str, Any] = {
+        keys["partition"]: bar.symbol,
+        keys["sort"]: format_time(bar.bar_time),
+        "interval": bar.interval,
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "processed_at": processed_at,
+    }
+    item.update({name: value for name, value in zip(OUTPUT_COLUMNS, values, strict=True)
+                 if not math.isnan(value)})
+    if prob_up is not None:
+        item["prob_up"] = prob_up
+        item["model_version"] = model_version
+        item["prediction_status"] = PREDICTION_READY
+        if range_forecast is not None:
+            item.update(range_band(bar.close, range_forecast))
+    elif features_defined(values):
+        item["prediction_status"] = PREDICTION_PENDING
+    return item
