@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,7 +254,7 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
         sent_task = progress.add_task("bars sent to Kinesis", total=total + 1)
         done_task = progress.add_task("records processed", total=total + 1)
 
-        def on_sent(acked: dict[str, int]) -> None:
+        def on_sent(acked: Mapping[str, int]) -> None:
             progress.advance(sent_task, sum(acked.values()))
 
         result = collect(source, KinesisSink(kinesis, out["stream_name"], on_sent=on_sent))
