@@ -98,7 +98,7 @@ def test_without_runtime_stats_the_results_table_decides_and_batches_are_unknown
 
 
 def test_not_done_before_the_runtime_caught_up_or_in_time():
+    behind = RuntimeProgress(10, 2, False, 1.0)  # every record handled, shards not read to the end
     done, batches = wait_processed(ReplayCounter(None), 10, count_results=lambda: 0, results=9,
-                                   timeout=0.05, progress=lambda: RuntimeProgress(10, 2, False, 1.0),
-                                   poll=0.01)
+                                   timeout=0.05, progress=lambda: behind, poll=0.01)
     assert (done, batches) == (False, 2)
