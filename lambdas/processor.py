@@ -33,6 +33,7 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
     KinesisStreamEvent,
     KinesisStreamRecord,
@@ -213,7 +214,7 @@ def _record_outcome(outcome: BatchOutcome) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Kinesis event -> ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}, ...]}``.
 
     The whole batch is processed first (``ProcessedBatch.run``); Powertools' ``BatchProcessor``

@@ -304,9 +304,11 @@ class RulesTableProvider(BaseProvider):
     def _get(self, name: str, **sdk_options: Any) -> str:
         raise NotImplementedError("read rules with get_multiple")
 
-    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, Any]:
+        """``{"SYMBOL\x1fRULE_ID": rule document}``; a document may be missing or malformed
+        (``Rule.from_document`` reports it as a broken rule)."""
         pages = self._client.get_paginator("scan").paginate(TableName=self._table_name)
-        found = {}
+        found: dict[str, Any] = {}
         for page in pages:
             for item in page.get("Items", []):
                 plain = from_wire(item)
@@ -333,12 +335,12 @@ class DynamoRuleSource:
                  clock: Any = time.monotonic) -> None:
         self._provider = RulesTableProvider(table_name, client)
         self._max_age = max_age
-        self._last: dict[str, str] | None = None
+        self._last: dict[str, Any] | None = None
         self._covered: set[str] = set()
         self._clock = clock
         self._forced_at = float("-inf")
 
-    def _documents(self, symbols: Sequence[str]) -> dict[str, str]:
+    def _documents(self, symbols: Sequence[str]) -> dict[str, Any]:
         """The table's rules: cached for ``max_age`` s, re-read at once (at most once a second)
         when a symbol appears that the cached read was not asked for, so the rules of a new
         symbol apply from its first batch, as with a per-symbol read."""

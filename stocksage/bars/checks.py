@@ -112,7 +112,7 @@ def check_number(name: str, value: Any) -> float:
         raise MalformedBarError(f"{name} must be a number, got {json_type(value)}",
                                 "not_a_number")
     try:
-        number = float(value)
+        number = float(value)  # type: ignore[arg-type]  # an int/float/Decimal, checked above
     except OverflowError:
         raise MalformedBarError(f"{name} is too large", "number_not_finite") from None
     if not math.isfinite(number):

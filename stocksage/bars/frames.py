@@ -58,6 +58,7 @@ def frame_to_bars(
     values = frame[list(OHLCV)].to_numpy(dtype=np.float64)
     times = frame.index.tz_convert("UTC").to_pydatetime()
     return [
-        Bar(symbol, moment, *(float(v) for v in row), interval=interval, source=source)
-        for moment, row in zip(times, values, strict=True)
+        Bar(symbol, moment, float(o), float(h), float(lo), float(c), float(v),
+            interval=interval, source=source)
+        for moment, (o, h, lo, c, v) in zip(times, values, strict=True)
     ]

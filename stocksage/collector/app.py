@@ -42,8 +42,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -74,7 +75,8 @@ def _root() -> None:
     """stocksage collector."""
 
 
-def _progress_hook(source: Source, enabled: bool):
+def _progress_hook(source: Source, enabled: bool
+                   ) -> tuple[AbstractContextManager[Any], Callable[[Mapping[str, int]], None] | None]:
     """A rich progress display with one bar per symbol; returns (context, callback)."""
     from contextlib import nullcontext
 

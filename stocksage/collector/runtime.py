@@ -76,7 +76,7 @@ def install_stop_handlers(stop: threading.Event,
     return restore
 
 
-def make_kinesis_client(region: str | None = None, endpoint_url: str | None = None):
+def make_kinesis_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
     """A boto3 Kinesis client; ``AWS_ENDPOINT_URL`` (emulator) is honoured by boto3 itself."""
     import boto3
     from botocore.config import Config

@@ -61,6 +61,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol, Self
 
 from botocore.exceptions import ClientError, ReadTimeoutError
@@ -291,7 +292,8 @@ class KinesisSink:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
             self.flush()
         except KinesisPutError:

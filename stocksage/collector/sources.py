@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -57,7 +57,8 @@ class Source(Protocol):
             source blocks between bars; the collector stops iterating on SIGTERM.
     """
 
-    symbols: Sequence[str]
+    @property
+    def symbols(self) -> Sequence[str]: ...
 
     def expected_counts(self) -> Mapping[str, int] | None: ...
 
@@ -66,7 +67,7 @@ class Source(Protocol):
 
 INTERLEAVE_MODES = ("time", "round-robin")
 
-TimeLike = str | date | datetime | pd.Timestamp | None
+TimeLike: TypeAlias = str | date | datetime | pd.Timestamp | None
 
 
 def _to_utc(value: TimeLike) -> tuple[pd.Timestamp | None, bool]:

@@ -40,9 +40,9 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
                 rows.append(row)
                 targets.append((item, index))
     for item, stored in _pending_items(work, ports):
-        row = _feature_row(stored)
-        if row is not None:
-            rows.append(row)
+        stored_row = _feature_row(stored)
+        if stored_row is not None:
+            rows.append(stored_row)
             targets.append((item, stored))
     if not rows:
         for item in work.values():
@@ -64,11 +64,11 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
                 outcome.symbols[item.state.symbol].pending_predictions += 1
         return
     outcome.model_version = prediction.model_version
-    ranges = ranges if ranges is not None else [None] * len(rows)
-    for (item, target), probability, forecast in zip(targets, prediction.probabilities, ranges,
-                                                     strict=True):
+    forecasts: list[float | None] = ([float(r) for r in ranges] if ranges is not None
+                                     else [None] * len(rows))
+    for (item, target), probability, forecast in zip(targets, prediction.probabilities,
+                                                     forecasts, strict=True):
         counts = outcome.symbols[item.state.symbol]
-        forecast = None if forecast is None else float(forecast)
         if isinstance(target, int):
             item.prob_up[target] = float(probability)
             item.range_forecast[target] = forecast
@@ -87,7 +87,7 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
 def _pending_items(work: Mapping[str, SymbolWork],
                    ports: Ports) -> list[tuple[SymbolWork, dict[str, Any]]]:
     """The results items still waiting for a prediction, for symbols whose state says so."""
-    found = []
+    found: list[tuple[SymbolWork, dict[str, Any]]] = []
     for item in work.values():
         since = item.state.pending_since
         if not since:
