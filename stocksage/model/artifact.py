@@ -19,10 +19,17 @@ import io
 import json
 import platform
 import tarfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: A point in time ``pandas.Timestamp`` accepts (``pandas.Timestamp`` is a ``datetime``).
+TimeLike: TypeAlias = "str | datetime | np.datetime64"
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -52,7 +59,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def iso(ts) -> str:
+def iso(ts: TimeLike) -> str:
     """ISO-8601 UTC with a ``Z`` suffix."""
     import pandas as pd
 
@@ -63,13 +70,13 @@ def iso(ts) -> str:
 
 def build_metadata(
     *,
-    features,
+    features: Iterable[str],
     model_version: str,
     model_type: str,
     hyperparameters: dict[str, Any],
-    symbols,
-    first_bar_time,
-    last_bar_time,
+    symbols: Iterable[str],
+    first_bar_time: TimeLike,
+    last_bar_time: TimeLike,
     rows: int,
     metrics_summary: dict[str, Any],
     trained_at: datetime | None = None,
@@ -92,7 +99,7 @@ def build_metadata(
     }
 
 
-def _json_default(value):
+def _json_default(value: object) -> object:
     import numpy as np
 
     if isinstance(value, np.generic):
@@ -106,7 +113,7 @@ def dumps(document: Any) -> str:
     """JSON with NaN written as null (strict JSON for other languages)."""
     import math
 
-    def clean(v):
+    def clean(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
             return None
         if isinstance(v, dict):
@@ -123,7 +130,9 @@ def dumps(document: Any) -> str:
     )
 
 
-def write_artifact(model_dir: str | Path, model, metadata: dict, metrics: dict) -> dict[str, Path]:
+def write_artifact(
+    model_dir: str | Path, model: Any, metadata: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Path]:
     """Write ``model.joblib``, ``metadata.json`` and ``metrics.json`` into ``model_dir``."""
     import joblib
 
@@ -166,7 +175,7 @@ def _normalise(info: tarfile.TarInfo, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def tar_files(entries, *, mtime: int = 0) -> bytes:
+def tar_files(entries: Iterable[tuple[str, str | Path]], *, mtime: int = 0) -> bytes:
     """Reproducible ``.tar.gz`` of ``(arcname, path)`` pairs (sorted by arcname).
 
     Owners, permissions and mtimes are normalised and the gzip header has no timestamp or
@@ -188,10 +197,12 @@ def tar_files(entries, *, mtime: int = 0) -> bytes:
     return out.getvalue()
 
 
-def tar_directory(src: str | Path, *, mtime: int = 0, exclude=None) -> bytes:
+def tar_directory(
+    src: str | Path, *, mtime: int = 0, exclude: Callable[[str], bool] | None = None
+) -> bytes:
     """Reproducible ``.tar.gz`` of ``src``'s files (arcnames relative to ``src``)."""
     src = Path(src)
-    entries = []
+    entries: list[tuple[str, str | Path]] = []
     for path in src.rglob("*"):
         rel = path.relative_to(src).as_posix()
         if path.is_file() and not (exclude and exclude(rel)):

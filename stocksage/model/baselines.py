@@ -10,19 +10,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BASELINES: tuple[str, ...] = ("majority", "persistence")
 
 
-def majority_proba(y_train, n_valid: int) -> np.ndarray:
+def majority_proba(y_train: npt.ArrayLike, n_valid: int) -> npt.NDArray[np.float64]:
     """Training up-rate repeated ``n_valid`` times."""
     y = np.asarray(y_train, dtype=float)
     rate = float(y.mean()) if y.size else 0.5
     return np.full(int(n_valid), rate)
 
 
-def persistence_proba(last_ret_train, y_train, last_ret_valid, prior: float = 1.0) -> np.ndarray:
+def persistence_proba(
+    last_ret_train: npt.ArrayLike,
+    y_train: npt.ArrayLike,
+    last_ret_valid: npt.ArrayLike,
+    prior: float = 1.0,
+) -> npt.NDArray[np.float64]:
     """P(up | sign of the last return) estimated on the training fold (Laplace-smoothed)."""
     lr_t = np.asarray(last_ret_train, dtype=float)
     y = np.asarray(y_train, dtype=float)
@@ -33,7 +44,9 @@ def persistence_proba(last_ret_train, y_train, last_ret_valid, prior: float = 1.
     return np.where(lr_v > 0, p_after_up, p_after_down)
 
 
-def baseline_probabilities(train, valid) -> dict[str, np.ndarray]:
+def baseline_probabilities(
+    train: pd.DataFrame, valid: pd.DataFrame
+) -> dict[str, npt.NDArray[np.float64]]:
     """Every baseline's p_up on ``valid`` fitted on ``train`` (frames with ``up``, ``last_ret``)."""
     return {
         "majority": majority_proba(train["up"].to_numpy(), len(valid)),

@@ -13,12 +13,24 @@ with scikit-learn + joblib + numpy and nothing from stocksage.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 MODEL_TYPES: tuple[str, ...] = ("logreg", "hgb")
+
+
+class Classifier(Protocol):
+    """What the evaluation needs of a model: scikit-learn's ``fit`` and ``predict_proba``."""
+
+    def fit(self, X: npt.NDArray[np.float64], y: npt.NDArray[Any]) -> object: ...
+
+    def predict_proba(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
 
 
 def make_model(
@@ -63,10 +75,8 @@ def make_model(
     raise ValueError(f"unknown model type {model_type!r}; expected one of {MODEL_TYPES}")
 
 
-def positive_proba(model, X) -> object:
+def positive_proba(model: Classifier, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """P(up) column of ``predict_proba`` (class 1), whatever the class order."""
-    import numpy as np
-
     proba = model.predict_proba(X)
     classes = list(getattr(model, "classes_", [0, 1]))
     if 1 in classes:

@@ -20,7 +20,7 @@ import pandas as pd
 from stocksage.model import metrics
 from stocksage.model.baselines import BASELINES, baseline_probabilities
 from stocksage.model.dataset import LABEL
-from stocksage.model.estimator import positive_proba
+from stocksage.model.estimator import Classifier, positive_proba
 from stocksage.model.walkforward import Fold
 
 
@@ -35,7 +35,7 @@ class WalkForwardResult:
 def walk_forward_evaluate(
     frame: pd.DataFrame,
     folds: Sequence[Fold],
-    model_factory: Callable[[], object],
+    model_factory: Callable[[], Classifier],
     features: Sequence[str],
 ) -> WalkForwardResult:
     """Fit and predict every fold.

@@ -16,8 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: A 1-D run of numbers: a numpy array, a pandas Series or a list (``len`` and ``np.asarray``).
+Vector: TypeAlias = "npt.NDArray[np.generic] | pd.Series | Sequence[float]"
 
 EPS = 1e-15
 
@@ -118,63 +126,63 @@ def parse_metric_lines(
     return found
 
 
-def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y, dtype=float).ravel()
-    p = np.asarray(p, dtype=float).ravel()
-    if y.shape != p.shape:
-        raise ValueError(f"labels and probabilities differ in length: {y.size} != {p.size}")
-    return y, p
+def _arrays(y: Vector, p: Vector) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    ya = np.asarray(y, dtype=float).ravel()
+    pa = np.asarray(p, dtype=float).ravel()
+    if ya.shape != pa.shape:
+        raise ValueError(f"labels and probabilities differ in length: {ya.size} != {pa.size}")
+    return ya, pa
 
 
-def row_log_loss(y, p) -> np.ndarray:
+def row_log_loss(y: Vector, p: Vector) -> npt.NDArray[np.float64]:
     """Per-row log loss (natural log), probabilities clipped to [1e-15, 1 - 1e-15]."""
-    y, p = _arrays(y, p)
-    p = np.clip(p, EPS, 1 - EPS)
-    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    ya, pa = _arrays(y, p)
+    pa = np.clip(pa, EPS, 1 - EPS)
+    return -(ya * np.log(pa) + (1 - ya) * np.log1p(-pa))
 
 
-def row_brier(y, p) -> np.ndarray:
+def row_brier(y: Vector, p: Vector) -> npt.NDArray[np.float64]:
     """Per-row squared error of the probability."""
-    y, p = _arrays(y, p)
-    return (p - y) ** 2
+    ya, pa = _arrays(y, p)
+    return (pa - ya) ** 2
 
 
-def log_loss(y, p) -> float:
+def log_loss(y: Vector, p: Vector) -> float:
     return float(np.mean(row_log_loss(y, p))) if len(y) else math.nan
 
 
-def brier(y, p) -> float:
+def brier(y: Vector, p: Vector) -> float:
     return float(np.mean(row_brier(y, p))) if len(y) else math.nan
 
 
-def accuracy(y, p) -> float:
-    y, p = _arrays(y, p)
-    return float(np.mean((p > 0.5) == (y > 0.5))) if y.size else math.nan
+def accuracy(y: Vector, p: Vector) -> float:
+    ya, pa = _arrays(y, p)
+    return float(np.mean((pa > 0.5) == (ya > 0.5))) if ya.size else math.nan
 
 
-def auc(y, p) -> float:
+def auc(y: Vector, p: Vector) -> float:
     """ROC AUC via ranks (ties averaged); NaN when only one class is present."""
-    y, p = _arrays(y, p)
-    pos = y > 0.5
+    ya, pa = _arrays(y, p)
+    pos = ya > 0.5
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         return math.nan
     from scipy.stats import rankdata
 
-    ranks = rankdata(p)
+    ranks = rankdata(pa)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def score(y, p) -> dict[str, float]:
+def score(y: Vector, p: Vector) -> dict[str, float]:
     """All four scores plus the row count and the realised up-rate."""
-    y, p = _arrays(y, p)
+    ya, pa = _arrays(y, p)
     return {
-        "log_loss": log_loss(y, p),
-        "brier": brier(y, p),
-        "auc": auc(y, p),
-        "accuracy": accuracy(y, p),
-        "rows": int(y.size),
-        "up_rate": float(y.mean()) if y.size else math.nan,
+        "log_loss": log_loss(ya, pa),
+        "brier": brier(ya, pa),
+        "auc": auc(ya, pa),
+        "accuracy": accuracy(ya, pa),
+        "rows": int(ya.size),
+        "up_rate": float(ya.mean()) if ya.size else math.nan,
     }
 
 
@@ -201,7 +209,10 @@ class MarginCI:
 
 
 def block_bootstrap_mean(
-    values, time_keys, *, block_bars: int = 20, reps: int = 1000, level: float = 0.95, seed: int = 0
+    values: Vector,
+    time_keys: Vector | pd.DatetimeIndex,
+    *,
+    block_bars: int = 20, reps: int = 1000, level: float = 0.95, seed: int = 0
 ) -> MarginCI:
     """Circular block bootstrap over calendar bars of the mean of ``values``.
 
@@ -217,14 +228,14 @@ def block_bootstrap_mean(
         level: Two-sided confidence level.
         seed: Seed of the generator (results are reproducible).
     """
-    values = np.asarray(values, dtype=float).ravel()
+    vals = np.asarray(values, dtype=float).ravel()
     keys = np.asarray(time_keys).ravel()
-    if values.shape != keys.shape:
+    if vals.shape != keys.shape:
         raise ValueError("values and time_keys differ in length")
-    if values.size == 0:
+    if vals.size == 0:
         return MarginCI(math.nan, math.nan, math.nan, level, block_bars, reps)
     uniq, codes = np.unique(keys, return_inverse=True)
-    sums = np.bincount(codes, weights=values, minlength=uniq.size)
+    sums = np.bincount(codes, weights=vals, minlength=uniq.size)
     counts = np.bincount(codes, minlength=uniq.size).astype(float)
     n = uniq.size
     block = max(1, min(int(block_bars), n))
@@ -236,4 +247,4 @@ def block_bootstrap_mean(
     boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     alpha = (1 - level) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return MarginCI(float(values.mean()), float(low), float(high), level, block, reps)
+    return MarginCI(float(vals.mean()), float(low), float(high), level, block, reps)

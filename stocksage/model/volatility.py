@@ -38,9 +38,17 @@ before the first walk-forward run.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from stocksage.model.walkforward import Fold
 
 RANGE_TARGET = "log_range_next"
 #: File of the fitted range model inside ``model.tar.gz`` (absent when it did not beat the
@@ -57,11 +65,11 @@ RANGE_BASELINES: tuple[str, ...] = ("last", "mean22", "ewma")
 MAGNITUDE_FEATURES: tuple[str, ...] = ("ret_1", "ret_5", "atr_norm", "volume_ratio")
 
 
-def log_range(high, low) -> np.ndarray:
+def log_range(high: npt.ArrayLike, low: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """``ln(max(ln(high / low), RANGE_FLOOR))`` element-wise (arrays of prices > 0)."""
-    high = np.asarray(high, dtype=float)
-    low = np.asarray(low, dtype=float)
-    return np.log(np.maximum(np.log(high / low), RANGE_FLOOR))
+    h = np.asarray(high, dtype=float)
+    lo = np.asarray(low, dtype=float)
+    return np.log(np.maximum(np.log(h / lo), RANGE_FLOOR))
 
 
 def range_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -84,7 +92,7 @@ def range_columns(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def make_range_model(features: Sequence[str], alpha: float = 1.0):
+def make_range_model(features: Sequence[str], alpha: float = 1.0) -> Pipeline:
     """Unfitted sklearn Pipeline: ``X`` (n, len(features)) in ``features`` order -> ln range.
 
     Raises:
@@ -117,7 +125,7 @@ def make_range_model(features: Sequence[str], alpha: float = 1.0):
     )
 
 
-def row_squared_error(y, forecast) -> np.ndarray:
+def row_squared_error(y: npt.ArrayLike, forecast: npt.ArrayLike) -> npt.NDArray[np.float64]:
     y = np.asarray(y, dtype=float).ravel()
     f = np.asarray(forecast, dtype=float).ravel()
     if y.shape != f.shape:
@@ -125,7 +133,9 @@ def row_squared_error(y, forecast) -> np.ndarray:
     return (f - y) ** 2
 
 
-def evaluate_range(frame: pd.DataFrame, folds, features: Sequence[str]) -> pd.DataFrame:
+def evaluate_range(
+    frame: pd.DataFrame, folds: Sequence[Fold], features: Sequence[str]
+) -> pd.DataFrame:
     """Walk-forward holdout of the range model and the baselines.
 
     ``frame`` is a training frame with ``log_range_next`` and the ``range_*`` baseline columns
@@ -216,9 +226,10 @@ def range_metric_values(summary: dict | None) -> dict[str, float]:
     }
 
 
-def compare_range_with_champion(holdout: pd.DataFrame, frame: pd.DataFrame, champion_dir,
-                                features: Sequence[str], *, block_bars: int = 20,
-                                reps: int = 1000, seed: int = 0) -> dict:
+def compare_range_with_champion(holdout: pd.DataFrame, frame: pd.DataFrame,
+                                champion_dir: str | Path, features: Sequence[str], *,
+                                block_bars: int = 20, reps: int = 1000,
+                                seed: int = 0) -> dict[str, Any]:
     """The serving model's range model vs the candidate's on the range holdout rows after the
     serving model's last training bar (as ``stocksage.model.champion`` does for P(up)).
 
@@ -228,7 +239,6 @@ def compare_range_with_champion(holdout: pd.DataFrame, frame: pd.DataFrame, cham
     """
     import json
     import math
-    from pathlib import Path
 
     import joblib
 

@@ -22,10 +22,16 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+#: Per-row times in any form ``pandas.to_datetime`` accepts (tz-aware or naive UTC).
+Times: TypeAlias = "pd.Series | pd.DatetimeIndex | npt.NDArray[np.generic] | Sequence[object]"
 
 
 @dataclass(frozen=True)
@@ -52,14 +58,14 @@ class Fold:
         }
 
 
-def _times(values) -> np.ndarray:
+def _times(values: Times) -> npt.NDArray[np.int64]:
     index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     return index.as_unit("ns").asi8
 
 
 def walk_forward_splits(
-    bar_time,
-    label_time=None,
+    bar_time: Times,
+    label_time: Times | None = None,
     *,
     n_folds: int = 5,
     min_train_bars: int = 500,
