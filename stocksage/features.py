@@ -24,8 +24,10 @@ Infinite results (a zero close or zero average) are reported as NaN.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -49,8 +51,8 @@ FEATURES: tuple[str, ...] = STACK.features
 VOLUME_WINDOW = 20
 """Bars in the mean volume of ``volume_ratio`` (current bar included)."""
 
-Frame = pd.DataFrame
-Array = np.ndarray
+Frame: TypeAlias = pd.DataFrame
+Array: TypeAlias = npt.NDArray[np.float64]
 
 
 def _ret(lag: int) -> Callable[[Frame], Array]:
