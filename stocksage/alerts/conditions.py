@@ -144,9 +144,11 @@ def bollinger_break(params: Params, ctx: Context) -> Details | None:
     prev_high, high = value_of(ctx.previous, "bb_high"), value_of(ctx.current, "bb_high")
     prev_low, low = value_of(ctx.previous, "bb_low"), value_of(ctx.current, "bb_low")
     band = None
-    if want_up and None not in (prev_high, high) and prev_close <= prev_high and close > high:
+    if (want_up and prev_high is not None and high is not None
+            and prev_close <= prev_high and close > high):
         band, level = "upper", high
-    elif want_down and None not in (prev_low, low) and prev_close >= prev_low and close < low:
+    elif (want_down and prev_low is not None and low is not None
+            and prev_close >= prev_low and close < low):
         band, level = "lower", low
     if band is None:
         return None
