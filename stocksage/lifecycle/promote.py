@@ -136,7 +136,7 @@ def handle_training_job_event(
         registry.put(record)
         return Outcome("failed", name, record.failure_reason)
 
-    artifact = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    artifact: str | None = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     record.artifact = artifact
     docs = platform.artifact_documents(artifact) if artifact else {}
     meta = docs.get("metadata") or {}
@@ -147,13 +147,14 @@ def handle_training_job_event(
     current = ensure_serving_recorded(registry, serving, at)
     verdict = evaluate_gate(record.metrics, serving_version=serving.model_version,
                             trained_against=record.champion_version, policy=policy)
+    verdict_dict: dict[str, Any]
     if artifact is None or not meta:
         verdict_dict = {"passed": False, "summary": "REJECTED: the job wrote no readable "
                                                     "model artifact", "checks": []}
     else:
         verdict_dict = verdict.to_dict()
     record.gate = verdict_dict
-    if not verdict_dict["passed"]:
+    if artifact is None or not verdict_dict["passed"]:  # no artifact: never passed (above)
         record.transition(V.REJECTED, "gate", at, verdict_dict["summary"])
         registry.put(record)
         return Outcome("rejected", name, verdict_dict["summary"], verdict_dict)
@@ -176,7 +177,7 @@ def rollback(*, registry: Registry, platform: Platform, endpoint_name: str,
     serving = platform.serving_model(endpoint_name)
     current = ensure_serving_recorded(registry, serving, at)
     target = V.rollback_target(registry.all(), current)
-    if target is None:
+    if target is None or not target.endpoint_config_name:  # rollback_target requires one
         return Outcome("none", current.model_version if current else None,
                        "no previous promoted version to roll back to")
     platform.point_endpoint(endpoint_name, target.endpoint_config_name)

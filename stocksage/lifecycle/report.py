@@ -64,7 +64,7 @@ def backtest(holdout: pd.DataFrame, cost_bps: float = DEFAULT_COST_BPS) -> pd.Da
     return daily
 
 
-def _fmt(value, digits: int = 5) -> str:
+def _fmt(value: object, digits: int = 5) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"{value:+.{digits}f}" if isinstance(value, float) else str(value)
