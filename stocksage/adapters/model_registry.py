@@ -9,11 +9,13 @@ part of the stack already reads DynamoDB. ``all()`` scans: a few hundred items a
 
 from __future__ import annotations
 
+from typing import Any
+
 from stocksage.lifecycle.versions import ModelVersion
 
 
 class DynamoModelRegistry:
-    def __init__(self, dynamodb_resource, table_name: str) -> None:
+    def __init__(self, dynamodb_resource: Any, table_name: str) -> None:
         self.table = dynamodb_resource.Table(table_name)
 
     def get(self, model_version: str) -> ModelVersion | None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from stocksage.bars import Bar
 from stocksage.history import PREFIX, decode_object, encode_objects
 
 CONTENT_TYPE = "application/x-ndjson"
@@ -29,10 +31,12 @@ class PutSummary:
     bytes: int
 
 
-def put_history(s3_client, bucket: str, bars: Iterable, name: str | None = None) -> PutSummary:
+def put_history(
+    s3_client: Any, bucket: str, bars: Iterable[Bar], name: str | None = None
+) -> PutSummary:
     """Write bars as history objects; returns the keys written (sorted)."""
-    bars = list(bars)
-    objects = encode_objects(bars, name=name)
+    bar_list = list(bars)
+    objects = encode_objects(bar_list, name=name)
     total = 0
     for key in sorted(objects):
         body = objects[key]
@@ -40,10 +44,10 @@ def put_history(s3_client, bucket: str, bars: Iterable, name: str | None = None)
         # must not transparently inflate it.
         s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=CONTENT_TYPE)
         total += len(body)
-    return PutSummary(keys=sorted(objects), bars=len(bars), bytes=total)
+    return PutSummary(keys=sorted(objects), bars=len(bar_list), bytes=total)
 
 
-def list_history_keys(s3_client, bucket: str, prefix: str = f"{PREFIX}/") -> Iterator[str]:
+def list_history_keys(s3_client: Any, bucket: str, prefix: str = f"{PREFIX}/") -> Iterator[str]:
     """Keys of the ``*.json.gz`` objects under ``prefix`` (S3 order = key order)."""
     paginator = s3_client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
@@ -52,7 +56,7 @@ def list_history_keys(s3_client, bucket: str, prefix: str = f"{PREFIX}/") -> Ite
                 yield obj["Key"]
 
 
-def iter_history(s3_client, bucket: str, prefix: str = f"{PREFIX}/") -> Iterator:
+def iter_history(s3_client: Any, bucket: str, prefix: str = f"{PREFIX}/") -> Iterator[Bar]:
     """Every bar stored under ``prefix`` (raises ``MalformedBarError`` on a corrupt object)."""
     for key in list_history_keys(s3_client, bucket, prefix):
         body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()

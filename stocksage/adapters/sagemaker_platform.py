@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from typing import Any
 
 from stocksage.lifecycle.promote import ServingModel
@@ -37,7 +38,7 @@ def _code(err: Exception) -> str:
 
 
 class SageMakerPlatform:
-    def __init__(self, sagemaker_client, s3_client) -> None:
+    def __init__(self, sagemaker_client: Any, s3_client: Any) -> None:
         self.sm = sagemaker_client
         self.s3 = s3_client
 
@@ -134,7 +135,7 @@ class SageMakerPlatform:
         return name, name
 
     @staticmethod
-    def _exists(describe, **kwargs) -> bool:
+    def _exists(describe: Callable[..., object], **kwargs: Any) -> bool:
         try:
             describe(**kwargs)
         except Exception as err:
