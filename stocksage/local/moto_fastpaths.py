@@ -72,7 +72,7 @@ def patch_dynamodb_item_responses() -> None:
         return original(self, action_result)
 
     serialized._stocksage_fast = True  # type: ignore[attr-defined]
-    DynamoHandler.serialized = serialized
+    DynamoHandler.serialized = serialized  # type: ignore[method-assign]  # patching moto on purpose
 
 
 def patch_backend_lookup_cache() -> None:
@@ -93,4 +93,7 @@ def patch_backend_lookup_cache() -> None:
             return found
 
     get_backend_for_host._stocksage_fast = True  # type: ignore[attr-defined]
-    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+    # patching moto on purpose (mypy forbids assigning to a method):
+    DomainDispatcherApplication.get_backend_for_host = (  # type: ignore[method-assign]
+        get_backend_for_host
+    )
