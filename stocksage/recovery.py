@@ -155,19 +155,20 @@ def rebuild(symbol: str, processed: Sequence[Bar], history: Iterable[Bar],
 
 
 def _same_values(item: Mapping[str, Any], values: np.ndarray) -> bool:
-    for name, value in zip(OUTPUT_COLUMNS, values.tolist(), strict=True):
+    row: list[float] = values.tolist()
+    for name, value in zip(OUTPUT_COLUMNS, row, strict=True):
         stored = item.get(name)
         if math.isnan(value):
             if stored is not None:
                 return False
         elif stored is None or abs(float(stored) - value) > 1e-12 * max(1.0, abs(value)):
             return False
-    return item.get("prediction_status") == PREDICTION_READY or not features_defined(values)
+    return item.get("prediction_status") == PREDICTION_READY or not features_defined(row)
 
 
 def _predict(series: Sequence[Bar], outputs: Sequence[np.ndarray], changed: Sequence[int],
              predictor: Predictor | None, result: Rebuild) -> dict[Any, Any]:
-    rows = [i for i in changed if features_defined(outputs[i])]
+    rows = [i for i in changed if features_defined(outputs[i].tolist())]
     if predictor is None or not rows:
         return {}
     try:
