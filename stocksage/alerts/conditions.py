@@ -36,12 +36,16 @@ Details = dict[str, Any]
 
 def crosses_up(before: float | None, now: float | None, level: float | None) -> bool:
     """``before <= level < now``; False when any of them is None."""
-    return None not in (before, now, level) and before <= level < now  # type: ignore[operator]
+    if before is None or now is None or level is None:
+        return False
+    return before <= level < now
 
 
 def crosses_down(before: float | None, now: float | None, level: float | None) -> bool:
     """``before >= level > now``; False when any of them is None."""
-    return None not in (before, now, level) and before >= level > now  # type: ignore[operator]
+    if before is None or now is None or level is None:
+        return False
+    return before >= level > now
 
 
 def _wanted(params: Params) -> tuple[bool, bool]:
