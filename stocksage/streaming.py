@@ -83,7 +83,12 @@ _COLUMN = {name: i for i, name in enumerate(OUTPUT_COLUMNS)}
 
 def _pandas_alpha(*, span: float | None = None, alpha: float | None = None) -> float:
     """``alpha`` exactly as pandas derives it (through the centre of mass)."""
-    com = (span - 1) / 2.0 if span is not None else (1 - alpha) / alpha  # type: ignore[operator]
+    if span is not None:
+        com = (span - 1) / 2.0
+    elif alpha is not None:
+        com = (1 - alpha) / alpha
+    else:
+        raise TypeError("_pandas_alpha() needs span or alpha")
     return 1.0 / (1.0 + com)
 
 
