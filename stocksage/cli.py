@@ -264,7 +264,7 @@ def repair_command(
             err_console.print(f"[red]{symbol}:[/red] {err}")
             failures += 1
             continue
-        if problems:
+        if problems or result is None:  # None: the state could not be read (in problems)
             err_console.print(f"[red]{symbol}:[/red] not stored: {problems}")
             failures += 1
             continue

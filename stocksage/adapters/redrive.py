@@ -137,16 +137,17 @@ def _redrive_one(info: dict[str, Any], kinesis: Any, ports: Ports, quarantine: A
 
 
 def repair(symbol: str, ports: Ports, results_items: list[dict[str, Any]], s3: Any,
-           bucket: str) -> tuple[Rebuild, dict[str, str]]:
+           bucket: str) -> tuple[Rebuild | None, dict[str, str]]:
     """Rebuild ``symbol`` from its results items and S3 history and store it.
 
     Returns:
         The rebuild and ``{symbol: reason}`` when a write failed (a state conflict means the
-        stream advanced the symbol meanwhile: run the repair again).
+        stream advanced the symbol meanwhile: run the repair again). When the stored state
+        could not be read nothing is rebuilt: ``(None, {symbol: reason})``.
     """
     states, failed = ports.states.get_states([symbol])
     if failed:
-        return Rebuild(state=states.get(symbol)), failed  # type: ignore[arg-type]
+        return None, failed
     history = list(iter_history(s3, bucket, prefix=f"bars/symbol={symbol}/"))
     rules, _ = ports.rules.rules_for([symbol])
     existing = {str(item["bar_time"]): item for item in results_items}
