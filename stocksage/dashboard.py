@@ -66,18 +66,9 @@ def _alert_text(alert: Mapping[str, Any]) -> str:
     return f"{text} [{severity}]" if severity else str(text)
 
 
-def build_symbol_figure(
-    symbol: str, results: pd.DataFrame, alerts: Sequence[Mapping[str, Any]] = ()
-) -> go.Figure:
-    """The dashboard figure: 4 panels sharing the x axis (see :func:`render_symbol_dashboard`)."""
-    frame = results.sort_index() if not results.empty else results
-    x = frame.index
-    fig = make_subplots(
-        rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.03,
-        row_heights=[0.5, 0.15, 0.18, 0.17], subplot_titles=_PANEL_TITLES,
-    )
-
-    # --- price panel
+def _price_panel(fig: go.Figure, frame: pd.DataFrame, x: pd.Index) -> pd.Series | None:
+    """Row 1: OHLC candles (or the close), Bollinger bands, the forecast range band, SMA/EMA.
+    Returns the close column (None when absent)."""
     o, h, low, c = (_column(frame, k) for k in ("open", "high", "low", "close"))
     if o is not None and h is not None and low is not None and c is not None:
         fig.add_trace(go.Candlestick(x=x, open=o, high=h, low=low, close=c, name="OHLC",
@@ -117,6 +108,13 @@ def build_symbol_figure(
             fig.add_trace(go.Scatter(x=x, y=series, name=name, mode="lines",
                                      line={"color": color, "width": 1.3}), row=1, col=1)
 
+    return c
+
+
+def _alert_markers(fig: go.Figure, symbol: str, frame: pd.DataFrame, x: pd.Index,
+                   alerts: Sequence[Mapping[str, Any]], c: pd.Series | None) -> None:
+    """Row 1: a marker above the bar of each alert of ``symbol`` (hover: its text)."""
+    h = _column(frame, "high")
     fired = _alerts_for(symbol, alerts)
     if fired and c is not None:
         anchor = h if h is not None else c
@@ -138,6 +136,22 @@ def build_symbol_figure(
                 marker={"symbol": "triangle-down", "size": 12, "color": "#e41a1c",
                         "line": {"color": "#000", "width": 1}},
             ), row=1, col=1)
+
+
+
+def build_symbol_figure(
+    symbol: str, results: pd.DataFrame, alerts: Sequence[Mapping[str, Any]] = ()
+) -> go.Figure:
+    """The dashboard figure: 4 panels sharing the x axis (see :func:`render_symbol_dashboard`)."""
+    frame = results.sort_index() if not results.empty else results
+    x = frame.index
+    fig = make_subplots(
+        rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.03,
+        row_heights=[0.5, 0.15, 0.18, 0.17], subplot_titles=_PANEL_TITLES,
+    )
+
+    c = _price_panel(fig, frame, x)
+    _alert_markers(fig, symbol, frame, x, alerts, c)
 
     # --- RSI panel
     rsi = _column(frame, "rsi_14")

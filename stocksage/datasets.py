@@ -10,7 +10,7 @@ pandas; the data packages themselves are never imported (their ``__init__`` pull
 | AMZN | same | data/Amazon.csv | 1d | 5,842 (1997-05..2020-07) |
 | NFLX | same | data/NFLX.csv | 1d | 1,009 (2018-02..2022-02) |
 | BTC-USD | same | data/BTC-USD-15-MIN.csv | 15m | 8,686 (2021-09..2021-12) |
-| AAPL, IBM, MSFT | bokeh_sampledata (BSD code; public-domain data) | _data/stocks.csv.gz | 1d | 3,270 each (2000-03..2013-03) |
+| AAPL, IBM, MSFT | bokeh (BSD) | _data/stocks.csv.gz | 1d | 3,270 each (2000-03..2013-03) |
 | GOOG | same | same | 1d | 2,148 (2004-08..2013-03) |
 | FB | same | same | 1d | 196 (2012-05..2013-03) |
 

@@ -16,9 +16,10 @@ of a bar uses only that bar and earlier ones (no look-ahead; tested by truncatio
 | atr_norm | atr_14 / close | 13 |
 | ema_gap | ema_12 / ema_26 - 1 | 25 |
 | sma_gap | close / sma_20 - 1 | 19 |
-| volume_ratio | volume / mean volume of the last 20 bars (incl. current) - 1; NaN when that mean is 0 | 19 |
+| volume_ratio | volume / mean volume of the last 20 bars (incl. current) - 1 (1) | 19 |
 
-Infinite results (a zero close or zero average) are reported as NaN.
+(1) NaN when that mean is 0. Infinite results (a zero close or zero average) are reported as
+NaN.
 """
 
 from __future__ import annotations

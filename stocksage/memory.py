@@ -32,7 +32,7 @@ class MemoryStates:
     """
 
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fail_write: Callable[[str], bool] = lambda symbol: False
+    fail_write: Callable[[str], bool] = lambda _symbol: False
     writes: int = 0
 
     def get_states(self, symbols: Sequence[str]) -> tuple[dict[str, SymbolState], dict[str, str]]:
@@ -66,7 +66,7 @@ class MemoryResults:
     """Results items by (symbol, bar_time)."""
 
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    fail_write: Callable[[str], bool] = lambda symbol: False
+    fail_write: Callable[[str], bool] = lambda _symbol: False
 
     def put_results(self, items: Sequence[dict[str, Any]]) -> dict[str, str]:
         failed = {}

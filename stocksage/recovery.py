@@ -69,7 +69,7 @@ def bars_from_results(items: Iterable[Mapping[str, Any]], source: str = "results
             bars.append(bar_from_mapping({**{k: item[k] for k in (
                 "symbol", "bar_time", *OHLCV)}, "interval": item.get("interval", "1d"),
                 "source": source}))
-        except Exception:  # noqa: BLE001, S112 -- an unreadable item: the history has the bar
+        except Exception:  # noqa: BLE001 -- an unreadable item: the history has the bar
             continue
     return bars
 
@@ -120,7 +120,7 @@ def rebuild(symbol: str, processed: Sequence[Bar], history: Iterable[Bar],
         old = existing.get(stamp)
         if old is None or not _same_values(old, values):
             changed.append(index)
-    probabilities = _predict(series, outputs, changed, predictor, result)
+    probabilities = _predict(outputs, changed, predictor, result)
     stamp_now = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     for index in changed:
         prob = probabilities.get(index)
@@ -166,14 +166,14 @@ def _same_values(item: Mapping[str, Any], values: np.ndarray) -> bool:
     return item.get("prediction_status") == PREDICTION_READY or not features_defined(row)
 
 
-def _predict(series: Sequence[Bar], outputs: Sequence[np.ndarray], changed: Sequence[int],
+def _predict(outputs: Sequence[np.ndarray], changed: Sequence[int],
              predictor: Predictor | None, result: Rebuild) -> dict[Any, Any]:
     rows = [i for i in changed if features_defined(outputs[i].tolist())]
     if predictor is None or not rows:
         return {}
     try:
-        prediction = predictor.predict(STACK.features,
-                                       [[float(outputs[i][j]) for j in FEATURE_INDEX] for i in rows])
+        features = [[float(outputs[i][j]) for j in FEATURE_INDEX] for i in rows]
+        prediction = predictor.predict(STACK.features, features)
     except Exception as exc:  # noqa: BLE001 -- left pending; the stream fills them later
         result.endpoint_error = f"{type(exc).__name__}: {exc}"[:500]
         return {}

@@ -2,19 +2,25 @@
 
 One item per symbol. It holds what the next bar needs and nothing that grows with history:
 
-| attribute | type | content |
-|---|---|---|
-| ``symbol`` | S | partition key |
-| ``format`` | N | 2 (format 1 = the old 600-bar window, read and migrated, see below) |
-| ``version`` | N | optimistic-lock counter: a write succeeds only if the stored version is the one read (``attribute_not_exists`` for a new or format-1 item), then +1 |
-| ``interval`` | S | the symbol's bar interval (``1d``...): bars of another interval are rejected |
-| ``last_bar_time`` | S | newest accepted bar (ISO UTC) |
-| ``bars_seen`` | N | accepted bars since the stream began (= the next bar's 0-based index) |
-| ``core`` | B | ``stocksage.streaming.Kernel`` row + the last bar's outputs, ``prob_up`` and ``range_forecast`` (packed float64, ~0.6 KB; core layout 2, layout 1 without ``range_forecast`` is read too) |
-| ``recent`` / ``recent_count`` | B / N | the last K OHLCV bars, K = the largest look-back of the symbol's alert rules (zlib of int64 µs times + float64 columns); absent when K = 0 |
-| ``alerts_last_fired`` | M | ``{rule_id: bar index}`` of the last firing of each rule with a cooldown |
-| ``outbox`` | L | alert messages not yet published (each the JSON text of ``Alert.message()``) |
-| ``pending_since`` | S | oldest bar whose results item still waits for a prediction (absent when none) |
+* ``symbol`` (S): partition key.
+* ``format`` (N): 2 (format 1 = the old 600-bar window, read and migrated, see below).
+* ``version`` (N): optimistic-lock counter: a write succeeds only if the stored version is
+  the one read (``attribute_not_exists`` for a new or format-1 item), then +1.
+* ``interval`` (S): the symbol's bar interval (``1d``...); bars of another interval are
+  rejected.
+* ``last_bar_time`` (S): newest accepted bar (ISO UTC).
+* ``bars_seen`` (N): accepted bars since the stream began (= the next bar's 0-based index).
+* ``core`` (B): ``stocksage.streaming.Kernel`` row + the last bar's outputs, ``prob_up`` and
+  ``range_forecast`` (packed float64, ~0.6 KB; core layout 2; layout 1, without
+  ``range_forecast``, is read too).
+* ``recent`` / ``recent_count`` (B / N): the last K OHLCV bars, K = the largest look-back of
+  the symbol's alert rules (zlib of int64 µs times + float64 columns); absent when K = 0.
+* ``alerts_last_fired`` (M): ``{rule_id: bar index}`` of the last firing of each rule with a
+  cooldown.
+* ``outbox`` (L): alert messages not yet published (each the JSON text of
+  ``Alert.message()``).
+* ``pending_since`` (S): oldest bar whose results item still waits for a prediction (absent
+  when none).
 
 Size: ~0.9 KB for a symbol with price rules only; a 240-bar support/resistance rule adds
 the 241 last bars (see docs/BENCHMARKS.md for measured sizes).
@@ -143,7 +149,7 @@ class SymbolState:
         if self.bars_seen == 0:
             return {}
         values: dict[str, float | None] = {
-            name: None if v != v else v  # noqa: PLR0124 -- NaN test on plain floats
+            name: None if v != v else v
             for name, v in zip(_VALUE_NAMES, self.last_values.tolist(), strict=True)
         }
         values["close"] = float(self.kernel.closes[0, -1]) if close is None else close

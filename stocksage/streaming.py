@@ -1,4 +1,4 @@
-"""Incremental indicators: the recursion state of every ``ta`` indicator, advanced in O(1) per bar.
+"""Incremental indicators: the recursion state of each ``ta`` indicator, advanced O(1) per bar.
 
 ``stocksage.indicators.compute_indicators`` runs ``ta`` over a whole OHLCV frame; it is the
 definition. This module keeps, per symbol, only what the recursions of those same indicators
@@ -9,15 +9,20 @@ batch (hundreds of symbols, one bar each) is a single step.
 
 What is carried (``Kernel`` columns), and why the value equals ``ta`` on the whole series:
 
-| indicator | ta 0.11 definition | carried state |
-|---|---|---|
-| EMA(12), EMA(26) | ``close.ewm(span, adjust=False)``; NaN before row span-1 | the EMA itself |
-| MACD(12, 26, 9) | EMA12 - EMA26 (NaN before row 25); signal = ewm(9) of MACD, first value at row 25, NaN before row 33 | the signal EMA |
-| RSI(14) | Wilder: ``ewm(alpha=1/14, adjust=False)`` of gains and losses, both 0 on row 0; 100 when the loss average is 0 | the two averages |
-| ATR(14) | row 13 = mean of the first 14 true ranges, then ``(atr*13 + tr)/14`` (Python loop in ta) | ATR, and the first 14 true ranges while warming up |
-| SMA(20), Bollinger(20, 2) | rolling mean and population std (ddof=0) of 20 closes | the last 20 closes |
-| OBV | cumulative sum of +volume (close >= previous close, and row 0) or -volume | OBV |
-| features ``ret_1``, ``ret_5``, ``volume_ratio`` | see ``stocksage.features`` | the last 20 closes and volumes |
+* EMA(12), EMA(26): ``close.ewm(span, adjust=False)``, NaN before row span-1.
+  Carried: the EMA itself.
+* MACD(12, 26, 9): EMA12 - EMA26 (NaN before row 25); signal = ewm(9) of MACD, first value
+  at row 25, NaN before row 33. Carried: the signal EMA.
+* RSI(14): Wilder, ``ewm(alpha=1/14, adjust=False)`` of gains and losses, both 0 on row 0;
+  100 when the loss average is 0. Carried: the two averages.
+* ATR(14): row 13 = mean of the first 14 true ranges, then ``(atr*13 + tr)/14`` (a Python
+  loop in ta). Carried: ATR, and the first 14 true ranges while warming up.
+* SMA(20), Bollinger(20, 2): rolling mean and population std (ddof=0) of 20 closes.
+  Carried: the last 20 closes.
+* OBV: cumulative sum of +volume (close >= previous close, and row 0) or -volume.
+  Carried: OBV.
+* features ``ret_1``, ``ret_5``, ``volume_ratio`` (see ``stocksage.features``).
+  Carried: the last 20 closes and volumes.
 
 Every recursion is the same floating-point expression pandas evaluates (``pandas`` ewm with
 ``adjust=False`` computes ``(w*y + a*x) / (w + a)`` with ``w = 1 - a`` and skips the update

@@ -8,8 +8,8 @@ timeouts and the *standard* retry mode (exponential backoff with jitter, retry q
 
 | client | connect s | read s | attempts | worst case, s | why |
 |---|---:|---:|---:|---:|---|
-| dynamodb | 2 | 5 | 4 | ~30 | state and results: retry throttling a few times, then fail the symbol |
-| sagemaker-runtime | 2 | 5 | 2 | ~15 | an enrichment: a slow endpoint makes bars pending, not stuck |
+| dynamodb | 2 | 5 | 4 | ~30 | state, results: retry throttling a few times, then fail the symbol |
+| sagemaker-runtime | 2 | 5 | 2 | ~15 | enrichment: a slow endpoint leaves bars pending, not stuck |
 | sns | 2 | 5 | 3 | ~22 | alerts wait in the outbox when SNS fails |
 | sqs | 2 | 5 | 3 | ~22 | quarantine: a failure fails the record (retried by Kinesis) |
 """

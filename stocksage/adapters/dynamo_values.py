@@ -41,7 +41,8 @@ def to_dynamo(value: Any) -> Any:
 def from_dynamo(value: Any) -> Any:
     """DynamoDB resource value -> plain value (recursively)."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+        whole = value == value.to_integral_value() and abs(value) < 2**53
+        return int(value) if whole else float(value)
     if isinstance(value, Binary):
         return bytes(value.value)
     if isinstance(value, dict):

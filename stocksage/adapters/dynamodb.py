@@ -304,7 +304,8 @@ class RulesTableProvider(BaseProvider):
     def _get(self, name: str, **sdk_options: Any) -> str:
         raise NotImplementedError("read rules with get_multiple")
 
-    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, Any]:
+    def _get_multiple(self, path: str, **sdk_options: Any  # noqa: ARG002 -- BaseProvider's
+                      ) -> dict[str, Any]:  # signature; the whole table is read, no options
         """``{"SYMBOL\x1fRULE_ID": rule document}``; a document may be missing or malformed
         (``Rule.from_document`` reports it as a broken rule)."""
         pages = self._client.get_paginator("scan").paginate(TableName=self._table_name)

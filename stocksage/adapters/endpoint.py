@@ -66,7 +66,11 @@ class SageMakerPredictor:
         self.calls = 0
 
     def predict(self, feature_names: Sequence[str], rows: Sequence[Sequence[float]]) -> Prediction:
-        """P(up) (and range forecasts if served) for each row; raises ``botocore`` errors or :class:`EndpointResponseError`."""
+        """P(up) (and range forecasts if served) for each row.
+
+        Raises:
+            botocore errors, or :class:`EndpointResponseError` for a response it cannot read.
+        """
         probabilities: list[float] = []
         ranges: list[float] = []
         chunks_with_ranges = 0

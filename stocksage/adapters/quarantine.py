@@ -11,7 +11,8 @@ Message body (JSON)::
 
     {"kind": "MalformedRecord", "rejectionKind": "ohlc_inconsistent",
      "reason": "high 10.0 is below close 11.0",
-     "eventID": "shardId-000000000000:42", "eventSourceARN": "...", "shardId": "shardId-000000000000",
+     "eventID": "shardId-000000000000:42", "eventSourceARN": "...",
+     "shardId": "shardId-000000000000",
      "partitionKey": "TSLA", "sequenceNumber": "42", "approximateArrivalTimestamp": 1700000000.0,
      "dataBytes": 123,
      "data": "<base64>"}                                  # when it fits (<= max_inline_bytes)

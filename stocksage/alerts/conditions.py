@@ -95,7 +95,8 @@ def pct_move(params: Params, ctx: Context) -> Details | None:
         down = down and not before <= -threshold
     if not (up or down):
         return None
-    return {"bars": n, "threshold": threshold, "change": change, "direction": "up" if up else "down",
+    return {"bars": n, "threshold": threshold, "change": change,
+            "direction": "up" if up else "down",
             "close": float(close[t]), "base_close": float(close[t - n]),
             "base_bar_time": iso_seconds(window.times[t - n]), "mode": mode}
 

@@ -68,7 +68,8 @@ def parse_tick(event: Mapping[str, Any], now: datetime | None = None) -> Tick:
         raise TickError("overrides must be an object of hyperparameter -> value")
     unknown = sorted(set(overrides) - ALLOWED_OVERRIDES)
     if unknown:
-        raise TickError(f"overrides {unknown} are not allowed; allowed: {sorted(ALLOWED_OVERRIDES)}")
+        raise TickError(f"overrides {unknown} are not allowed; "
+                        f"allowed: {sorted(ALLOWED_OVERRIDES)}")
     return Tick(
         scheduled_time=when.replace(second=0, microsecond=0),
         schedule_arn=str(event.get("schedule_arn") or ""),

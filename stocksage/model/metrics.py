@@ -47,7 +47,8 @@ def _definition(name: str) -> dict[str, str]:
 #: (``stocksage.model.champion``); ``validation:champion_rows`` is 0 when there was none.
 #: ``range:*``: the next-bar log-range model (``stocksage.model.volatility``): MSE of ln range of
 #: the model and of the best baseline (each baseline's MSE is in ``metrics.json``; SageMaker
-#: accepts at most 40 metric definitions per job), the margin best baseline minus model with its CI, and
+#: accepts at most 40 metric definitions per job), the margin best baseline minus model with
+#: its CI, and
 #: ``range:beats_baselines`` (1 = the artifact carries the range model).
 METRIC_NAMES: tuple[str, ...] = (
     "validation:log_loss",
