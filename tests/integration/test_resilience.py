@@ -77,10 +77,10 @@ def expected_alerts(case: Scenario) -> set[str]:
         window = BarWindow.from_frame(full)
         last_fired: dict = {}
         previous = None
-        for index, (bar, current) in enumerate(zip(case.series[symbol],
-                                                   full.to_dict("records"), strict=True)):
+        for index, (bar, record) in enumerate(zip(case.series[symbol],
+                                                  full.to_dict("records"), strict=True)):
             current = {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                       for k, v in current.items()}
+                       for k, v in record.items()}
             alerts, _ = evaluate_rules(rules, bar, previous, current,
                                        window.upto(index + 1, 600), last_fired)
             ids |= {a.alert_id for a in alerts}

@@ -185,7 +185,8 @@ def test_cli_start_status_stop(tmp_path):
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "stocksage.local.emulator", *args,
                                "--port", str(port), "--state-dir", str(state)],
-                              check=False, capture_output=True, text=True, cwd=REPO, env=env, timeout=90)
+                              check=False, capture_output=True, text=True, cwd=REPO, env=env,
+                              timeout=90)
 
     started = cli("start")
     try:
@@ -235,7 +236,7 @@ def test_runtime_cli_start_status_stop(tmp_path):
         try:
             assert started.returncode == 0, started.stderr
             assert probe(emu.endpoint_url)
-            assert wait_until(lambda: (state / "runtime-stats.json").exists(), 10)
+            assert wait_until((state / "runtime-stats.json").exists, 10)
             status = cli("status")
             assert status.returncode == 0, status.stdout
             doc = json.loads(status.stdout)
