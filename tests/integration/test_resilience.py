@@ -10,9 +10,9 @@ the stack recover, and then checks the same end state (``assert_recovered``):
 
 The module is named to run after the other integration tests of the shared session: it
 streams tens of thousands of bars, and their alerts also reach the stack's own alerts inbox,
-which test_flow reads whole. Faults (docs/DESIGN.md "Failure modes"): the endpoint down 90 s mid-stream, SNS failing 60 s,
-DynamoDB throttling 30 % of writes for 60 s, the runtime killed mid-batch and restarted, every
-batch delivered twice, parallelization factor 2.
+which test_flow reads whole. Faults (docs/DESIGN.md "Failure modes"): the endpoint down 90 s
+mid-stream, SNS failing 60 s, DynamoDB throttling 30 % of writes for 60 s, the runtime killed
+mid-batch and restarted, every batch delivered twice, parallelization factor 2.
 """
 
 from __future__ import annotations
