@@ -33,6 +33,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 if (HERE / "stocksage").is_dir() and str(HERE) not in sys.path:  # inside sourcedir.tar.gz
@@ -325,8 +329,8 @@ def _min_train_bars(n_dates: int, hps: dict) -> int:
     return min_train
 
 
-def _write_output_data(output_data_dir: Path, model_dir: Path, holdout, frame,
-                       range_holdout) -> None:
+def _write_output_data(output_data_dir: Path, model_dir: Path, holdout: pd.DataFrame,
+                       frame: pd.DataFrame, range_holdout: pd.DataFrame | None) -> None:
     """Copy ``metrics.json`` and write the holdout predictions to ``SM_OUTPUT_DATA_DIR``."""
     from stocksage.model.dataset import LABEL
 
