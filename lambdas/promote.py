@@ -36,7 +36,7 @@ def _clients() -> tuple[SageMakerPlatform, Any]:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     settings = PromoteSettings.from_env()
     platform, dynamodb = _clients()
     outcome = handle_training_job_event(

@@ -82,7 +82,7 @@ def config_from(settings: RetrainSettings, region: str) -> RetrainConfig:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     settings = RetrainSettings.from_env()
     platform, dynamodb = _clients()
     tick = parse_tick(event)

@@ -71,12 +71,13 @@ class Predictions(np.ndarray):
         self.range_forecasts = getattr(obj, "range_forecasts", None)
 
 
-_loaded_version = "unknown"
+# The version of the model most recently loaded by ``model_fn``: output_fn falls back to it
+# when a prediction does not carry its own (a module-level holder, updated in place).
+_loaded = {"model_version": "unknown"}
 
 
 def model_fn(model_dir: str) -> LoadedModel:
     """Load ``model.joblib`` and ``metadata.json`` from the extracted artifact."""
-    global _loaded_version
     with open(os.path.join(model_dir, METADATA_FILE), encoding="utf-8") as handle:
         metadata = json.load(handle)
     if not isinstance(metadata.get("features"), list) or not metadata["features"]:
@@ -98,7 +99,7 @@ def model_fn(model_dir: str) -> LoadedModel:
     range_info = metadata.get("range_model")
     if isinstance(range_info, dict) and range_info.get("file"):
         model.range_estimator = joblib.load(os.path.join(model_dir, range_info["file"]))
-    _loaded_version = model.model_version
+    _loaded["model_version"] = model.model_version
     return model
 
 
@@ -240,7 +241,7 @@ def output_fn(prediction, accept: str | None = JSON) -> str:
     values = [float(v) for v in np.asarray(prediction, dtype=np.float64).ravel()]
     if any(not math.isfinite(v) for v in values):
         raise ValueError("model produced a non-finite probability")
-    version = getattr(prediction, "model_version", None) or _loaded_version
+    version = getattr(prediction, "model_version", None) or _loaded["model_version"]
     body = {"predictions": values, "model_version": version}
     ranges = getattr(prediction, "range_forecasts", None)
     if ranges is not None:

@@ -33,6 +33,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 if (HERE / "stocksage").is_dir() and str(HERE) not in sys.path:  # inside sourcedir.tar.gz
@@ -147,20 +151,7 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
     from stocksage.model.evaluate import metric_values, summarize, walk_forward_evaluate
     from stocksage.model.walkforward import walk_forward_splits
 
-    bars = read_history_dir(channel_dir)
-    if hps["interval"]:  # one bar length per model: never pool daily with 15-minute bars
-        skipped = sum(1 for b in bars if b.interval != hps["interval"])
-        bars = [b for b in bars if b.interval == hps["interval"]]
-        if skipped:
-            print(f"skipped {skipped} bars whose interval is not {hps['interval']}", flush=True)
-    if hps["start"] or hps["end"]:  # the training window decided by the retrain schedule
-        start = _utc(hps["start"]) if hps["start"] else None
-        end = _utc(hps["end"]) if hps["end"] else None
-        before = len(bars)
-        bars = [b for b in bars if (start is None or b.bar_time >= start)
-                and (end is None or b.bar_time < end)]
-        print(f"training window [{hps['start'] or '-'}, {hps['end'] or '-'}): "
-              f"{len(bars)} of {before} bars", flush=True)
+    bars = _select_bars(read_history_dir(channel_dir), hps)
     frames = frames_from_bars(bars)
     if hps["symbols"]:
         wanted = {s.strip().upper() for s in hps["symbols"].split(",") if s.strip()}
@@ -174,20 +165,11 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
     n_dates = frame["bar_time"].nunique()
     if n_dates < MIN_DATES:
         raise RuntimeError(f"only {n_dates} distinct labelled bar dates; need >= {MIN_DATES}")
-    min_train = hps["min-train-bars"]
-    folds_n = hps["folds"]
-    if n_dates - min_train - hps["embargo-bars"] < folds_n * 20:
-        adjusted = max(MIN_DATES // 2, n_dates // 2)
-        print(
-            f"warning: {n_dates} dates are too few for min-train-bars={min_train}; "
-            f"using {adjusted}",
-            flush=True,
-        )
-        min_train = adjusted
+    min_train = _min_train_bars(n_dates, hps)
     folds = walk_forward_splits(
         frame["bar_time"],
         frame["label_time"],
-        n_folds=folds_n,
+        n_folds=hps["folds"],
         min_train_bars=min_train,
         embargo_bars=hps["embargo-bars"],
         train_bars=hps["train-bars"] or None,
@@ -294,27 +276,8 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
 
         joblib.dump(range_model, model_dir / RANGE_MODEL_FILE)
     if output_data_dir is not None:
-        output_data_dir.mkdir(parents=True, exist_ok=True)
-        (output_data_dir / "metrics.json").write_text((model_dir / "metrics.json").read_text())
-        cols = ["fold", "symbol", "bar_time", LABEL, "p_model", "p_majority", "p_persistence"]
-        # ret_next (close[t+1]/close[t] - 1) lets `make report` backtest the signal.
-        holdout = result.holdout[cols].merge(
-            frame[["symbol", "bar_time", "ret_next"]], on=["symbol", "bar_time"], how="left"
-        )
-        holdout.to_csv(output_data_dir / "holdout_predictions.csv.gz", index=False)
-        if range_holdout is not None:
-            range_holdout.to_csv(output_data_dir / "range_holdout_predictions.csv.gz",
-                                 index=False)
-    for fold in summary["folds"]:
-        print(
-            f"fold {fold['fold']}: train {fold['train_start'][:10]}..{fold['train_end'][:10]} "
-            f"({fold['train_rows']} rows) valid {fold['valid_start'][:10]}.."
-            f"{fold['valid_end'][:10]} ({fold['valid_rows']} rows) "
-            f"model_ll={fold['model']['log_loss']:.5f} "
-            f"majority_ll={fold['baselines']['majority']['log_loss']:.5f} "
-            f"persistence_ll={fold['baselines']['persistence']['log_loss']:.5f}",
-            flush=True,
-        )
+        _write_output_data(output_data_dir, model_dir, result.holdout, frame, range_holdout)
+    _print_folds(summary["folds"])
     print(summary["verdict"], flush=True)
     if range_summary:
         print(range_summary["verdict"], flush=True)
@@ -330,6 +293,72 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
         flush=True,
     )
     return report
+
+
+def _select_bars(bars: list, hps: dict) -> list:
+    """The bars of the model's bar length (``interval``) inside the training window
+    (``start`` inclusive, ``end`` exclusive), saying how many were dropped."""
+    if hps["interval"]:  # one bar length per model: never pool daily with 15-minute bars
+        skipped = sum(1 for b in bars if b.interval != hps["interval"])
+        bars = [b for b in bars if b.interval == hps["interval"]]
+        if skipped:
+            print(f"skipped {skipped} bars whose interval is not {hps['interval']}", flush=True)
+    if hps["start"] or hps["end"]:  # the training window decided by the retrain schedule
+        start = _utc(hps["start"]) if hps["start"] else None
+        end = _utc(hps["end"]) if hps["end"] else None
+        before = len(bars)
+        bars = [b for b in bars if (start is None or b.bar_time >= start)
+                and (end is None or b.bar_time < end)]
+        print(f"training window [{hps['start'] or '-'}, {hps['end'] or '-'}): "
+              f"{len(bars)} of {before} bars", flush=True)
+    return bars
+
+
+def _min_train_bars(n_dates: int, hps: dict) -> int:
+    """``min-train-bars``, lowered (with a warning) when ``n_dates`` leave too few dates for
+    the folds after it."""
+    min_train = hps["min-train-bars"]
+    if n_dates - min_train - hps["embargo-bars"] < hps["folds"] * 20:
+        adjusted = max(MIN_DATES // 2, n_dates // 2)
+        print(
+            f"warning: {n_dates} dates are too few for min-train-bars={min_train}; "
+            f"using {adjusted}",
+            flush=True,
+        )
+        min_train = adjusted
+    return min_train
+
+
+def _write_output_data(output_data_dir: Path, model_dir: Path, holdout: pd.DataFrame,
+                       frame: pd.DataFrame, range_holdout: pd.DataFrame | None) -> None:
+    """Copy ``metrics.json`` and write the holdout predictions to ``SM_OUTPUT_DATA_DIR``."""
+    from stocksage.model.dataset import LABEL
+
+    output_data_dir.mkdir(parents=True, exist_ok=True)
+    (output_data_dir / "metrics.json").write_text((model_dir / "metrics.json").read_text())
+    cols = ["fold", "symbol", "bar_time", LABEL, "p_model", "p_majority", "p_persistence"]
+    # ret_next (close[t+1]/close[t] - 1) lets `make report` backtest the signal.
+    holdout = holdout[cols].merge(
+        frame[["symbol", "bar_time", "ret_next"]], on=["symbol", "bar_time"], how="left"
+    )
+    holdout.to_csv(output_data_dir / "holdout_predictions.csv.gz", index=False)
+    if range_holdout is not None:
+        range_holdout.to_csv(output_data_dir / "range_holdout_predictions.csv.gz",
+                             index=False)
+
+
+def _print_folds(folds: list[dict]) -> None:
+    """One line per walk-forward fold: its windows and the model's and baselines' log loss."""
+    for fold in folds:
+        print(
+            f"fold {fold['fold']}: train {fold['train_start'][:10]}..{fold['train_end'][:10]} "
+            f"({fold['train_rows']} rows) valid {fold['valid_start'][:10]}.."
+            f"{fold['valid_end'][:10]} ({fold['valid_rows']} rows) "
+            f"model_ll={fold['model']['log_loss']:.5f} "
+            f"majority_ll={fold['baselines']['majority']['log_loss']:.5f} "
+            f"persistence_ll={fold['baselines']['persistence']['log_loss']:.5f}",
+            flush=True,
+        )
 
 
 def _range_model(frame, features, hps, min_train):

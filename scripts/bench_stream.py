@@ -62,7 +62,8 @@ def _server(patched: bool) -> tuple[subprocess.Popen, str]:
 
 
 def _stream_with_mapping(url: str, name: str) -> None:
-    kinesis, lam, iam = (boto3.client(s, endpoint_url=url, **KW) for s in ("kinesis", "lambda", "iam"))
+    kinesis, lam, iam = (boto3.client(s, endpoint_url=url, **KW)
+                         for s in ("kinesis", "lambda", "iam"))
     role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]
@@ -207,7 +208,8 @@ def main() -> int:
         "|---|---:|---:|",
         f"| PutRecords, plain moto server, mapping on the stream | {args.records} | {plain:.0f} |",
         f"| PutRecords, patched emulator, mapping on the stream | {args.records} | {patched:.0f} |",
-        f"| collector, 6 symbols, 1 record per symbol per request (order-safe) | {safe[0]} | {safe[1]:.0f} |",
+        f"| collector, 6 symbols, 1 record per symbol per request (order-safe) | {safe[0]} "
+        f"| {safe[1]:.0f} |",
         f"| collector, 6 symbols, up to 500 per symbol per request | {fast[0]} | {fast[1]:.0f} |",
         "",
     ]

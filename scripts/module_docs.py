@@ -59,7 +59,8 @@ def render(module: Path) -> str:
              f"| terraform | {tf} |", f"| aws | {aws} |", "", "## Inputs", "",
              "| Name | Description | Type | Default | Required |",
              "|------|-------------|------|---------|:--------:|"]
-    variables = {k: v for b in _load(module / "variables.tf").get("variable", []) for k, v in b.items()}
+    variables = {k: v for b in _load(module / "variables.tf").get("variable", [])
+                 for k, v in b.items()}
     for name in sorted(variables, key=lambda n: ("default" in variables[n], n)):
         body = variables[name]
         lines.append(f"| {name} | {_cell(body.get('description', ''))} | "

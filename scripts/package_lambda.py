@@ -111,8 +111,8 @@ def build(out: Path = DEFAULT_OUT, repo: Path = REPO) -> dict[str, object]:
 def read_requirements(path: Path = LAYER_REQUIREMENTS) -> list[str]:
     """Requirement lines of ``path`` (comments and blanks dropped); each must be pinned with ==."""
     reqs = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if "==" not in line:

@@ -1,11 +1,12 @@
-"""Operator tooling built on the ``sagemaker`` SDK (3.x): image URIs and training jobs by hand.
+r"""Operator tooling built on the ``sagemaker`` SDK (3.x): image URIs and training jobs by hand.
 
 The SDK serves people, not Lambdas (the functions use boto3: the SDK installs ~1 GB). It lives
 in its own virtual environment, created by ``make sagemaker-ops`` (``.venv-sagemaker``).
 
 Commands::
 
-    .venv-sagemaker/bin/python scripts/sagemaker_ops.py image-uri [--region us-east-1] [--version 1.2-1]
+    .venv-sagemaker/bin/python scripts/sagemaker_ops.py image-uri \
+        [--region us-east-1] [--version 1.2-1]
     .venv-sagemaker/bin/python scripts/sagemaker_ops.py check-image [--region eu-west-1]
     .venv-sagemaker/bin/python scripts/sagemaker_ops.py describe-job NAME
 

@@ -75,8 +75,9 @@ def _root() -> None:
     """stocksage collector."""
 
 
-def _progress_hook(source: Source, enabled: bool
-                   ) -> tuple[AbstractContextManager[Any], Callable[[Mapping[str, int]], None] | None]:
+def _progress_hook(
+    source: Source, enabled: bool,
+) -> tuple[AbstractContextManager[Any], Callable[[Mapping[str, int]], None] | None]:
     """A rich progress display with one bar per symbol; returns (context, callback)."""
     from contextlib import nullcontext
 
@@ -266,7 +267,7 @@ def live(
         raise typer.Exit(2) from exc
     sent_before = 0
 
-    def on_poll(bars: int, ok: bool) -> None:
+    def on_poll(_bars: int, ok: bool) -> None:  # bars sent are counted by the sink instead
         nonlocal sent_before
         sink.flush()  # a poll's bars go out now, not when the next poll's bars arrive
         if store is not None:  # only once every bar up to the cursor is acknowledged

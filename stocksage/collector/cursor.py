@@ -59,7 +59,7 @@ def decode_cursor(data: bytes | str) -> dict[str, datetime]:
     """
     doc = json.loads(data)
     if not isinstance(doc, dict) or not isinstance(doc.get("cursor"), dict):
-        raise ValueError("not a cursor document")  # noqa: TRY004 - bad content, not type
+        raise ValueError("not a cursor document")  # bad content, not a wrong argument type
     out: dict[str, datetime] = {}
     for symbol, text in doc["cursor"].items():
         moment = datetime.fromisoformat(str(text))

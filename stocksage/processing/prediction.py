@@ -10,7 +10,7 @@ from typing import Any
 
 from stocksage.config import STACK
 from stocksage.processing.outcome import BatchOutcome
-from stocksage.processing.ports import Ports, PredictionFill
+from stocksage.processing.ports import Ports, Prediction, PredictionFill
 from stocksage.processing.results import FEATURE_INDEX, range_band
 from stocksage.processing.work import SymbolWork
 
@@ -22,6 +22,11 @@ PENDING_FILL_LIMIT = 1000
 """Pending predictions filled per symbol and batch (the rest in the next batches)."""
 
 
+Target = tuple[SymbolWork, int | dict[str, Any]]
+"""Where one request row's prediction goes: an index into ``SymbolWork.accepted`` (a bar of
+this batch) or a stored results item still pending."""
+
+
 def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome) -> None:
     """Step 4: one endpoint call for the batch's bars with finite features and the symbols'
     pending bars. On any failure the bars stay pending (``endpoint_error`` says why).
@@ -29,8 +34,29 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
     Fills ``SymbolWork.prob_up``/``range_forecast`` (None = pending) and ``SymbolWork.fills``
     (predictions for stored pending items), and sets ``outcome.model_version``.
     """
+    rows, targets = _request_rows(work, ports)
+    if not rows:
+        _mark_pending_filled(work)
+        return
+    try:
+        prediction = _call_endpoint(ports, rows)
+    except Exception as exc:  # noqa: BLE001 -- any endpoint failure degrades to pending
+        outcome.endpoint_error = f"{type(exc).__name__}: {exc}"[:500]
+        for item, target in targets:
+            if isinstance(target, int):
+                outcome.symbols[item.state.symbol].pending_predictions += 1
+        return
+    _apply_prediction(prediction, targets, outcome)
+    _mark_pending_filled(work)
+
+
+def _request_rows(work: Mapping[str, SymbolWork],
+                  ports: Ports) -> tuple[list[list[float]], list[Target]]:
+    """The feature rows of one endpoint request and, row by row, where the answer goes: the
+    batch's bars with finite features, then the symbols' pending items. Resets every symbol's
+    ``prob_up``/``range_forecast`` to pending."""
     rows: list[list[float]] = []
-    targets: list[tuple[SymbolWork, int | dict[str, Any]]] = []
+    targets: list[Target] = []
     for item in work.values():
         item.prob_up = [None] * len(item.accepted)
         item.range_forecast = [None] * len(item.accepted)
@@ -44,28 +70,30 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
         if stored_row is not None:
             rows.append(stored_row)
             targets.append((item, stored))
-    if not rows:
-        for item in work.values():
-            item.pending_filled = item.pending_read
-        return
-    try:
-        prediction = ports.predictor.predict(STACK.features, rows)
-        if len(prediction.probabilities) != len(rows):
-            raise ValueError(f"endpoint returned {len(prediction.probabilities)} predictions "
-                             f"for {len(rows)} rows")
-        ranges = prediction.range_forecasts
-        if ranges is not None and len(ranges) != len(rows):
-            raise ValueError(f"endpoint returned {len(ranges)} range forecasts "
-                             f"for {len(rows)} rows")
-    except Exception as exc:  # noqa: BLE001 -- any endpoint failure degrades to pending
-        outcome.endpoint_error = f"{type(exc).__name__}: {exc}"[:500]
-        for item, target in targets:
-            if isinstance(target, int):
-                outcome.symbols[item.state.symbol].pending_predictions += 1
-        return
+    return rows, targets
+
+
+def _call_endpoint(ports: Ports, rows: list[list[float]]) -> Prediction:
+    """The endpoint's answer for ``rows``; ValueError when it does not have one per row."""
+    prediction = ports.predictor.predict(STACK.features, rows)
+    if len(prediction.probabilities) != len(rows):
+        raise ValueError(f"endpoint returned {len(prediction.probabilities)} predictions "
+                         f"for {len(rows)} rows")
+    ranges = prediction.range_forecasts
+    if ranges is not None and len(ranges) != len(rows):
+        raise ValueError(f"endpoint returned {len(ranges)} range forecasts "
+                         f"for {len(rows)} rows")
+    return prediction
+
+
+def _apply_prediction(prediction: Prediction, targets: list[Target],
+                      outcome: BatchOutcome) -> None:
+    """Hand each row's probability and range forecast to its target: this batch's bars get
+    ``prob_up``/``range_forecast``, pending items a ``PredictionFill``."""
     outcome.model_version = prediction.model_version
+    ranges = prediction.range_forecasts
     forecasts: list[float | None] = ([float(r) for r in ranges] if ranges is not None
-                                     else [None] * len(rows))
+                                     else [None] * len(targets))
     for (item, target), probability, forecast in zip(targets, prediction.probabilities,
                                                      forecasts, strict=True):
         counts = outcome.symbols[item.state.symbol]
@@ -80,6 +108,10 @@ def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome)
                                              forecast, band.get("range_low"),
                                              band.get("range_high")))
             counts.filled_predictions += 1
+
+
+def _mark_pending_filled(work: Mapping[str, SymbolWork]) -> None:
+    """Every pending item read this batch has had its chance (filled or left for later)."""
     for item in work.values():
         item.pending_filled = item.pending_read
 

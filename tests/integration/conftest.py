@@ -67,8 +67,9 @@ def stack() -> Iterator[LocalStack]:
         emulator = Emulator(port=_free_port(), mode="process", state_dir=state_dir).start()
         endpoint = emulator.endpoint_url
     endpoints = LocalEndpoints(aws=endpoint, sagemaker_runtime=f"http://127.0.0.1:{_free_port()}")
-    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-                                            "LOCALSTACK_HOST", "STOCKSAGE_TF_DATA_SUFFIX")}
+    saved = {k: os.environ.get(k)
+             for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+                       "LOCALSTACK_HOST", "STOCKSAGE_TF_DATA_SUFFIX")}
     os.environ["STOCKSAGE_TF_DATA_SUFFIX"] = "it"  # own Terraform data dir: `make up` untouched
     use_local_environ(endpoints)
     parsed = urlparse(endpoint)

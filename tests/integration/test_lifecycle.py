@@ -6,8 +6,8 @@ on P(up), and the processor's next predictions come from the promoted version (i
 model does not beat the range baselines on 2 synthetic symbols: it ships P(up) only). On real
 daily bars P(up) does not beat the majority baseline, but the next-bar range model beats the
 last value, the 22-bar mean and the EWMA of the log range, and no range model serves yet: that
-candidate is promoted on the range verdict and the endpoint answers with both outputs. Then rollback restores the
-previous version. The tests run in order and share the stack.
+candidate is promoted on the range verdict and the endpoint answers with both outputs. Then
+rollback restores the previous version. The tests run in order and share the stack.
 """
 
 from __future__ import annotations

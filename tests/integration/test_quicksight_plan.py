@@ -24,7 +24,8 @@ PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:group/default/analysts"
 
 def test_plan_with_quicksight_validates_the_dashboard_definition(stack):
     text = terraform("plan", "-refresh=false", "-lock=false", "-no-color",
-                     "-var", "enable_quicksight=true", "-var", f"quicksight_principal_arn={PRINCIPAL}",
+                     "-var", "enable_quicksight=true",
+                     "-var", f"quicksight_principal_arn={PRINCIPAL}",
                      endpoints=stack.endpoints, capture=True)
     assert "aws_quicksight_dashboard.analytics[0] will be created" in text
     for data_set in ("results", "latest", "alerts", "history_monthly"):

@@ -10,9 +10,9 @@ the stack recover, and then checks the same end state (``assert_recovered``):
 
 The module is named to run after the other integration tests of the shared session: it
 streams tens of thousands of bars, and their alerts also reach the stack's own alerts inbox,
-which test_flow reads whole. Faults (docs/DESIGN.md "Failure modes"): the endpoint down 90 s mid-stream, SNS failing 60 s,
-DynamoDB throttling 30 % of writes for 60 s, the runtime killed mid-batch and restarted, every
-batch delivered twice, parallelization factor 2.
+which test_flow reads whole. Faults (docs/DESIGN.md "Failure modes"): the endpoint down 90 s
+mid-stream, SNS failing 60 s, DynamoDB throttling 30 % of writes for 60 s, the runtime killed
+mid-batch and restarted, every batch delivered twice, parallelization factor 2.
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ def expected_alerts(case: Scenario) -> set[str]:
         window = BarWindow.from_frame(full)
         last_fired: dict = {}
         previous = None
-        for index, (bar, current) in enumerate(zip(case.series[symbol],
-                                                   full.to_dict("records"), strict=True)):
+        for index, (bar, record) in enumerate(zip(case.series[symbol],
+                                                  full.to_dict("records"), strict=True)):
             current = {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                       for k, v in current.items()}
+                       for k, v in record.items()}
             alerts, _ = evaluate_rules(rules, bar, previous, current,
                                        window.upto(index + 1, 600), last_fired)
             ids |= {a.alert_id for a in alerts}

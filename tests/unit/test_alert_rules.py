@@ -421,5 +421,5 @@ def test_range_above_forecast_needs_a_forecast():
     frame = real("IBM", tail=50)  # no range_forecast column: a model without a range output
     got = fired([Rule("wide", "IBM", "range_above_forecast", {})], frame, "IBM")
     assert got["wide"] == []
-    with pytest.raises(RuleError, match="params.k"):
+    with pytest.raises(RuleError, match=r"params\.k"):
         Rule("bad", "IBM", "range_above_forecast", {"k": 0})

@@ -119,9 +119,11 @@ def test_non_numeric_option_is_a_usage_error_with_code_2(aws):
 
 
 def test_list_reports_a_broken_rule_instead_of_failing(aws):
-    aws.Table(TABLE).put_item(Item={"symbol": "NVDA", "rule_id": "x", "rule": '{"type": "pct_move"}'})
+    aws.Table(TABLE).put_item(Item={"symbol": "NVDA", "rule_id": "x",
+                                    "rule": '{"type": "pct_move"}'})
     result = run("list")
-    assert result.exit_code == 0 and "broken" in result.output and "needs params.bars" in result.output
+    assert result.exit_code == 0 and "broken" in result.output
+    assert "needs params.bars" in result.output
 
 
 def test_sns_message_has_json_default_email_text_sms_and_filterable_attributes(aws):

@@ -57,7 +57,7 @@ CASES: list[tuple[str, object, dict[str, object]]] = [
     ("unknown_field", rec(currency="EUR", adjusted=True), {}),
     ("symbol_not_string", rec(symbol=["AAPL"]), {}),
     ("symbol_not_ascii", rec(symbol="ß"), {}),
-    ("symbol_not_ascii", rec(symbol="ＡＡＰＬ"), {}),  # full-width letters
+    ("symbol_not_ascii", rec(symbol="ＡＡＰＬ"), {}),  # noqa: RUF001 - full-width letters on purpose
     ("symbol_invalid", rec(symbol="AAPL; DROP"), {}),
     ("symbol_invalid", rec(symbol=""), {}),
     ("partition_key_mismatch", rec(), {"partition_key": "MSFT"}),

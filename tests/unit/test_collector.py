@@ -115,10 +115,9 @@ class FaultInjector(Recorder):
         forwarded = [r for r, f in zip(records, failing, strict=True) if not f]
         real = (self.client.put_records(StreamName=kwargs["StreamName"], Records=forwarded)
                 ["Records"] if forwarded else [])
-        merged, it = [], iter(real)
-        for f in failing:
-            merged.append({"ErrorCode": self.error_code, "ErrorMessage": "injected"} if f
-                          else next(it))
+        it = iter(real)
+        merged = [{"ErrorCode": self.error_code, "ErrorMessage": "injected"} if f else next(it)
+                  for f in failing]
         self.injected += sum(failing)
         return {"FailedRecordCount": sum(failing), "Records": merged}
 
@@ -306,7 +305,7 @@ def test_round_robin_interleaves_datasets_from_different_years():
 
 
 def test_unknown_symbol_and_bad_arguments():
-    with pytest.raises(UnknownSymbolError, match="NOPE.*available symbols: TSLA"):
+    with pytest.raises(UnknownSymbolError, match=r"NOPE.*available symbols: TSLA"):
         ReplaySource(["TSLA", "nope"])
     with pytest.raises(ReplayError, match="no TSLA bars"):
         ReplaySource(["TSLA"], start="1990-01-01", end="1990-12-31")

@@ -97,21 +97,20 @@ def test_put_records_does_not_invoke_lambda(emulator):
 def test_control_unpatched_moto_invokes_lambda_from_puts(tmp_path):
     """The behavioural check above is meaningful: plain moto does write Lambda side effects."""
     port = free_port()
-    log = open(tmp_path / "moto.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        assert wait_until(lambda: probe(url), 30)
-        c = clients(url)
-        arn, function = stream_with_mapping(c)
-        c["kinesis"].put_records(StreamARN=arn, Records=[
-            {"Data": b"x", "PartitionKey": "k"} for _ in range(3)])
-        assert lambda_side_effects(c, function) == 3
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    with open(tmp_path / "moto.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                 str(port)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            assert wait_until(lambda: probe(url), 30)
+            c = clients(url)
+            arn, function = stream_with_mapping(c)
+            c["kinesis"].put_records(StreamARN=arn, Records=[
+                {"Data": b"x", "PartitionKey": "k"} for _ in range(3)])
+            assert lambda_side_effects(c, function) == 3
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def test_get_records_semantics_with_fast_shard_ops(emulator):
@@ -185,7 +184,8 @@ def test_cli_start_status_stop(tmp_path):
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "stocksage.local.emulator", *args,
                                "--port", str(port), "--state-dir", str(state)],
-                              check=False, capture_output=True, text=True, cwd=REPO, env=env, timeout=90)
+                              check=False, capture_output=True, text=True, cwd=REPO, env=env,
+                              timeout=90)
 
     started = cli("start")
     try:
@@ -235,7 +235,7 @@ def test_runtime_cli_start_status_stop(tmp_path):
         try:
             assert started.returncode == 0, started.stderr
             assert probe(emu.endpoint_url)
-            assert wait_until(lambda: (state / "runtime-stats.json").exists(), 10)
+            assert wait_until((state / "runtime-stats.json").exists, 10)
             status = cli("status")
             assert status.returncode == 0, status.stdout
             doc = json.loads(status.stdout)

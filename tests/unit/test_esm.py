@@ -8,6 +8,7 @@ mappings with ``create_event_source_mapping``. The engine runs rounds in the tes
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -19,9 +20,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import stocksage_test_handlers as handlers
 
 from stocksage.local.demo import runtime_progress
@@ -31,18 +30,18 @@ from stocksage.local.lambda_runtime import LambdaFunction
 from tests.helpers.aws import client_kwargs
 from tests.helpers.events import kinesis_event
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/stocksage-test"
 
 
 def create_role(kw) -> None:
     iam = boto3.client("iam", **kw)
-    try:
-        iam.create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))
-    except iam.exceptions.EntityAlreadyExistsException:
-        pass
+    trust = {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                            "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,8 @@ def test_definitions() -> None:
     )[list(FEATURES)]
     pd.testing.assert_frame_equal(got, want, rtol=1e-12)
     first_valid = {name: int(got[name].first_valid_index() is not None and
-                             np.flatnonzero(got[name].notna())[0]) for name in FEATURES}  # fmt: skip
+                             np.flatnonzero(got[name].notna())[0])
+                   for name in FEATURES}  # fmt: skip
     assert first_valid == {
         "ret_1": 1, "ret_5": 5, "rsi_14": 13, "macd_diff_norm": 33, "bb_pband": 19,
         "atr_norm": 13, "ema_gap": 25, "sma_gap": 19, "volume_ratio": 19,

@@ -77,9 +77,9 @@ def test_malformed_line_reports_its_number() -> None:
              bars[2].to_json()]  # fmt: skip
     with pytest.raises(MalformedBarError, match=r"^line 2: missing field\(s\): close"):
         decode_object(gzip.compress(b"\n".join(lines)))
-    with pytest.raises(MalformedBarError, match="^line 1: not valid JSON"):
+    with pytest.raises(MalformedBarError, match=r"^line 1: not valid JSON"):
         decode_object(gzip.compress(b"{oops}\n"))
-    with pytest.raises(MalformedBarError, match="^line 2: not valid UTF-8"):
+    with pytest.raises(MalformedBarError, match=r"^line 2: not valid UTF-8"):
         decode_object(gzip.compress(lines[0] + b"\n\xff\n"))
 
 

@@ -138,7 +138,7 @@ def test_csv_with_and_without_header(inference, model):
     [
         ({"features": FEATURES[::-1], "instances": [[0.0] * len(FEATURES)]}, "different order"),
         (
-            {"features": FEATURES[:-1] + ["foo"], "instances": [[0.0] * len(FEATURES)]},
+            {"features": [*FEATURES[:-1], "foo"], "instances": [[0.0] * len(FEATURES)]},
             r"missing \['volume_ratio'\]; unknown \['foo'\]",
         ),
         ({"features": FEATURES[:-1], "instances": [[0.0] * (len(FEATURES) - 1)]}, "missing"),

@@ -84,7 +84,7 @@ def test_pooled_frame_is_time_sorted_and_keeps_every_symbol():
     frames = {s: load_bars(s) for s in ("IBM", "FB", "TSLA")}
     pooled = build_training_frame(frames)
     assert set(pooled["symbol"]) == {"IBM", "FB", "TSLA"}
-    keys = list(zip(pooled["bar_time"], pooled["symbol"]))
+    keys = list(zip(pooled["bar_time"], pooled["symbol"], strict=True))
     assert keys == sorted(keys)
     assert not pooled.duplicated(["symbol", "bar_time"]).any()
     assert set(pooled["up"].unique()) <= {0, 1}

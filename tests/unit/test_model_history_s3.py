@@ -81,7 +81,7 @@ def test_backfill_script(emulator, s3):
     assert len(stored) == fb + tsla
     assert max(b.bar_time for b in stored if b.symbol == "FB") == load_bars("FB").index[-11]
     until = subprocess.run(
-        cmd[:7] + ["--until", "2012-06-30", "--create-bucket"],
+        [*cmd[:7], "--until", "2012-06-30", "--create-bucket"],
         env=env,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ def _synthetic_panel(seed: int) -> pd.DataFrame:
         stop = int(rng.integers(2 * len(days) // 3, len(days) + 1))
         keep = rng.random(stop - start) > rng.uniform(0, 0.2)  # random gaps per symbol
         times = days[start:stop][keep]
-        label = list(times[1:]) + [pd.NaT]
+        label = [*times[1:], pd.NaT]
         rows.append(
             pd.DataFrame({"symbol": f"S{s}", "bar_time": times, "label_time": label}).iloc[:-1]
         )  # the last bar has no label

@@ -42,9 +42,8 @@ def client(kw):
                    {"AttributeName": "bar_time", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "symbol", "AttributeType": "S"},
                               {"AttributeName": "bar_time", "AttributeType": "S"}])
-    items = []
-    for i in range(30):
-        items.append({
+    items = [
+        {
             "symbol": {"S": f"SYM{i % 3}"}, "bar_time": {"S": f"2024-01-{i + 1:02d}T00:00:00Z"},
             "close": {"N": f"{100 + i * 0.25}"}, "volume": {"N": str(10**12 + i)},
             "core": {"B": bytes(range(i, i + 40))}, "flag": {"BOOL": i % 2 == 0},
@@ -53,7 +52,9 @@ def client(kw):
             "outbox": {"L": [{"S": "x"}, {"N": "-0.000001"}, {"M": {"k": {"S": "é✓"}}}]},
             "fired": {"M": {"rule": {"N": str(i)}, "nested": {"L": []}}},
             "empty_map": {"M": {}}, "text": {"S": "quote \" and \\ and \n newline"},
-        })
+        }
+        for i in range(30)
+    ]
     for item in items:
         dynamodb.put_item(TableName=TABLE, Item=item)
     return dynamodb

@@ -56,9 +56,9 @@ def offline_alert_ids(symbol, limit, rules):
     bars = frame_to_bars(symbol, frame[["open", "high", "low", "close", "volume"]])
     window = BarWindow.from_frame(frame)
     last_fired, previous, ids = {}, None, set()
-    for index, (bar, current) in enumerate(zip(bars, frame.to_dict("records"), strict=True)):
+    for index, (bar, record) in enumerate(zip(bars, frame.to_dict("records"), strict=True)):
         current = {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                   for k, v in current.items()}
+                   for k, v in record.items()}
         alerts, errors = evaluate_rules(rules, bar, previous, current,
                                         window.upto(index + 1, 600), last_fired)
         assert errors == []

@@ -13,7 +13,8 @@ moto = pytest.importorskip("moto")
 ENV = {
     "HISTORY_BUCKET": "b", "JOB_PREFIX": "stocksage-test-retrain",
     "TRAINING_ROLE_ARN": "arn:aws:iam::123456789012:role/training",
-    "TRAINING_IMAGE": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",
+    "TRAINING_IMAGE": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
+                      "sagemaker-scikit-learn:1.9-0-cpu-py3",
     "ENDPOINT_NAME": "stocksage-test-predictor", "VERSIONS_TABLE": "stocksage-test-model-versions",
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "POWERTOOLS_METRICS_NAMESPACE": "stocksage",

@@ -69,5 +69,5 @@ def test_a_failed_re_read_keeps_the_rules_read_before(table):
     clock.now += 5
     assert [r.rule_id for r in source.rules_for(["IBM"])[0]["IBM"]] == ["up"]
     cold = DynamoRuleSource("rules", max_age=0, client=client, clock=clock)
-    with pytest.raises(Exception, match="rules|Requested resource not found|ResourceNotFound"):
+    with pytest.raises(Exception, match=r"rules|Requested resource not found|ResourceNotFound"):
         cold.rules_for(["IBM"])

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sagemaker_ops
 
+ROOT = Path(__file__).resolve().parents[2]
 OPS_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
 
 

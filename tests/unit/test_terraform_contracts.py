@@ -83,7 +83,8 @@ def lambda_modules() -> dict[str, dict]:
         for key, values in services_locals()[local].items():
             expanded = {k: v for k, v in body.items()}
             for attr, value in body.items():
-                if isinstance(value, str) and (m := re.fullmatch(r"\$\{each\.value\.(\w+)\}", value)):
+                if isinstance(value, str) and (
+                        m := re.fullmatch(r"\$\{each\.value\.(\w+)\}", value)):
                     expanded[attr] = values[m.group(1)]
             modules[f"{name}[{key}]"] = expanded
     return modules
@@ -263,7 +264,8 @@ def processor_grants() -> set[tuple[str, str]]:
             key = RESOURCE_OF_EXPRESSION.get(resource.strip("${}"))
             assert key, f"{sid}: unknown resource expression {resource}"
             grants.update((action, key) for action in statement["actions"])
-    # The module grants sqs:SendMessage on each SQS on-failure destination (modules/lambda_function).
+    # The module grants sqs:SendMessage on each SQS on-failure destination
+    # (modules/lambda_function).
     for source in module.get("kinesis_event_sources", {}).values():
         key = RESOURCE_OF_EXPRESSION[source["on_failure_destination_arn"].strip("${}")]
         grants.add(("sqs:SendMessage", key))
@@ -613,8 +615,10 @@ def test_topics_and_queues_deny_insecure_transport():
 def test_on_failure_permission_matches_the_destination_type():
     main = (REPO / "modules" / "lambda_function" / "main.tf").read_text()
     assert 'split(":", arn)[2] == "sqs"' in main and 'split(":", arn)[2] == "sns"' in main
-    assert re.search(r'actions\s*=\s*\["sns:Publish"\]\s*\n\s*resources\s*=\s*local\.on_failure_topic_arns', main)
-    assert re.search(r'actions\s*=\s*\["sqs:SendMessage"\]\s*\n\s*resources\s*=\s*local\.on_failure_queue_arns', main)
+    assert re.search(r'actions\s*=\s*\["sns:Publish"\]\s*\n'
+                     r'\s*resources\s*=\s*local\.on_failure_topic_arns', main)
+    assert re.search(r'actions\s*=\s*\["sqs:SendMessage"\]\s*\n'
+                     r'\s*resources\s*=\s*local\.on_failure_queue_arns', main)
 
 
 # --- collector task definition ---------------------------------------------------------------
@@ -682,7 +686,8 @@ def _console(root: str, tmp: Path, args: list[str], expression: str) -> str:
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
     env.pop("TF_DATA_DIR", None)
     rc = REPO / root / ".terraform" / "validate" / "terraformrc"
-    if not rc.exists():  # scripts/tf.sh writes the provider-mirror CLI config (when a mirror exists)
+    # scripts/tf.sh writes the provider-mirror CLI config (when a mirror exists)
+    if not rc.exists():
         subprocess.run(["bash", str(REPO / "scripts" / "tf.sh"), root, "local", "validate",
                         "-no-color"], check=True, capture_output=True, timeout=300)
     if rc.exists():
@@ -701,10 +706,12 @@ EXTRA_ARGS = {
     "services": ["-var", "processor_zip=build/lambda/processor.zip"],
     "network": [],
 }
+#: The services root's network_state variable as scripts/tf.sh passes it.
+NETWORK_STATE = 'network_state={bucket="b",key="network/terraform.tfstate",region="us-east-1"}'
 #: What scripts/tf.sh (network_state) or the operator (prod ops address) adds per environment.
 ENV_ARGS = {
-    ("services", "dev"): ["-var", 'network_state={bucket="b",key="network/terraform.tfstate",region="us-east-1"}'],
-    ("services", "prod"): ["-var", 'network_state={bucket="b",key="network/terraform.tfstate",region="us-east-1"}',
+    ("services", "dev"): ["-var", NETWORK_STATE],
+    ("services", "prod"): ["-var", NETWORK_STATE,
                            "-var", 'ops_email_subscriptions=["ops@example.com"]'],
 }
 
@@ -784,8 +791,9 @@ def test_services_plan_without_network_state_fails_closed(tmp_path, emulator, kw
         result = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True,
                                 timeout=120, check=False)
         assert result.returncode == 3, result.stderr
-        assert "no network state s3://stocksage-dev-tfstate-123456789012/network/terraform.tfstate" \
-            in result.stderr
+        assert ("no network state "
+                "s3://stocksage-dev-tfstate-123456789012/network/terraform.tfstate"
+                in result.stderr)
         assert "scripts/tf.sh network dev apply" in result.stderr
         assert "Traceback" not in result.stderr and "Error:" not in result.stderr
     finally:  # the module's emulator is shared: leave no state bucket behind

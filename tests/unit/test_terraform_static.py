@@ -405,7 +405,8 @@ def test_every_module_has_a_readme_with_usage_and_current_tables(module: str) ->
     finally:
         sys.path.remove(str(REPO / "scripts"))
     generated = module_docs.render(REPO / "modules" / module)
-    assert generated in readme, f"modules/{module}/README.md is stale: python scripts/module_docs.py"
+    assert generated in readme, (
+        f"modules/{module}/README.md is stale: python scripts/module_docs.py")
     for block in blocks(REPO / "modules" / module, "variable"):
         for name in block:
             assert f"| {name} |" in readme

@@ -107,7 +107,7 @@ def test_non_script_mode_job_is_rejected(s3):
 
 def test_initial_model_failure_raises(s3):
     s3.create_bucket(Bucket="stocksage-empty")
-    with pytest.raises(TrainingJobError, match="no \\*.json.gz") as caught:
+    with pytest.raises(TrainingJobError, match=r"no \*\.json\.gz") as caught:
         train_initial_model(s3, "stocksage-empty", "m/model.tar.gz", job_name="empty-initial")
     result = caught.value.result
     assert result.status == "Failed" and result.failure_reason.startswith("AlgorithmError")
