@@ -34,8 +34,8 @@ Python API (tests)::
     with Emulator(port=0) as emu:          # in-process, threaded, patched
         boto3.client("kinesis", endpoint_url=emu.endpoint_url, ...)
 
-The module also holds the small background-process helpers (``Daemon``) that
-``stocksage.local.runtime`` reuses for its own ``start|stop|status``.
+``start|stop|status`` run the server as a background process (``stocksage.local.daemon``,
+shared with ``stocksage.local.runtime``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -56,10 +55,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from stocksage.local.daemon import (
+    DEFAULT_STATE_DIR,
+    REPO_ROOT,
+    Daemon,
+    child_env,
+    log_tail,
+    port_in_use,
+    wait_until,
+)
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
-DEFAULT_STATE_DIR = ".local"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # --------------------------------------------------------------------------------------------
 # Patches (applied in the process that runs moto's server)
@@ -773,7 +780,7 @@ class Emulator:
             [sys.executable, "-m", "stocksage.local.emulator", "serve", "--host", self.host,
              "--port", str(self.port), "--port-file", str(port_file)],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
-            env=_child_env(),
+            env=child_env(),
         )
         log.close()
         ok = wait_until(lambda: port_file.exists() or self._proc.poll() is not None,
@@ -841,156 +848,6 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     finally:
         server.server_close()
         print("stocksage emulator stopped", flush=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Background process helpers (shared with stocksage.local.runtime)
-# --------------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(REPO_ROOT)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-@dataclass
-class Daemon:
-    """A background ``python -m <module> serve ...`` with pid and log files in ``state_dir``.
-
-    Args:
-        name: File stem (``emulator`` -> ``emulator.pid``, ``emulator.log``).
-        module: Module run with ``-m``; must accept ``serve`` plus ``serve_args``.
-        state_dir: Folder of the pid and log files (created).
-        healthy: Probe that says the service is up.
-    """
-
-    name: str
-    module: str
-    state_dir: Path
-    healthy: Callable[[], bool]
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / f"{self.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / f"{self.name}.log"
-
-    def pid(self) -> int | None:
-        """The recorded pid when that process is alive and is ours, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return None
-            return pid
-        return pid if self.module in cmdline else None
-
-    def start(self, serve_args: list[str], timeout: float = 60.0) -> int:
-        """Start in the background and wait until healthy; return the pid.
-
-        Raises:
-            RuntimeError: already running, the process exited, or not healthy in time (the
-                message carries the log tail).
-        """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        running = self.pid()
-        if running:
-            raise RuntimeError(f"{self.name} already running (pid {running}, {self.pid_file})")
-        with open(self.log_file, "ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {self.module}\n"
-                      .encode())
-            log.flush()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, "serve", *serve_args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=str(REPO_ROOT), env=_child_env(), start_new_session=True,
-            )
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise RuntimeError(
-                    f"{self.name} exited with code {proc.returncode}; log tail "
-                    f"({self.log_file}):\n{log_tail(self.log_file)}"
-                )
-            if self.healthy():
-                return proc.pid
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(
-            f"{self.name} not healthy after {timeout:.0f}s; log tail ({self.log_file}):\n"
-            f"{log_tail(self.log_file)}"
-        )
-
-    def stop(self, timeout: float = 15.0) -> bool:
-        """Stop the recorded process (SIGTERM, then SIGKILL); False when none was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.pid_file.unlink(missing_ok=True)
-        return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie child of ours counts as gone
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-from stocksage.local.emulator import DEFAULT_STATE_DIR, Daemon, probe
+from stocksage.local.daemon import DEFAULT_STATE_DIR, Daemon
+from stocksage.local.emulator import probe
 from stocksage.local.esm import EsmEngine, EsmFaults, MappingStats, _Clients
 from stocksage.local.events import EventRouter
 from stocksage.local.firehose import FirehoseWorker
