@@ -79,6 +79,8 @@ DEFAULT_PORT = 4566
 
 
 def _make_server(host: str, port: int, access_log: bool = False) -> Any:
+    """moto's WSGI app (every service, routed by host and headers) on a threaded werkzeug
+    server bound to ``host:port`` (0: a free port); requests are logged with ``access_log``."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -145,6 +147,12 @@ class Emulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> Emulator:
+        """Start serving and wait until ``GET /moto-api/`` answers.
+
+        Raises:
+            RuntimeError: not answering within ``startup_timeout`` (for a child process, with
+                its log tail).
+        """
         if self.mode == "thread":
             apply_patches()
             self._server = _make_server(self.host, self.port)
@@ -191,6 +199,7 @@ class Emulator:
         urllib.request.urlopen(req, timeout=10).close()
 
     def stop(self) -> None:
+        """Stop the server (thread) or the child (SIGTERM, then SIGKILL after 10 s)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -250,11 +259,14 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
 
 
 def _daemon(state_dir: str, host: str, port: int) -> Daemon:
+    """The background emulator of ``start|stop|status`` (healthy: moto answers at the port)."""
     url = f"http://{host}:{port}"
     return Daemon("emulator", "stocksage.local.emulator", Path(state_dir), lambda: probe(url))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m stocksage.local.emulator start|stop|status|serve|patches``; exit status 0 on
+    success, 1 when ``start`` fails, 3 when ``status`` finds no healthy emulator."""
     parser = argparse.ArgumentParser(prog="python -m stocksage.local.emulator",
                                      description="The embedded AWS (patched moto server).")
     parser.add_argument("command", choices=["start", "stop", "status", "serve", "patches"])

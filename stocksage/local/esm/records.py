@@ -39,11 +39,6 @@ class KRecord:
     arrival: float  # epoch seconds
 
     @property
-    def seq(self) -> int:
-        """The sequence number as an integer (moto's are per-shard counters)."""
-        return int(self.sequence_number)
-
-    @property
     def size(self) -> int:
         """Estimated bytes in the event: base64 data + key + seq + a fixed envelope (close to
         the event's JSON size; the 6 MB payload limit is checked against it)."""

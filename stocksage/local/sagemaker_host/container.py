@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +102,6 @@ class LoadedModel:
     code_dir: Path | None
     module: types.ModuleType | None
     model: Any
-    loaded_at: float = field(default_factory=time.time)
 
     def handler(self, name: str,
                 default: Callable[..., Any] | None = None) -> Callable[..., Any] | None:
