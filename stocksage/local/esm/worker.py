@@ -12,10 +12,9 @@ applied under one lock. Applying an outcome is where Lambda's error handling hap
     retries exhausted, or    -> the failure record goes to the on-failure destination, then
     records too old             the records are skipped (finished)
 
-(the rules themselves: ``stocksage.local.esm.batching``; the full semantics: the package
-docstring). The worker runs in its own thread (``start``/``stop``) or round by round in the
-caller's (``run_round``, ``run_until_idle``). A worker that was ``kill``-ed applies nothing
-more: no outcome, no checkpoint (a crash mid-batch).
+(the rules: ``stocksage.local.esm.batching``; the semantics: the package docstring). The worker
+runs in its own thread (``start``/``stop``) or in the caller's (``run_round``,
+``run_until_idle``). A ``kill``-ed worker applies nothing more (a crash mid-batch).
 """
 
 from __future__ import annotations
@@ -160,7 +159,8 @@ class MappingWorker:
                 self.stats.last_error = f"on-failure destination {dest}: {err}"
                 log.error("could not send failure record to %s (attempt %d): %s", dest,
                           batch.send_failures, err)
-                lane.next_attempt_at = time.monotonic() + self._backoff(batch.send_failures)
+                lane.next_attempt_at = time.monotonic() + backoff(batch.send_failures,
+                                                                  self.retry_backoff)
                 return
             self.stats.records_to_destination += len(batch.records)
             self.stats.destination_messages += 1
@@ -172,9 +172,6 @@ class MappingWorker:
         lane.pending.pop(0)
         lane.next_attempt_at = 0.0
         self._complete(shard, batch.records)
-
-    def _backoff(self, attempt: int) -> float:
-        return backoff(attempt, self.retry_backoff)
 
     def _run_batch(self, shard: ShardState, lane: Lane) -> None:
         """Run ``lane.pending[0]``: give it up, or invoke the function and apply the outcome.
@@ -257,7 +254,7 @@ class MappingWorker:
             self._give_up(shard, lane, batch)
             return
         self.stats.retries += 1
-        lane.next_attempt_at = time.monotonic() + self._backoff(batch.retries)
+        lane.next_attempt_at = time.monotonic() + backoff(batch.retries, self.retry_backoff)
 
     # ---------------------------------------------------------------- rounds
     def _ready_lanes(self, shard: ShardState) -> tuple[list[Lane], bool]:
