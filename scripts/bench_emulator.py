@@ -1,4 +1,4 @@
-"""Benchmark of the emulator's fast paths (``stocksage.local.moto_fastpaths``), A/B in one run.
+"""Benchmark of the emulator's fast paths (``stocksage.local.moto_patches.fastpaths``), A/B.
 
 One in-process patched emulator; each measurement alternates rounds with the fast path on and
 with moto's own code restored, so both sides see the same machine load:

@@ -2,27 +2,11 @@
 
 moto's server is the emulator that Terraform provisions and every local component talks to
 (127.0.0.1:4566, LocalStack's edge port). A few of moto's behaviours get in the way of a
-faithful local stack; they are changed *in the server process* by small patch functions listed
-in ``PATCHES`` (each idempotent, each documented with what it fixes):
-
-* ``no_lambda_from_kinesis_puts``: while a Kinesis event source mapping exists moto invokes the
-  function once per record *inside* ``put_records`` and tries Docker each time (puts fall from
-  thousands to ~230 records/s, and a deleted function makes every put fail). The local runtime
-  (``stocksage.local.esm``) owns event source mappings, so moto must not.
-* ``kinesis_constant_time_shard_ops``: moto copies the whole shard to find the last sequence
-  number on every put and scans the whole shard on every ``get_records``; both become O(1)/O(k).
-* ``sagemaker_update_endpoint``: moto lacks ``UpdateEndpoint`` (HTTP 500); the patch re-points
-  the endpoint to the new endpoint configuration and keeps it ``InService``.
-* ``sagemaker_training_job_lifecycle``: moto reports a training job ``Completed`` at once with
-  no artifact; the patch keeps it ``InProgress`` until the local runtime reports the outcome
-  through a private action (status, artifact, ``FinalMetricDataList``).
-* ``events_test_event_pattern``: EventBridge ``TestEventPattern`` (moto: not implemented),
-  answered by moto's own rule matcher; the local runtime routes events with it.
-* ``dynamodb_item_responses`` and ``backend_lookup_cache``: per-request costs of moto's
-  server removed without changing a response (``stocksage.local.moto_fastpaths``).
-* ``fault_injection``: for resilience tests, DynamoDB write throttling and SNS ``Publish``
-  failures switched on for a duration through ``POST /moto-api/stocksage/faults`` (client:
-  ``stocksage.local.faults``).
+faithful local stack; they are changed *in the server process* by the small, idempotent patch
+functions of ``stocksage.local.moto_patches`` (``PATCHES``: Kinesis puts that no longer invoke
+Lambda and O(1) shard operations, SageMaker ``UpdateEndpoint`` and a training-job lifecycle,
+DynamoDB transactions without whole-table copies, EventBridge ``TestEventPattern``, fault
+injection for resilience tests). This module runs that server.
 
 Command line::
 
@@ -36,8 +20,8 @@ Python API (tests)::
     with Emulator(port=0) as emu:          # in-process, threaded, patched
         boto3.client("kinesis", endpoint_url=emu.endpoint_url, ...)
 
-The module also holds the small background-process helpers (``Daemon``) that
-``stocksage.local.runtime`` reuses for its own ``start|stop|status``.
+``start|stop|status`` run the server as a background process (``stocksage.local.daemon``,
+shared with ``stocksage.local.runtime``).
 """
 
 from __future__ import annotations
@@ -46,644 +30,47 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from stocksage.local import moto_fastpaths
+from stocksage.local.daemon import (
+    DEFAULT_STATE_DIR,
+    REPO_ROOT,
+    Daemon,
+    child_env,
+    log_tail,
+    port_in_use,
+    wait_until,
+)
+from stocksage.local.moto_patches import PATCHES, Patch, applied_patches, apply_patches
+from stocksage.local.moto_patches.faults import FAULTS_PATH
+from stocksage.local.moto_patches.sagemaker import FINISH_TRAINING_JOB_PATH
+
+#: Re-exported for existing callers (``wait_until`` and the patch registry lived here).
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_STATE_DIR",
+    "FAULTS_PATH",
+    "FINISH_TRAINING_JOB_PATH",
+    "PATCHES",
+    "Emulator",
+    "Patch",
+    "applied_patches",
+    "apply_patches",
+    "main",
+    "probe",
+    "serve",
+    "wait_until",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
-DEFAULT_STATE_DIR = ".local"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# --------------------------------------------------------------------------------------------
-# Patches (applied in the process that runs moto's server)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Patch:
-    """One change to moto. ``apply`` must be idempotent."""
-
-    name: str
-    summary: str
-    apply: Callable[[], None]
-
-
-_applied: set[str] = set()
-_patch_lock = threading.Lock()
-
-
-def _patch_no_lambda_from_kinesis_puts() -> None:
-    """Keep moto from invoking Lambda functions from Kinesis puts.
-
-    ``moto.kinesis.models.Stream.put_record`` loops over ``stream.lambda_event_source_mappings``
-    and calls ``LambdaBackend.send_kinesis_message`` per record, which runs the function in
-    Docker (or fails trying). Two changes, both narrow:
-
-    * ``LambdaBackend.send_kinesis_message`` becomes a no-op (the only caller is that loop);
-    * ``LambdaBackend.create_event_source_mapping`` no longer leaves the mapping registered on
-      the Kinesis stream object (moto never unregisters it on delete either), so ``put_record``
-      does not even enter the loop.
-
-    The mapping itself stays stored and listed exactly as before: the local runtime reads it
-    with ``list_event_source_mappings``.
-    """
-    from moto.awslambda.models import LambdaBackend
-    from moto.kinesis.models import kinesis_backends
-
-    def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    send_kinesis_message.__stocksage_patch__ = True  # type: ignore[attr-defined]
-    LambdaBackend.send_kinesis_message = send_kinesis_message  # type: ignore[method-assign]
-
-    original_create = LambdaBackend.create_event_source_mapping
-
-    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
-        esm = original_create(self, spec)
-        arn = esm.event_source_arn
-        if arn.split(":")[2] == "kinesis":
-            backend = kinesis_backends[self.account_id][self.region_name]
-            for stream in backend.streams.values():
-                if stream.arn == arn:
-                    stream.lambda_event_source_mappings.pop(arn, None)
-        return esm
-
-    create_event_source_mapping.__stocksage_patch__ = True  # type: ignore[attr-defined]
-    LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore
-
-
-def _patch_kinesis_constant_time_shard_ops() -> None:
-    """Make moto's per-put and per-read shard work independent of the shard's size.
-
-    * ``Shard.get_max_sequence_number`` built ``list(self.records.keys())`` on every put: puts
-      slowed from ~2,300 to ~210 records/s at 100k records. The dict is insertion ordered with
-      increasing keys, so the last key is ``next(reversed(...))``.
-    * ``Shard.get_records`` scanned every record of the shard on each call. moto's sequence
-      numbers are consecutive integers, so when the keys are contiguous the records after the
-      iterator position are read by key. Same results, same ``MillisBehindLatest``; it falls back
-      to the original code when the keys are not contiguous.
-    """
-    from moto.kinesis.models import Shard
-
-    def get_max_sequence_number(self: Any) -> int:
-        if self.records:
-            return next(reversed(self.records))
-        return 0
-
-    def get_min_sequence_number(self: Any) -> int:
-        if self.records:
-            return next(iter(self.records))
-        return 0
-
-    original_get_records = Shard.get_records
-
-    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> Any:
-        records = self.records
-        if not records:
-            return [], int(last_sequence_id), 0
-        first = next(iter(records))
-        last = next(reversed(records))
-        if last - first + 1 != len(records):
-            return original_get_records(self, last_sequence_id, limit)
-        position = max(int(last_sequence_id), first - 1)
-        end = last if not limit else min(last, position + int(limit))
-        results = [records[k] for k in range(position + 1, end + 1)]
-        if not results:
-            return [], int(last_sequence_id), 0
-        behind = records[last].created_at - results[-1].created_at
-        return results, results[-1].sequence_number, int(behind * 1000)
-
-    for fn in (get_max_sequence_number, get_min_sequence_number, get_records):
-        fn.__stocksage_patch__ = True  # type: ignore[attr-defined]
-    Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
-    Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
-    Shard.get_records = get_records  # type: ignore[method-assign]
-
-
-def _patch_sagemaker_update_endpoint() -> None:
-    """Implement ``UpdateEndpoint`` (moto answers HTTP 500 "not implemented").
-
-    The endpoint keeps its name and ARN, takes the new configuration's name, production variants
-    and data capture configuration, ``LastModifiedTime`` moves, and the status stays
-    ``InService`` (a real update goes through ``Updating`` for minutes; the local SageMaker host
-    switches model version on the next invocation). An unknown endpoint or configuration is a
-    ``ValidationError`` like AWS.
-    """
-    from moto.core.responses import ActionResult
-    from moto.core.utils import utcnow
-    from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend
-    from moto.sagemaker.responses import SageMakerResponse
-
-    def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> str:
-        endpoint = self.endpoints.get(endpoint_name)
-        if endpoint is None:
-            arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
-            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
-        try:
-            config = self.describe_endpoint_config(endpoint_config_name)
-        except KeyError:
-            arn = FakeEndpointConfig.arn_formatter(
-                endpoint_config_name, self.account_id, self.region_name
-            )
-            raise ValidationError(message=f"Could not find endpoint_config '{arn}'.") from None
-        endpoint.endpoint_config_name = endpoint_config_name
-        endpoint.production_variants = endpoint._process_production_variants(
-            config["ProductionVariants"]
-        )
-        endpoint.data_capture_config = config.get("DataCaptureConfig")
-        endpoint.endpoint_status = "InService"
-        endpoint.last_modified_time = utcnow()
-        return endpoint.arn
-
-    def update_endpoint_action(self: Any) -> Any:
-        arn = self.sagemaker_backend.update_endpoint(
-            endpoint_name=self._get_param("EndpointName"),
-            endpoint_config_name=self._get_param("EndpointConfigName"),
-        )
-        return ActionResult({"EndpointArn": arn})
-
-    update_endpoint.__stocksage_patch__ = True  # type: ignore[attr-defined]
-    SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
-    SageMakerResponse.update_endpoint = update_endpoint_action  # type: ignore[attr-defined]
-
-
-#: Training-job states a job may be finished into (``StocksageFinishTrainingJob``).
-TRAINING_FINAL_STATES = ("Completed", "Failed", "Stopped")
-#: Private emulator route (POST JSON) the local runtime calls to record a training job's outcome;
-#: see ``stocksage.local.training_jobs``. Under ``/moto-api/`` like moto's own control routes.
-FINISH_TRAINING_JOB_PATH = "/moto-api/stocksage/finish-training-job"
-
-
-def _patch_sagemaker_training_job_lifecycle() -> None:
-    """Give training jobs a real lifecycle: ``InProgress`` until the local runtime finishes them.
-
-    moto reports every job ``Completed`` the moment it is created, with no artifact, canned
-    ``MetricDefinitions`` (``test:dcg``) and a canned ``FinalMetricDataList``, and silently
-    replaces a job created twice under the same name. With this patch:
-
-    * ``CreateTrainingJob`` stores the job ``InProgress`` (secondary status ``Starting``) with
-      the metric definitions that were sent, no end time, no metrics and no ``ModelArtifacts``;
-      a name that exists already is ``ResourceInUse`` (as on AWS: names are unique per account
-      and region, which is what makes the retrain schedule idempotent);
-    * a private route ``POST /moto-api/stocksage/finish-training-job`` (JSON body
-      ``TrainingJobName``, ``TrainingJobStatus`` = Completed | Failed | Stopped, optional
-      ``FailureReason``, ``S3ModelArtifacts``, ``FinalMetricDataList`` [{MetricName, Value}],
-      ``BillableSeconds``, ``Region``, ``AccountId``) sets the outcome once: a job that is not
-      ``InProgress`` is a 400 ``ValidationException``. (moto's SageMaker handler only accepts
-      operations of botocore's service model, hence a route next to moto's own ``/moto-api``
-      control routes rather than a custom SageMaker action.)
-      The local runtime (``stocksage.local.training_jobs``) runs the job with
-      ``stocksage.local.training.run_training_job`` and reports through this action, so every
-      reader (``DescribeTrainingJob``, ``ListTrainingJobs StatusEquals``) sees AWS's shape.
-    """
-    import copy
-
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.core.utils import utcnow
-    from moto.moto_api._internal import urls as moto_api_urls
-    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
-    from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend, sagemaker_backends
-
-    original_init = FakeTrainingJob.__init__
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        spec = kwargs.get("algorithm_specification") or {}
-        sent = copy.deepcopy(spec.get("MetricDefinitions") or [])
-        original_init(self, *args, **kwargs)
-        self.algorithm_specification["MetricDefinitions"] = sent
-        self.training_job_status = "InProgress"
-        self.secondary_status = "Starting"
-        self.training_end_time = None
-        self.final_metric_data_list = None
-        self.model_artifacts = None
-        self.failure_reason = None
-
-    original_create = SageMakerModelBackend.create_training_job
-
-    def create_training_job(self: Any, training_job_name: str, *args: Any, **kwargs: Any) -> Any:
-        if training_job_name in self.training_jobs:
-            raise ResourceInUseException(
-                message=f"Training job names must be unique within an AWS account and region, "
-                f"and a training job with this name already exists "
-                f"({self.training_jobs[training_job_name].arn})"
-            )
-        return original_create(self, training_job_name, *args, **kwargs)
-
-    def finish_training_job(self: Any, name: str, status: str, failure_reason: str | None,
-                            artifact: str | None, metrics: list[dict[str, Any]] | None,
-                            billable: int | None) -> dict[str, Any]:
-        job = self.training_jobs.get(name)
-        if job is None:
-            raise ValidationError(message=f"Could not find training job '{name}'.")
-        if job.training_job_status not in ("InProgress", "Stopping"):
-            raise ValidationError(
-                message=f"Training job {name} is {job.training_job_status}, not InProgress.")
-        if status not in TRAINING_FINAL_STATES:
-            raise ValidationError(message=f"TrainingJobStatus must be one of "
-                                          f"{TRAINING_FINAL_STATES}, not {status!r}.")
-        now = utcnow()
-        job.training_job_status = status
-        job.secondary_status = status
-        job.training_end_time = now
-        job.last_modified_time = now
-        job.failure_reason = failure_reason or None
-        job.model_artifacts = {"S3ModelArtifacts": artifact} if artifact else None
-        job.final_metric_data_list = [
-            {"MetricName": m["MetricName"], "Value": float(m["Value"]), "Timestamp": now}
-            for m in (metrics or [])
-        ] or None
-        if billable is not None:
-            job.billable_time_in_seconds = int(billable)
-        job.secondary_status_transitions.append(
-            {"Status": status, "StartTime": job.training_start_time, "EndTime": now,
-             "StatusMessage": failure_reason or f"Training job {status.lower()}"})
-        return {"TrainingJobArn": job.arn, "TrainingJobStatus": status}
-
-    def stocksage_finish_training_job_route(request: Any, full_url: str, headers: Any) -> Any:
-        try:
-            body = json.loads(request.data or b"{}")
-            backend = sagemaker_backends[body.get("AccountId") or DEFAULT_ACCOUNT_ID][
-                body.get("Region") or "us-east-1"]
-            result = finish_training_job(
-                backend, body["TrainingJobName"], body["TrainingJobStatus"],
-                body.get("FailureReason"), body.get("S3ModelArtifacts"),
-                body.get("FinalMetricDataList"), body.get("BillableSeconds"))
-        except (ValidationError, KeyError, ValueError) as err:
-            message = getattr(err, "message", None) or str(err)
-            return 400, {"Content-Type": "application/json"}, json.dumps(
-                {"__type": "ValidationException", "message": message})
-        return 200, {"Content-Type": "application/json"}, json.dumps(result)
-
-    for fn in (__init__, create_training_job, finish_training_job,
-               stocksage_finish_training_job_route):
-        fn.__stocksage_patch__ = True  # type: ignore[attr-defined]
-    FakeTrainingJob.__init__ = __init__  # type: ignore[method-assign]
-    SageMakerModelBackend.create_training_job = create_training_job  # type: ignore
-    SageMakerModelBackend.stocksage_finish_training_job = finish_training_job  # type: ignore
-    moto_api_urls.url_paths["{0}" + FINISH_TRAINING_JOB_PATH] = stocksage_finish_training_job_route
-
-
-def _patch_events_test_event_pattern() -> None:
-    """Implement EventBridge ``TestEventPattern`` (moto: ``NotImplementedError``).
-
-    The answer comes from moto's own event-pattern matcher (``moto.events.models.EventPattern``,
-    the one ``PutEvents`` uses for rules: exact values, ``prefix``, ``suffix``,
-    ``anything-but``, ``exists``, ``numeric``, ``equals-ignore-case``, ``$or``). The local
-    runtime asks the emulator through this API which rules an event matches, exactly as a tool
-    would ask AWS.
-    """
-    from moto.events.models import EventPattern
-    from moto.events.responses import EventsHandler
-
-    def test_event_pattern(self: Any) -> Any:
-        pattern = EventPattern.load(self._get_param("EventPattern"))
-        event = json.loads(self._get_param("Event") or "{}")
-        return json.dumps({"Result": bool(pattern.matches_event(event))}), self.response_headers
-
-    test_event_pattern.__stocksage_patch__ = True  # type: ignore[attr-defined]
-    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
-
-
-def _patch_dynamodb_transaction_item_snapshots() -> None:
-    """TransactWriteItems snapshots the items it touches, not whole tables.
-
-    moto deep-copies the whole table once per transaction item, to roll back on failure: a
-    100-item transaction on a table of 10,000 items copied a million items (seconds per call;
-    the processor writes its state as such transactions). The patch snapshots the touched
-    items (at most 100) and restores exactly those on failure: the same all-or-nothing
-    outcome, in time independent of the table size. The conditions, errors and
-    ``CancellationReasons`` are still moto's own.
-    """
-    import copy as _copy
-
-    from moto.dynamodb import models
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import Table
-
-    original = DynamoDBBackend.transact_write_items
-    if getattr(original, "__stocksage_patch__", False):
-        return
-
-    class _KeepTables:
-        """Stands in for ``copy`` inside moto's module: tables are not copied (see above)."""
-
-        @staticmethod
-        def deepcopy(value: Any, memo: Any = None) -> Any:
-            return value if isinstance(value, Table) else _copy.deepcopy(value, memo)
-
-    def _key(table: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
-        if op_type != "Put":
-            return dict(op.get("Key", {}))
-        key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
-        if table.range_key_attr is not None:
-            key[table.range_key_attr] = op["Item"][table.range_key_attr]
-        return key
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = []
-        for entry in transact_items:
-            op_type, op = next(iter(entry.items()))
-            table = self.tables.get(op.get("TableName"))
-            if table is None or not isinstance(op, dict):
-                continue
-            try:
-                key = _key(table, op_type, op)
-                current = self.get_item(op["TableName"], key)
-            except Exception:  # noqa: BLE001, S112 -- moto's own call reports the error
-                continue
-            saved.append((op["TableName"], key, None if current is None
-                          else current.to_json()["Attributes"]))
-        real = models.copy
-        models.copy = _KeepTables  # type: ignore[assignment]
-        try:
-            return original(self, transact_items)
-        except Exception:
-            for table_name, key, attributes in reversed(saved):
-                if attributes is None:
-                    self.delete_item(table_name, key)
-                else:
-                    self.put_item(table_name, attributes)
-            raise
-        finally:
-            models.copy = real  # type: ignore[assignment]
-
-    transact_write_items.__stocksage_patch__ = True  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-
-
-#: Private emulator route for fault injection (``stocksage.local.faults`` is the client):
-#: ``POST`` one fault, ``GET`` the active ones, ``DELETE`` all.
-FAULTS_PATH = "/moto-api/stocksage/faults"
-#: Fault names the route accepts.
-FAULT_NAMES = ("dynamodb_throttle", "sns_publish")
-DYNAMODB_WRITE_OPERATIONS = ("PutItem", "UpdateItem", "BatchWriteItem")
-SNS_ERRORS = {"InternalError": 500, "Throttled": 429}
-
-
-@dataclass
-class ActiveFault:
-    """One switched-on fault in the server process."""
-
-    name: str
-    fraction: float
-    until: float  # time.monotonic() deadline
-    operations: tuple[str, ...] = ()
-    tables: tuple[str, ...] = ()
-    error: str = ""
-    rng: Any = None
-    calls: int = 0
-    injected: int = 0
-
-    def strikes(self, operation: str, table: str | None = None) -> bool:
-        """Whether this call fails (counts it); False once the fault has expired."""
-        if time.monotonic() >= self.until:
-            return False
-        if self.operations and operation not in self.operations:
-            return False
-        if self.tables and table is not None and table not in self.tables:
-            return False
-        self.calls += 1
-        hit = self.rng.random() < self.fraction
-        self.injected += int(hit)
-        return hit
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"fraction": self.fraction, "remaining_s": max(0.0, self.until - time.monotonic()),
-                "operations": list(self.operations), "tables": list(self.tables),
-                "error": self.error, "calls": self.calls, "injected": self.injected}
-
-
-_faults: dict[str, ActiveFault] = {}
-_faults_lock = threading.Lock()
-
-
-def _active_fault(name: str) -> ActiveFault | None:
-    with _faults_lock:
-        fault = _faults.get(name)
-        if fault is not None and time.monotonic() >= fault.until:
-            del _faults[name]
-            return None
-        return fault
-
-
-def set_fault(spec: dict[str, Any]) -> ActiveFault:
-    """Switch on one fault in this (server) process; replaces a fault of the same name.
-
-    ``spec``: ``fault`` (one of ``FAULT_NAMES``), ``fraction`` (0..1 of matching calls that
-    fail), ``seconds`` (duration), optional ``operations`` / ``tables`` (DynamoDB filters),
-    ``error`` (SNS: ``InternalError`` -> HTTP 500, ``Throttled`` -> 429), ``seed``.
-
-    Raises:
-        ValueError: an unknown fault or an out-of-range value.
-    """
-    import random
-
-    name = spec.get("fault")
-    if name not in FAULT_NAMES:
-        raise ValueError(f"fault must be one of {FAULT_NAMES}, not {name!r}")
-    fraction = float(spec.get("fraction", 1.0))
-    seconds = float(spec.get("seconds", 60))
-    if not 0.0 <= fraction <= 1.0 or seconds <= 0:
-        raise ValueError("fraction must be within 0..1 and seconds > 0")
-    operations = tuple(spec.get("operations") or (
-        DYNAMODB_WRITE_OPERATIONS if name == "dynamodb_throttle" else ("Publish", "PublishBatch")))
-    if name == "dynamodb_throttle" and set(operations) - set(DYNAMODB_WRITE_OPERATIONS):
-        raise ValueError(f"operations must be among {DYNAMODB_WRITE_OPERATIONS}")
-    error = str(spec.get("error") or ("InternalError" if name == "sns_publish" else ""))
-    if name == "sns_publish" and error not in SNS_ERRORS:
-        raise ValueError(f"error must be one of {sorted(SNS_ERRORS)}")
-    fault = ActiveFault(name, fraction, time.monotonic() + seconds, operations,
-                        tuple(spec.get("tables") or ()), error, random.Random(spec.get("seed")))
-    with _faults_lock:
-        _faults[name] = fault
-    return fault
-
-
-def clear_faults() -> None:
-    """Switch every fault off."""
-    with _faults_lock:
-        _faults.clear()
-
-
-def _patch_fault_injection() -> None:
-    """Fault injection for resilience tests, switched on for a duration through a private
-    route (``FAULTS_PATH``, client: ``stocksage.local.faults``):
-
-    * ``dynamodb_throttle``: a ``fraction`` of ``PutItem`` / ``UpdateItem`` /
-      ``BatchWriteItem`` calls (optionally only some tables) fail with
-      ``ProvisionedThroughputExceededException`` (HTTP 400, as DynamoDB answers); a struck
-      ``BatchWriteItem`` instead returns that fraction of its write requests as
-      ``UnprocessedItems`` (the rest is written), and fails as a whole only when every request
-      was held back - DynamoDB's own behaviour under throttling.
-    * ``sns_publish``: a ``fraction`` of ``Publish`` / ``PublishBatch`` calls fail with
-      ``InternalError`` (HTTP 500) or ``Throttled`` (HTTP 429); nothing is delivered.
-
-    boto3 retries these errors (standard mode: up to 3 attempts): a client sees a fault only
-    when all its attempts are struck, exactly as against AWS.
-    """
-    from moto.core.exceptions import ServiceException
-    from moto.dynamodb.responses import DynamoHandler
-    from moto.moto_api._internal import urls as moto_api_urls
-    from moto.sns.responses import SNSResponse
-
-    class ProvisionedThroughputExceededException(ServiceException):
-        code = "ProvisionedThroughputExceededException"
-        message = ("The level of configured provisioned throughput for the table was exceeded. "
-                   "Consider increasing your provisioning level with the UpdateTable API.")
-
-    class InternalError(ServiceException):
-        code = "InternalError"
-        message = "Internal error (stocksage fault injection)"
-
-    class Throttled(ServiceException):
-        code = "Throttled"
-        message = "Rate exceeded (stocksage fault injection)"
-
-    def single_write(operation: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        def action(self: Any) -> Any:
-            fault = _active_fault("dynamodb_throttle")
-            if fault is not None and fault.strikes(operation, self.body.get("TableName")):
-                raise ProvisionedThroughputExceededException()
-            return original(self)
-
-        action.__stocksage_patch__ = True  # type: ignore[attr-defined]
-        return action
-
-    original_batch = DynamoHandler.batch_write_item
-
-    def batch_write_item(self: Any) -> Any:
-        fault = _active_fault("dynamodb_throttle")
-        if fault is None or not fault.strikes("BatchWriteItem"):
-            return original_batch(self)
-        kept: dict[str, list[Any]] = {}
-        held: dict[str, list[Any]] = {}
-        for table, requests in self.body["RequestItems"].items():
-            for request in requests:
-                hit = (not fault.tables or table in fault.tables) \
-                    and fault.rng.random() < fault.fraction
-                (held if hit else kept).setdefault(table, []).append(request)
-        if not held:
-            return original_batch(self)
-        if not kept:
-            raise ProvisionedThroughputExceededException()
-        self.body["RequestItems"] = kept
-        result = original_batch(self)
-        result.result["UnprocessedItems"] = held
-        return result
-
-    batch_write_item.__stocksage_patch__ = True  # type: ignore[attr-defined]
-
-    def publishing(operation: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        def action(self: Any) -> Any:
-            fault = _active_fault("sns_publish")
-            if fault is not None and fault.strikes(operation):
-                raise (Throttled if fault.error == "Throttled" else InternalError)()
-            return original(self)
-
-        action.__stocksage_patch__ = True  # type: ignore[attr-defined]
-        return action
-
-    def faults_route(request: Any, full_url: str, headers: Any) -> Any:
-        json_type = {"Content-Type": "application/json"}
-        try:
-            if request.method == "POST":
-                set_fault(json.loads(request.data or b"{}"))
-            elif request.method == "DELETE":
-                clear_faults()
-        except (ValueError, TypeError) as err:
-            return 400, json_type, json.dumps({"__type": "ValidationException",
-                                               "message": str(err)})
-        with _faults_lock:
-            active = {name: f.as_dict() for name, f in _faults.items()
-                      if time.monotonic() < f.until}
-        return 200, json_type, json.dumps({"faults": active})
-
-    DynamoHandler.put_item = single_write("PutItem", DynamoHandler.put_item)  # type: ignore
-    DynamoHandler.update_item = single_write(  # type: ignore[method-assign]
-        "UpdateItem", DynamoHandler.update_item)
-    DynamoHandler.batch_write_item = batch_write_item  # type: ignore[method-assign]
-    SNSResponse.publish = publishing("Publish", SNSResponse.publish)  # type: ignore
-    SNSResponse.publish_batch = publishing(  # type: ignore[method-assign]
-        "PublishBatch", SNSResponse.publish_batch)
-    moto_api_urls.url_paths["{0}" + FAULTS_PATH] = faults_route
-
-
-PATCHES: list[Patch] = [
-    Patch(
-        "no_lambda_from_kinesis_puts",
-        "put_records never invokes Lambda; stocksage.local.esm runs the mappings",
-        _patch_no_lambda_from_kinesis_puts,
-    ),
-    Patch(
-        "kinesis_constant_time_shard_ops",
-        "puts and get_records no longer copy/scan the whole shard",
-        _patch_kinesis_constant_time_shard_ops,
-    ),
-    Patch(
-        "sagemaker_update_endpoint",
-        "UpdateEndpoint re-points the endpoint to a new configuration (stays InService)",
-        _patch_sagemaker_update_endpoint,
-    ),
-    Patch(
-        "sagemaker_training_job_lifecycle",
-        "training jobs stay InProgress until the local runtime reports their outcome",
-        _patch_sagemaker_training_job_lifecycle,
-    ),
-    Patch(
-        "dynamodb_transaction_item_snapshots",
-        "TransactWriteItems snapshots the touched items, not whole tables (O(items))",
-        _patch_dynamodb_transaction_item_snapshots,
-    ),
-    Patch(
-        "events_test_event_pattern",
-        "EventBridge TestEventPattern answers with moto's own rule matcher",
-        _patch_events_test_event_pattern,
-    ),
-    Patch(
-        "fault_injection",
-        "DynamoDB write throttling and SNS Publish failures on demand (resilience tests)",
-        _patch_fault_injection,
-    ),
-    Patch(
-        "dynamodb_item_responses",
-        "GetItem/BatchGetItem/Query/Scan items sent in their wire form (moto_fastpaths)",
-        moto_fastpaths.patch_dynamodb_item_responses,
-    ),
-    Patch(
-        "backend_lookup_cache",
-        "the backend of a request's host is looked up once per host (moto_fastpaths)",
-        moto_fastpaths.patch_backend_lookup_cache,
-    ),
-]
-
-
-def apply_patches(patches: list[Patch] | None = None) -> list[str]:
-    """Apply ``patches`` (default: all of ``PATCHES``) once per process; return their names."""
-    names = []
-    with _patch_lock:
-        for patch in PATCHES if patches is None else patches:
-            if patch.name not in _applied:
-                patch.apply()
-                _applied.add(patch.name)
-            names.append(patch.name)
-    return names
-
-
-def applied_patches() -> list[str]:
-    """Names of the patches applied in this process."""
-    return sorted(_applied)
 
 
 # --------------------------------------------------------------------------------------------
@@ -692,6 +79,8 @@ def applied_patches() -> list[str]:
 
 
 def _make_server(host: str, port: int, access_log: bool = False) -> Any:
+    """moto's WSGI app (every service, routed by host and headers) on a threaded werkzeug
+    server bound to ``host:port`` (0: a free port); requests are logged with ``access_log``."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -758,6 +147,12 @@ class Emulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> Emulator:
+        """Start serving and wait until ``GET /moto-api/`` answers.
+
+        Raises:
+            RuntimeError: not answering within ``startup_timeout`` (for a child process, with
+                its log tail).
+        """
         if self.mode == "thread":
             apply_patches()
             self._server = _make_server(self.host, self.port)
@@ -787,7 +182,7 @@ class Emulator:
             [sys.executable, "-m", "stocksage.local.emulator", "serve", "--host", self.host,
              "--port", str(self.port), "--port-file", str(port_file)],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
-            env=_child_env(),
+            env=child_env(),
         )
         log.close()
         ok = wait_until(lambda: port_file.exists() or self._proc.poll() is not None,
@@ -804,6 +199,7 @@ class Emulator:
         urllib.request.urlopen(req, timeout=10).close()
 
     def stop(self) -> None:
+        """Stop the server (thread) or the child (SIGTERM, then SIGKILL after 10 s)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -858,166 +254,19 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
 
 
 # --------------------------------------------------------------------------------------------
-# Background process helpers (shared with stocksage.local.runtime)
-# --------------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(REPO_ROOT)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-@dataclass
-class Daemon:
-    """A background ``python -m <module> serve ...`` with pid and log files in ``state_dir``.
-
-    Args:
-        name: File stem (``emulator`` -> ``emulator.pid``, ``emulator.log``).
-        module: Module run with ``-m``; must accept ``serve`` plus ``serve_args``.
-        state_dir: Folder of the pid and log files (created).
-        healthy: Probe that says the service is up.
-    """
-
-    name: str
-    module: str
-    state_dir: Path
-    healthy: Callable[[], bool]
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / f"{self.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / f"{self.name}.log"
-
-    def pid(self) -> int | None:
-        """The recorded pid when that process is alive and is ours, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return None
-            return pid
-        return pid if self.module in cmdline else None
-
-    def start(self, serve_args: list[str], timeout: float = 60.0) -> int:
-        """Start in the background and wait until healthy; return the pid.
-
-        Raises:
-            RuntimeError: already running, the process exited, or not healthy in time (the
-                message carries the log tail).
-        """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        running = self.pid()
-        if running:
-            raise RuntimeError(f"{self.name} already running (pid {running}, {self.pid_file})")
-        with open(self.log_file, "ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {self.module}\n"
-                      .encode())
-            log.flush()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, "serve", *serve_args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=str(REPO_ROOT), env=_child_env(), start_new_session=True,
-            )
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise RuntimeError(
-                    f"{self.name} exited with code {proc.returncode}; log tail "
-                    f"({self.log_file}):\n{log_tail(self.log_file)}"
-                )
-            if self.healthy():
-                return proc.pid
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(
-            f"{self.name} not healthy after {timeout:.0f}s; log tail ({self.log_file}):\n"
-            f"{log_tail(self.log_file)}"
-        )
-
-    def stop(self, timeout: float = 15.0) -> bool:
-        """Stop the recorded process (SIGTERM, then SIGKILL); False when none was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.pid_file.unlink(missing_ok=True)
-        return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie child of ours counts as gone
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-# --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
 
 
 def _daemon(state_dir: str, host: str, port: int) -> Daemon:
+    """The background emulator of ``start|stop|status`` (healthy: moto answers at the port)."""
     url = f"http://{host}:{port}"
     return Daemon("emulator", "stocksage.local.emulator", Path(state_dir), lambda: probe(url))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m stocksage.local.emulator start|stop|status|serve|patches``; exit status 0 on
+    success, 1 when ``start`` fails, 3 when ``status`` finds no healthy emulator."""
     parser = argparse.ArgumentParser(prog="python -m stocksage.local.emulator",
                                      description="The embedded AWS (patched moto server).")
     parser.add_argument("command", choices=["start", "stop", "status", "serve", "patches"])

@@ -1,7 +1,7 @@
 """Fault injection for resilience tests against the local stack (client side).
 
 The faults happen where AWS would produce them: DynamoDB throttling and SNS failures inside the
-emulator (``stocksage.local.emulator`` patch ``fault_injection``), endpoint outages in the
+emulator (``stocksage.local.moto_patches.faults``, patch ``fault_injection``), endpoint outages in the
 SageMaker endpoint host (``stocksage.local.sagemaker_host``). Every fault ends by itself after
 ``seconds``; ``clear`` ends them at once::
 
@@ -26,8 +26,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-#: Route of the emulator's fault switch (see ``stocksage.local.emulator.FAULTS_PATH``).
-FAULTS_PATH = "/moto-api/stocksage/faults"
+from stocksage.local.moto_patches.faults import FAULTS_PATH
+
 #: Route of the SageMaker host's outage switch.
 OUTAGE_PATH = "/_stocksage/outage"
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from stocksage.bars import Bar, MalformedBarError, parse_bar
 from stocksage.history import encode_objects
-from stocksage.local.esm import CheckpointStore
+from stocksage.local.checkpoints import CheckpointStore
 
 log = logging.getLogger("stocksage.local.firehose")
 

@@ -96,13 +96,13 @@ def _metrics_lines(metrics: dict[str, float]) -> list[str]:
 
 
 def retrain(overrides: dict[str, str], timeout: float, log=print) -> int:
-    from stocksage.local.esm import _Clients
+    from stocksage.local.clients import Clients
     from stocksage.local.lambda_runtime import LambdaFunction
     from stocksage.local.scheduler import SchedulerRunner
     from stocksage.local.stack import REPO_ROOT as ROOT
 
     endpoints, out, boto3 = _stack()
-    clients = _Clients({"endpoint_url": endpoints.aws})
+    clients = Clients({"endpoint_url": endpoints.aws})
     lam = boto3.client("lambda")
 
     def invoke(arn: str, payload: Any):

@@ -42,8 +42,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-from stocksage.local.emulator import DEFAULT_STATE_DIR, Daemon, probe
-from stocksage.local.esm import EsmEngine, EsmFaults, MappingStats, _Clients
+from stocksage.local.clients import Clients
+from stocksage.local.daemon import DEFAULT_STATE_DIR, Daemon
+from stocksage.local.emulator import probe
+from stocksage.local.esm import EsmEngine, EsmFaults, MappingStats
 from stocksage.local.events import EventRouter
 from stocksage.local.firehose import FirehoseWorker
 from stocksage.local.sagemaker_host import DEFAULT_PORT as SAGEMAKER_PORT
@@ -102,7 +104,7 @@ class LocalRuntime:
         self.engine = EsmEngine(self.client_kwargs, checkpoint_path=checkpoint,
                                 code_roots=code_roots, retry_backoff=retry_backoff,
                                 faults=esm_faults)
-        self.clients = _Clients(self.client_kwargs)
+        self.clients = Clients(self.client_kwargs)
         self.events = EventRouter(self.clients, self.invoke_function)
         self.scheduler = SchedulerRunner(
             self.clients, self.invoke_function,

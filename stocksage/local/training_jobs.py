@@ -34,8 +34,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from stocksage.local.emulator import FINISH_TRAINING_JOB_PATH
 from stocksage.local.events import EventRouter, training_job_state_change
+from stocksage.local.moto_patches.sagemaker import FINISH_TRAINING_JOB_PATH
 from stocksage.local.training import TrainingResult, run_training_job
 
 log = logging.getLogger("stocksage.local.training_jobs")
