@@ -37,7 +37,7 @@ status: $(STAMP) ## Show what runs locally and the deployed resources
 demo: up ## The main job end to end on the embedded stack with real market data (SYMBOLS=, LIMIT=)
 	$(PY) -m stocksage.local.demo $(if $(SYMBOLS),--symbols $(SYMBOLS)) $(if $(LIMIT),--limit $(LIMIT))
 
-test: $(STAMP) ## All tests: unit, Terraform static checks, integration against the emulator
+test: lint ## The lint gate, then all tests: unit, Terraform static checks, integration against the emulator
 	$(PY) -m pytest
 
 test-unit: $(STAMP) ## Unit tests only (no emulator)
@@ -101,8 +101,9 @@ fmt: ## terraform fmt and ruff format
 	terraform fmt -recursive
 	-$(VENV)/bin/ruff format stocksage lambdas sagemaker scripts tests
 
-lint: $(STAMP) ## ruff and terraform fmt -check
+lint: $(STAMP) ## ruff (rule set in pyproject.toml), mypy on stocksage/ and lambdas/, terraform fmt -check
 	$(VENV)/bin/ruff check stocksage lambdas sagemaker scripts tests
+	$(PY) -m mypy
 	terraform fmt -check -recursive
 
 clean: ## Remove build outputs and local state (keeps .venv)

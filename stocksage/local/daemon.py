@@ -16,6 +16,7 @@ Children run from the repository root with it on ``PYTHONPATH`` (``child_env``),
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -176,17 +177,13 @@ class Daemon:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
         if alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.pid_file.unlink(missing_ok=True)
         return True

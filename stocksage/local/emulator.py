@@ -91,8 +91,8 @@ def _make_server(host: str, port: int, access_log: bool = False) -> Any:
     handler: type = MotoRequestHandler
     if not access_log:
 
-        class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
+        class QuietHandler(MotoRequestHandler):
+            def log_request(self, *_args: Any, **_kwargs: Any) -> None:
                 return None
 
         handler = QuietHandler
@@ -146,7 +146,7 @@ class Emulator:
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> Emulator:
+    def start(self) -> Self:
         """Start serving and wait until ``GET /moto-api/`` answers.
 
         Raises:
@@ -178,14 +178,14 @@ class Emulator:
         port_file = self.state_dir / "emulator.port"
         port_file.unlink(missing_ok=True)
         log = open(self.state_dir / "emulator.log", "ab")  # noqa: SIM115
-        self._proc = subprocess.Popen(
+        proc = self._proc = subprocess.Popen(
             [sys.executable, "-m", "stocksage.local.emulator", "serve", "--host", self.host,
              "--port", str(self.port), "--port-file", str(port_file)],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
             env=child_env(),
         )
         log.close()
-        ok = wait_until(lambda: port_file.exists() or self._proc.poll() is not None,
+        ok = wait_until(lambda: port_file.exists() or proc.poll() is not None,
                         self.startup_timeout)
         if not ok or not port_file.exists():
             tail = log_tail(self.state_dir / "emulator.log")
@@ -235,7 +235,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     actual = server.server_address[1]
     os.environ.setdefault("MOTO_PORT", str(actual))
 
-    def _stop(signum: int, frame: Any) -> None:
+    def _stop(_signum: int, _frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -303,9 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         print("emulator stopped" if stopped else "emulator was not running")
         return 0
     # status
-    pid = daemon.pid()
+    running = daemon.pid()
     up = probe(url)
-    print(json.dumps({"pid": pid, "endpoint_url": url, "healthy": up,
+    print(json.dumps({"pid": running, "endpoint_url": url, "healthy": up,
                       "log": str(daemon.log_file)}))
     return 0 if up else 3
 

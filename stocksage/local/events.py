@@ -113,8 +113,7 @@ class EventRouter:
         for rule in self.matching_rules(event, bus):
             targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus).get(
                 "Targets", [])
-            for target in targets:
-                out.append(self._deliver_one(rule["Name"], target, event))
+            out.extend(self._deliver_one(rule["Name"], target, event) for target in targets)
         self.deliveries += out
         return out
 

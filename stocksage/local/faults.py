@@ -1,9 +1,9 @@
 """Fault injection for resilience tests against the local stack (client side).
 
 The faults happen where AWS would produce them: DynamoDB throttling and SNS failures inside the
-emulator (``stocksage.local.moto_patches.faults``, patch ``fault_injection``), endpoint outages in the
-SageMaker endpoint host (``stocksage.local.sagemaker_host``). Every fault ends by itself after
-``seconds``; ``clear`` ends them at once::
+emulator (``stocksage.local.moto_patches.faults``, patch ``fault_injection``), endpoint outages
+in the SageMaker endpoint host (``stocksage.local.sagemaker_host``). Every fault ends by itself
+after ``seconds``; ``clear`` ends them at once::
 
     from stocksage.local import faults
 

@@ -261,7 +261,8 @@ class FirehoseWorker:
 
     def refresh(self) -> list[str]:
         firehose = self.clients.client("firehose")
-        names, kwargs = [], {}
+        names: list[str] = []
+        kwargs: dict[str, Any] = {}
         while True:
             page = firehose.list_delivery_streams(**kwargs)
             names += page.get("DeliveryStreamNames", [])

@@ -286,7 +286,7 @@ class LambdaFunction:
             module = importlib.import_module(module_name)
         fn = getattr(module, attr, None)
         if not callable(fn):
-            raise AttributeError(  # noqa: TRY004 - Lambda reports Runtime.HandlerNotFound
+            raise AttributeError(
                 f"handler {self.handler!r}: {module_name} has no callable {attr}")
         self._callable = fn
         return fn

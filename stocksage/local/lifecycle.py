@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def _metrics_lines(metrics: dict[str, float]) -> list[str]:
         return metrics.get(name, float("nan"))
 
     lines = [
-        f"  holdout rows            {int(g('validation:rows')) if 'validation:rows' in metrics else '-'}",
+        "  holdout rows            "
+        f"{int(g('validation:rows')) if 'validation:rows' in metrics else '-'}",
         f"  model log loss          {g('validation:log_loss'):.5f}",
         f"  majority baseline       {g('baseline:majority_log_loss'):.5f}",
         f"  persistence baseline    {g('baseline:persistence_log_loss'):.5f}",
@@ -95,7 +97,7 @@ def _metrics_lines(metrics: dict[str, float]) -> list[str]:
     return lines
 
 
-def retrain(overrides: dict[str, str], timeout: float, log=print) -> int:
+def retrain(overrides: dict[str, str], timeout: float, log: Callable[..., None] = print) -> int:
     from stocksage.local.clients import Clients
     from stocksage.local.lambda_runtime import LambdaFunction
     from stocksage.local.scheduler import SchedulerRunner
@@ -105,7 +107,7 @@ def retrain(overrides: dict[str, str], timeout: float, log=print) -> int:
     clients = Clients({"endpoint_url": endpoints.aws})
     lam = boto3.client("lambda")
 
-    def invoke(arn: str, payload: Any):
+    def invoke(arn: str, payload: Any) -> Any:
         return LambdaFunction.from_deployed(lam, arn).invoke_detailed(payload)
 
     runner = SchedulerRunner(clients, invoke, ROOT / ".local" / "scheduler-state.json")
@@ -164,7 +166,7 @@ def retrain(overrides: dict[str, str], timeout: float, log=print) -> int:
     return 0
 
 
-def rollback(log=print) -> int:
+def rollback(log: Callable[..., None] = print) -> int:
     from stocksage.lifecycle.promote import rollback as do_rollback
 
     _, out, boto3 = _stack()
@@ -178,7 +180,7 @@ def rollback(log=print) -> int:
     return 0
 
 
-def show_versions(log=print) -> int:
+def show_versions(log: Callable[..., None] = print) -> int:
     _, out, boto3 = _stack()
     registry, platform = _adapters(boto3, out)
     serving = platform.serving_model(out["endpoint_name"]).model_version
@@ -189,7 +191,7 @@ def show_versions(log=print) -> int:
     return 0
 
 
-def report(path: str, cost_bps: float, log=print) -> int:
+def report(path: str, cost_bps: float, log: Callable[..., None] = print) -> int:
     import io
 
     import pandas as pd
@@ -221,7 +223,10 @@ def report(path: str, cost_bps: float, log=print) -> int:
                            if m.name.endswith("holdout_predictions.csv.gz")), None)
             if member is None:
                 continue
-            frame = pd.read_csv(io.BytesIO(tar.extractfile(member).read()), compression="gzip")
+            stream = tar.extractfile(member)
+            if stream is None:  # a directory or link entry: no holdout file here
+                continue
+            frame = pd.read_csv(io.BytesIO(stream.read()), compression="gzip")
         if "ret_next" in frame:
             holdouts[f"{v.model_version} ({v.status})"] = frame
     written = build_report(versions, holdouts, path, serving_version=serving, cost_bps=cost_bps)

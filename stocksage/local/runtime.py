@@ -31,6 +31,7 @@ so a restarted runtime resumes; a stats snapshot in ``<state dir>/runtime-stats.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -149,7 +150,7 @@ class LocalRuntime:
                 os.environ[key] = value
         self._saved_env.clear()
 
-    def start(self) -> LocalRuntime:
+    def start(self) -> Self:
         """Start the SageMaker host, discover mappings and start their polling threads."""
         cache = self.state_dir / "sagemaker-cache" if self.state_dir else None
         self.host = SageMakerHost(self.client_kwargs, port=self._sm_port, host=self._sm_bind,
@@ -333,15 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         print("local runtime stopped" if daemon.stop() else "local runtime was not running")
         return 0
-    pid = daemon.pid()
-    status: dict[str, Any] = {"pid": pid, "sagemaker_url": sm_url, "healthy": ping(sm_url),
+    running = daemon.pid()
+    status: dict[str, Any] = {"pid": running, "sagemaker_url": sm_url, "healthy": ping(sm_url),
                               "log": str(daemon.log_file)}
     stats_file = Path(args.state_dir) / "runtime-stats.json"
     if stats_file.exists():
-        try:
+        with contextlib.suppress(ValueError):
             status["stats"] = json.loads(stats_file.read_text())
-        except ValueError:
-            pass
     print(json.dumps(status, indent=1))
     return 0 if status["healthy"] else 3
 

@@ -102,12 +102,13 @@ class SchedulerRunner:
 
     def schedules(self) -> list[dict[str, Any]]:
         client = self.clients.client("scheduler")
-        out, kwargs = [], {}
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
         while True:
             page = client.list_schedules(**kwargs)
-            for summary in page.get("Schedules", []):
-                out.append(client.get_schedule(Name=summary["Name"],
-                                               GroupName=summary.get("GroupName") or "default"))
+            out.extend(client.get_schedule(Name=summary["Name"],
+                                           GroupName=summary.get("GroupName") or "default")
+                       for summary in page.get("Schedules", []))
             if not page.get("NextToken"):
                 return out
             kwargs["NextToken"] = page["NextToken"]

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,8 @@ def start_runtime(endpoints: LocalEndpoints) -> bool:
     return restarted
 
 
-def ensure_model(out: dict[str, Any], endpoints: LocalEndpoints, *, log=print) -> str:
+def ensure_model(out: dict[str, Any], endpoints: LocalEndpoints, *,
+                 log: Callable[..., None] = print) -> str:
     """Train and upload the initial model artifact when the endpoint's model has none.
 
     Returns:
@@ -180,7 +182,8 @@ def ensure_model(out: dict[str, Any], endpoints: LocalEndpoints, *, log=print) -
     return "trained"
 
 
-def up(endpoints: LocalEndpoints | None = None, *, log=print) -> dict[str, Any]:
+def up(endpoints: LocalEndpoints | None = None, *,
+       log: Callable[..., None] = print) -> dict[str, Any]:
     """Bring the local stack up (see the module docstring); returns the Terraform outputs."""
     endpoints = endpoints or LocalEndpoints.from_env()
     t0 = time.monotonic()
@@ -194,20 +197,22 @@ def up(endpoints: LocalEndpoints | None = None, *, log=print) -> dict[str, Any]:
     except StackError as err:
         tf_log.write_text(str(err))
         raise
-    summary = [line for line in tf_log.read_text().splitlines() if line.startswith("Apply complete")]
+    summary = [line for line in tf_log.read_text().splitlines()
+               if line.startswith("Apply complete")]
     out = outputs(endpoints)
     log(f"terraform: {summary[-1] if summary else 'applied'} ({time.monotonic() - t0:.0f} s)")
     state = ensure_model(out, endpoints, log=log)
     log(f"model artifact: {state} ({time.monotonic() - t0:.0f} s)")
     started = start_runtime(endpoints)
-    log(f"local runtime ({'restarted' if started else 'started'}): event source mappings running, endpoint host {endpoints.sagemaker_runtime}")
+    log(f"local runtime ({'restarted' if started else 'started'}): event source mappings "
+        f"running, endpoint host {endpoints.sagemaker_runtime}")
     log(f"stack up in {time.monotonic() - t0:.0f} s. Explore: `make status`, "
         "`AWS_ENDPOINT_URL=" + endpoints.aws + " aws dynamodb scan --table-name "
         + out["results_table"] + "`, `make down` to stop.")
     return out
 
 
-def down(endpoints: LocalEndpoints | None = None, *, log=print) -> None:
+def down(endpoints: LocalEndpoints | None = None, *, log: Callable[..., None] = print) -> None:
     """Stop the runtime and the emulator; the Terraform state (on the emulator) goes with it."""
     endpoints = endpoints or LocalEndpoints.from_env()
     for name in ("stocksage.local.runtime", "stocksage.local.emulator"):
@@ -219,7 +224,7 @@ def down(endpoints: LocalEndpoints | None = None, *, log=print) -> None:
     log("local stack stopped; its resources and Terraform state are gone with the emulator")
 
 
-def status(endpoints: LocalEndpoints | None = None, *, log=print) -> int:
+def status(endpoints: LocalEndpoints | None = None, *, log: Callable[..., None] = print) -> int:
     """Print what runs and the deployed outputs; 0 when the emulator answers."""
     endpoints = endpoints or LocalEndpoints.from_env()
     code = 0

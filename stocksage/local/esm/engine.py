@@ -121,8 +121,7 @@ class EsmEngine:
         configs = {c.uuid: c for c in self.list_mappings()}
         with self._lock:
             for gone in set(self.workers) - set(configs):
-                worker = self.workers.pop(gone)
-                worker.stop()
+                self.workers.pop(gone).stop()
                 log.info("mapping %s removed", gone)
             for uid, config in configs.items():
                 worker = self.workers.get(uid)

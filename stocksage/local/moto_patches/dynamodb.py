@@ -50,7 +50,7 @@ def dynamodb_transaction_item_snapshots() -> None:
             try:
                 key = _key(table, op_type, op)
                 current = self.get_item(op["TableName"], key)
-            except Exception:  # noqa: BLE001, S112 -- moto's own call reports the error
+            except Exception:  # noqa: BLE001 -- moto's own call reports the error
                 continue
             saved.append((op["TableName"], key, None if current is None
                           else current.to_json()["Attributes"]))
@@ -66,7 +66,7 @@ def dynamodb_transaction_item_snapshots() -> None:
                     self.put_item(table_name, attributes)
             raise
         finally:
-            models.copy = real  # type: ignore[assignment]
+            models.copy = real
 
     transact_write_items.__stocksage_patch__ = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

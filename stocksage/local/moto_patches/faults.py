@@ -115,6 +115,26 @@ def clear_faults() -> None:
         _faults.clear()
 
 
+def faults_route(request: Any, full_url: str, headers: Any) -> Any:  # noqa: ARG001 -- moto's
+    # route signature (it passes ``headers`` by keyword)
+    """``FAULTS_PATH``: POST a fault spec (``set_fault``), DELETE to clear; answers the active
+    faults (moto route handler: ``(status, headers, body)``)."""
+    json_type = {"Content-Type": "application/json"}
+    try:
+        if request.method == "POST":
+            set_fault(json.loads(request.data or b"{}"))
+        elif request.method == "DELETE":
+            clear_faults()
+    except (ValueError, TypeError) as err:
+        return 400, json_type, json.dumps({"__type": "ValidationException",
+                                           "message": str(err)})
+    with _faults_lock:
+        active = {name: f.as_dict() for name, f in _faults.items()
+                  if time.monotonic() < f.until}
+    return 200, json_type, json.dumps({"faults": active})
+
+
+
 def fault_injection() -> None:
     """Fault injection for resilience tests, switched on for a duration through a private
     route (``FAULTS_PATH``, client: ``stocksage.local.faults``):
@@ -178,7 +198,7 @@ def fault_injection() -> None:
             raise ProvisionedThroughputExceededException()
         self.body["RequestItems"] = kept
         result = original_batch(self)
-        result.result["UnprocessedItems"] = held
+        result.result["UnprocessedItems"] = held  # type: ignore[index]  # moto's result is a dict
         return result
 
     batch_write_item.__stocksage_patch__ = True  # type: ignore[attr-defined]
@@ -192,21 +212,6 @@ def fault_injection() -> None:
 
         action.__stocksage_patch__ = True  # type: ignore[attr-defined]
         return action
-
-    def faults_route(request: Any, full_url: str, headers: Any) -> Any:
-        json_type = {"Content-Type": "application/json"}
-        try:
-            if request.method == "POST":
-                set_fault(json.loads(request.data or b"{}"))
-            elif request.method == "DELETE":
-                clear_faults()
-        except (ValueError, TypeError) as err:
-            return 400, json_type, json.dumps({"__type": "ValidationException",
-                                               "message": str(err)})
-        with _faults_lock:
-            active = {name: f.as_dict() for name, f in _faults.items()
-                      if time.monotonic() < f.until}
-        return 200, json_type, json.dumps({"faults": active})
 
     DynamoHandler.put_item = single_write("PutItem", DynamoHandler.put_item)  # type: ignore
     DynamoHandler.update_item = single_write(  # type: ignore[method-assign]

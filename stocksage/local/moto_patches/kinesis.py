@@ -31,7 +31,8 @@ def no_lambda_from_kinesis_puts() -> None:
     from moto.awslambda.models import LambdaBackend
     from moto.kinesis.models import kinesis_backends
 
-    def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
+    def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: ARG001
+        """Replaces moto's method: its arguments are accepted and ignored."""
         return None
 
     send_kinesis_message.__stocksage_patch__ = True  # type: ignore[attr-defined]
@@ -95,7 +96,7 @@ def kinesis_constant_time_shard_ops() -> None:
         return results, results[-1].sequence_number, int(behind * 1000)
 
     for fn in (get_max_sequence_number, get_min_sequence_number, get_records):
-        fn.__stocksage_patch__ = True  # type: ignore[attr-defined]
+        fn.__stocksage_patch__ = True  # type: ignore[union-attr]  # a marker on a function
     Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
     Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
     Shard.get_records = get_records  # type: ignore[method-assign]

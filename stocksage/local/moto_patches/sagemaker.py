@@ -154,7 +154,9 @@ def sagemaker_training_job_lifecycle() -> None:
              "StatusMessage": failure_reason or f"Training job {status.lower()}"})
         return {"TrainingJobArn": job.arn, "TrainingJobStatus": status}
 
-    def stocksage_finish_training_job_route(request: Any, full_url: str, headers: Any) -> Any:
+    # moto's route signature (it passes ``headers`` by keyword); only the request is read
+    def stocksage_finish_training_job_route(
+            request: Any, full_url: str, headers: Any) -> Any:  # noqa: ARG001
         try:
             body = json.loads(request.data or b"{}")
             backend = sagemaker_backends[body.get("AccountId") or DEFAULT_ACCOUNT_ID][
@@ -171,7 +173,7 @@ def sagemaker_training_job_lifecycle() -> None:
 
     for fn in (__init__, create_training_job, finish_training_job,
                stocksage_finish_training_job_route):
-        fn.__stocksage_patch__ = True  # type: ignore[attr-defined]
+        fn.__stocksage_patch__ = True  # type: ignore[union-attr]  # a marker on a function
     FakeTrainingJob.__init__ = __init__  # type: ignore[method-assign]
     SageMakerModelBackend.create_training_job = create_training_job  # type: ignore
     SageMakerModelBackend.stocksage_finish_training_job = finish_training_job  # type: ignore

@@ -77,9 +77,9 @@ def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
     if accept == "application/x-npy":
         import numpy as np
 
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(prediction))
-        return buf.getvalue(), "application/x-npy"
+        binary = io.BytesIO()
+        np.save(binary, np.asarray(prediction))
+        return binary.getvalue(), "application/x-npy"
     raise UnsupportedContentType(f"Accept type {accept} is not supported by this framework")
 
 

@@ -81,7 +81,7 @@ class SageMakerHost:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> SageMakerHost:
+    def start(self) -> Self:
         """Serve in a background thread; returns the host (``with`` does it too)."""
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name=f"sagemaker-host-{self.port}", daemon=True)
@@ -175,6 +175,34 @@ class SageMakerHost:
             self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
 
 
+def _endpoint_of(path: str, host: SageMakerHost) -> str:
+    """The endpoint an invocation path names (``/endpoints/{name}/invocations``, or the
+    default endpoint for ``/invocations``); HostError 404 for any other path."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "invocations":
+        return urllib.parse.unquote(parts[1])
+    if path == "/invocations":
+        return host.resolve_default_endpoint()
+    raise HostError(404, "UnknownOperationException", f"no route for {path}")
+
+
+def _get_response(path: str, host: SageMakerHost) -> tuple[int, bytes, str]:
+    """``(status, body, content type)`` of a GET: ``/ping``, the outage and the stats."""
+    if path == "/ping":
+        return 200, b"", "text/plain"
+    if path == "/_stocksage/outage":
+        outage = host.outages.current()
+        return 200, json.dumps({"outage": None if outage is None else {
+            "mode": outage.mode, "endpoint": outage.endpoint,
+            "remaining_s": outage.until - time.monotonic()}}).encode(), "application/json"
+    if path == "/_stocksage/stats":
+        return 200, json.dumps({
+            "invocations": host.stats.invocations, "errors": host.stats.errors,
+            "by_endpoint": host.stats.by_endpoint,
+            "models": host.store.loaded_versions()}).encode(), "application/json"
+    return 404, b'{"message": "not found"}', "application/json"
+
+
 def _make_handler(host: SageMakerHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -201,46 +229,28 @@ def _make_handler(host: SageMakerHost) -> type[BaseHTTPRequestHandler]:
                        {"x-amzn-ErrorType": err.code})
 
         def do_GET(self) -> None:
-            path = urllib.parse.urlsplit(self.path).path
-            if path == "/ping":
-                self._send(200, b"", "text/plain")
-            elif path == "/_stocksage/outage":
-                outage = host.outages.current()
-                self._send(200, json.dumps({"outage": None if outage is None else {
-                    "mode": outage.mode, "endpoint": outage.endpoint,
-                    "remaining_s": outage.until - time.monotonic()}}).encode(),
-                    "application/json")
-            elif path == "/_stocksage/stats":
-                self._send(200, json.dumps({
-                    "invocations": host.stats.invocations, "errors": host.stats.errors,
-                    "by_endpoint": host.stats.by_endpoint,
-                    "models": host.store.loaded_versions()}).encode(), "application/json")
-            else:
-                self._send(404, b'{"message": "not found"}', "application/json")
+            self._send(*_get_response(urllib.parse.urlsplit(self.path).path, host))
+
+        def _post_outage(self, body: bytes) -> None:
+            try:
+                spec = json.loads(body or b"{}")
+                host.outage(float(spec.get("seconds", 60)), spec.get("mode", "fail"),
+                            spec.get("endpoint"))
+            except (ValueError, TypeError, AttributeError) as err:
+                self._error(HostError(400, "ValidationError", str(err)))
+                return
+            self._send(200, b'{"outage": "on"}', "application/json")
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             path = urllib.parse.urlsplit(self.path).path
-            parts = path.strip("/").split("/")
-            endpoint = None
             if path == "/_stocksage/outage":
-                try:
-                    spec = json.loads(body or b"{}")
-                    host.outage(float(spec.get("seconds", 60)), spec.get("mode", "fail"),
-                                spec.get("endpoint"))
-                except (ValueError, TypeError, AttributeError) as err:
-                    self._error(HostError(400, "ValidationError", str(err)))
-                    return
-                self._send(200, b'{"outage": "on"}', "application/json")
+                self._post_outage(body)
                 return
+            endpoint = None
             try:
-                if len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "invocations":
-                    endpoint = urllib.parse.unquote(parts[1])
-                elif path == "/invocations":
-                    endpoint = host.resolve_default_endpoint()
-                else:
-                    raise HostError(404, "UnknownOperationException", f"no route for {path}")
+                endpoint = _endpoint_of(path, host)
                 host.outages.apply(endpoint)
                 payload, ctype, variant = host.invoke(
                     endpoint, body,

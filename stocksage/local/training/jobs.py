@@ -106,7 +106,7 @@ def train_initial_model(
         job_name=job_name, bucket=bucket, source_key=SOURCEDIR_KEY, hyperparameters=hps
     )
     result = run_training_job(s3_client, description, python=python)
-    if not result.ok:
+    if not result.ok or result.model_artifact is None:
         raise TrainingJobError(result)
     src_bucket, src_key = parse_s3_uri(result.model_artifact)
     s3_client.copy_object(

@@ -58,9 +58,8 @@ class TrainingResult:
             parts.append(f"reason={self.failure_reason!r}")
         if self.model_artifact:
             parts.append(f"artifact={self.model_artifact}")
-        for name in _SUMMARY_METRICS:
-            if name in self.final_metrics:
-                parts.append(f"{name}={self.final_metrics[name]:.6g}")
+        parts.extend(f"{name}={self.final_metrics[name]:.6g}" for name in _SUMMARY_METRICS
+                     if name in self.final_metrics)
         seconds = (self.ended_at - self.started_at).total_seconds()
         return f"TrainingResult({', '.join(parts)}, {seconds:.1f} s)"
 
