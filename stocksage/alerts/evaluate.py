@@ -60,7 +60,7 @@ def evaluate_rules(rules: Sequence[Rule], bar: Bar, previous: Values | None, cur
     for rule in rules:
         try:
             rule_type = rule.rule_type
-            details = rule_type.fires(rule_type.resolve(rule.params), context)
+            details = rule_type.fires(rule.resolved_params, context)
             if details is None:
                 continue
             text = rule_type.describe(details)

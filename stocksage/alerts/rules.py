@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from stocksage.alerts import conditions as c
@@ -192,6 +193,12 @@ class Rule:
     def rule_type(self) -> RuleType:
         """The rule's :class:`RuleType`."""
         return RULE_TYPES[self.type]
+
+    @cached_property
+    def resolved_params(self) -> dict[str, Any]:
+        """Every parameter's value, defaults filled in (``RuleType.resolve``), computed once:
+        the rule's conditions read it on every bar."""
+        return self.rule_type.resolve(self.params)
 
     def param(self, name: str) -> Any:
         """A parameter's value, its default when not given (validated at construction).

@@ -89,15 +89,8 @@ Function errors and retries
 On-failure destination (``DestinationConfig.OnFailure.Destination``)
     When retries are exhausted (condition ``RetryAttemptsExhausted``) or records expire
     (``RecordAgeExceeded``) Lambda sends one invocation record describing the discarded range
-    to SQS (``SendMessage``) or SNS (``Publish``); S3 destinations get a ``PutObject``. Shape::
-
-        {"requestContext": {"requestId", "functionArn", "condition", "approximateInvokeCount"},
-         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
-                             "functionError": "Unhandled"},        # absent if none
-         "version": "1.0", "timestamp": "...Z",
-         "KinesisBatchInfo": {"shardId", "startSequenceNumber", "endSequenceNumber",
-                              "approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord",
-                              "batchSize", "streamArn"}}
+    to SQS (``SendMessage``) or SNS (``Publish``); S3 destinations get a ``PutObject``. Its
+    shape is in ``stocksage.local.esm.event`` (``failure_record``).
 
     Then the records are skipped (checkpoint moves past them) and the lane continues. A send
     that fails does **not** move the checkpoint: the send is retried with the retry backoff
