@@ -23,7 +23,10 @@ The patches, by service (each module's docstring says what moto does and what ch
 * ``faults``: ``fault_injection`` (DynamoDB throttling and SNS failures on demand, for
   resilience tests);
 * ``fastpaths``: ``dynamodb_item_responses`` and ``backend_lookup_cache`` (per-request costs
-  of moto's server removed without changing a response).
+  of moto's server removed without changing a response);
+* ``fastwrites``: ``dynamodb_item_size_once``, ``dynamodb_compiled_request_parser`` and
+  ``dynamodb_condition_lexer_cache`` (per-item costs of DynamoDB writes removed, same
+  results).
 
 moto is imported inside the patch functions: importing this package stays cheap.
 """
@@ -39,6 +42,11 @@ from stocksage.local.moto_patches.eventbridge import events_test_event_pattern
 from stocksage.local.moto_patches.fastpaths import (
     patch_backend_lookup_cache,
     patch_dynamodb_item_responses,
+)
+from stocksage.local.moto_patches.fastwrites import (
+    dynamodb_compiled_request_parser,
+    dynamodb_condition_lexer_cache,
+    dynamodb_item_size_once,
 )
 from stocksage.local.moto_patches.faults import fault_injection
 from stocksage.local.moto_patches.kinesis import (
@@ -107,6 +115,21 @@ PATCHES: list[Patch] = [
         "backend_lookup_cache",
         "the backend of a request's host is looked up once per host",
         patch_backend_lookup_cache,
+    ),
+    Patch(
+        "dynamodb_item_size_once",
+        "an item's 400 KB limit checked with a running sum (moto re-sums per attribute)",
+        dynamodb_item_size_once,
+    ),
+    Patch(
+        "dynamodb_compiled_request_parser",
+        "DynamoDB request bodies parsed by shape walks compiled once per shape",
+        dynamodb_compiled_request_parser,
+    ),
+    Patch(
+        "dynamodb_condition_lexer_cache",
+        "a condition expression's tokens lexed once per distinct expression",
+        dynamodb_condition_lexer_cache,
     ),
 ]
 
