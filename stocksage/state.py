@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stocksage.alerts import COOLDOWN_STATE_KEY
+from stocksage.alerts import COOLDOWN_STATE_KEY, RowValues, Values
 from stocksage.bars import OHLCV, TIME_UNIT, epoch_micros, format_time
 from stocksage.indicators import OUTPUT_COLUMNS
 from stocksage.streaming import CLOSES_KEPT, SCALARS, Kernel, seed_from_frame
@@ -59,6 +59,7 @@ _HEADER = struct.Struct("<Bqh")  # core layout version, bars seen, closes kept
 _CORE_LAYOUT = 2  # 1 = last values without range_forecast (read, padded with NaN)
 _VALUE_NAMES = (*OUTPUT_COLUMNS, "prob_up", "range_forecast")
 _LAST = len(_VALUE_NAMES)  # outputs + prob_up + range_forecast
+_VALUE_INDEX = {name: i for i, name in enumerate(_VALUE_NAMES)}
 _LAST_BY_LAYOUT = {1: _LAST - 1, 2: _LAST}
 
 
@@ -141,19 +142,16 @@ class SymbolState:
         """Accepted bars since the stream began (the next bar's 0-based index)."""
         return int(self.kernel.n[0])
 
-    def previous_values(self, close: float | None = None) -> dict[str, float | None]:
-        """The last bar's values by column name (``close``, ``prob_up``, ``range_forecast``).
+    def previous_values(self, close: float | None = None) -> Values:
+        """The last bar's values by column name (``close``, ``prob_up``, ``range_forecast``;
+        None where not defined), read on demand (:class:`stocksage.alerts.RowValues`).
 
         ``close`` overrides the kernel's last close (the caller advanced the kernel already).
         """
         if self.bars_seen == 0:
             return {}
-        values: dict[str, float | None] = {
-            name: None if v != v else v
-            for name, v in zip(_VALUE_NAMES, self.last_values.tolist(), strict=True)
-        }
-        values["close"] = float(self.kernel.closes[0, -1]) if close is None else close
-        return values
+        last = float(self.kernel.closes[0, -1]) if close is None else close
+        return RowValues(_VALUE_INDEX, self.last_values.tolist(), {"close": last})
 
     # ----------------------------------------------------------------------- encoding
     def _core(self) -> bytes:
@@ -232,17 +230,17 @@ class SymbolState:
         expected = len(SCALARS) + 2 * kept + warm + stored_last
         if len(floats) != expected or kept != min(n, CLOSES_KEPT):
             raise StateFormatError(f"core holds {len(floats)} numbers, expected {expected}")
-        kernel = Kernel.empty(1)
-        kernel.n[0] = n
-        kernel.scalars[0] = floats[: len(SCALARS)]
+        # Rows are views into ``floats`` (a private copy) where the blob holds them whole.
         at = len(SCALARS)
-        if kept:
-            kernel.closes[0, -kept:] = floats[at: at + kept]
-            kernel.volumes[0, -kept:] = floats[at + kept: at + 2 * kept]
+        closes = _padded(floats[at: at + kept], CLOSES_KEPT, np.nan)
+        volumes = _padded(floats[at + kept: at + 2 * kept], CLOSES_KEPT, np.nan)
         at += 2 * kept
-        kernel.warm_tr[0, :warm] = floats[at: at + warm]
-        last = np.full(_LAST, np.nan)
-        last[:stored_last] = floats[at + warm:]
+        kernel = Kernel(n=np.array([n], dtype=np.int64),
+                        scalars=floats[: len(SCALARS)].reshape(1, -1),
+                        closes=closes.reshape(1, -1), volumes=volumes.reshape(1, -1),
+                        warm_tr=_padded(floats[at: at + warm], _ATR_WARM, 0.0, left=False)
+                        .reshape(1, -1))
+        last = _padded(floats[at + warm:], _LAST, np.nan, left=False)
         recent = RecentBars()
         if "recent" in item:
             recent = RecentBars.decode(_bytes(item["recent"]), int(item["recent_count"]))
@@ -283,6 +281,19 @@ class SymbolState:
             recent=RecentBars(times.astype(np.int64), frame[list(OHLCV)].to_numpy(np.float64)),
             last_fired=last_fired, migrated_from=1,
         )
+
+
+def _padded(values: np.ndarray, size: int, fill: float, left: bool = True) -> np.ndarray:
+    """``values`` (length <= ``size``) filled up to ``size`` with ``fill`` on the left
+    (the oldest positions) or on the right; ``values`` itself when it is already full."""
+    if len(values) == size:
+        return values
+    out = np.full(size, fill)
+    if left:
+        out[size - len(values):] = values
+    else:
+        out[: len(values)] = values
+    return out
 
 
 def _bytes(blob: Any) -> bytes:

@@ -39,7 +39,7 @@ from stocksage.alerts.params import (
     RuleType,
 )
 from stocksage.alerts.rules import RULE_TYPES, SEVERITIES, Rule
-from stocksage.alerts.window import BarWindow, Context, Values
+from stocksage.alerts.window import BarWindow, Context, RowValues, Values
 
 __all__ = [
     "CANDLESTICK_PATTERNS",
@@ -57,6 +57,7 @@ __all__ = [
     "BarWindow",
     "Context",
     "Param",
+    "RowValues",
     "Rule",
     "RuleError",
     "RuleType",

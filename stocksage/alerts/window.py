@@ -9,7 +9,7 @@ and current :data:`Values` (OHLCV, indicators, ``prob_up``, ``range_forecast``) 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,45 @@ Values = Mapping[str, Any]
 """Indicator, feature and OHLCV values of one bar by column name (None when not defined)."""
 
 OHLCV_ARRAYS = ("open", "high", "low", "close", "volume")
+
+
+class RowValues(Mapping[str, Any]):
+    """:data:`Values` of one bar read from a row of numbers on demand, NaN read as None.
+
+    The streaming path has every bar's values as a row of floats (``OUTPUT_COLUMNS`` order)
+    and rules read two to four of them; a dict of all ~35 per bar was most of the cost of
+    evaluating price rules. ``extra`` (OHLCV, ``prob_up``, ``range_forecast``) is looked up
+    first, then the row through ``index`` (``{column: position}``, shared by all rows).
+
+    Raises:
+        KeyError: ``values[name]`` for a name in neither ``extra`` nor ``index``.
+    """
+
+    __slots__ = ("_extra", "_index", "_row")
+
+    def __init__(self, index: Mapping[str, int], row: Sequence[float],
+                 extra: Mapping[str, Any]) -> None:
+        self._index, self._row, self._extra = index, row, extra
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        value = self._row[self._index[name]]
+        return value if value == value else None  # NaN: not defined yet
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """``values[name]``, ``default`` for an unknown name."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from (name for name in self._index if name not in self._extra)
+
+    def __len__(self) -> int:
+        return len(self._extra) + sum(1 for name in self._index if name not in self._extra)
 
 
 def finite(value: Any) -> float | None:

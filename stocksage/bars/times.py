@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 __all__ = ["TIME_UNIT", "epoch_micros", "format_time"]
@@ -20,10 +21,13 @@ def epoch_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@functools.lru_cache(maxsize=4096)
 def format_time(moment: datetime) -> str:
     """ISO-8601 UTC text of a tz-aware time: ``YYYY-MM-DDTHH:MM:SSZ``.
 
-    Fractional seconds are written (``.ffffffZ``) only when non-zero.
+    Fractional seconds are written (``.ffffffZ``) only when non-zero. Cached (the last 4,096
+    times): a live feed formats the same bar time for every symbol, three times per bar
+    (results key, alert, state); equal aware times are the same instant, so the same text.
 
     Raises:
         ValueError: for a naive datetime.

@@ -9,13 +9,19 @@ prediction) and the cooldowns (``last_fired``).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
-from stocksage.alerts import MAX_LOOKBACK_BARS, BarWindow, Rule, evaluate_rules, lookback_bars
+from stocksage.alerts import (
+    MAX_LOOKBACK_BARS,
+    BarWindow,
+    RowValues,
+    Rule,
+    Values,
+    evaluate_rules,
+    lookback_bars,
+)
 from stocksage.bars import epoch_micros
 from stocksage.indicators import OUTPUT_COLUMNS
 from stocksage.processing.outbox import publish_outboxes
@@ -26,6 +32,8 @@ from stocksage.processing.work import SymbolWork
 __all__ = ["OUTBOX_LIMIT", "raise_alerts"]
 
 logger = logging.getLogger(__name__)
+
+_COLUMN_INDEX = {name: i for i, name in enumerate(OUTPUT_COLUMNS)}
 
 OUTBOX_LIMIT = 200
 """Alerts kept per symbol while SNS is unavailable (~1 KB each, well under DynamoDB's 400 KB
@@ -90,16 +98,14 @@ def _evaluate_bars(item: SymbolWork, rules: Sequence[Rule], window: BarWindow | 
     """
     state = item.state
     first_index = state.bars_seen - len(item.accepted)
-    previous: dict[str, Any] | None = None
+    previous: Values | None = None
     if first_index:
         previous = state.previous_values(close=item.previous_close)
     for index, bar in enumerate(item.accepted):
-        current: dict[str, Any] = {
-            name: (None if math.isnan(v) else v)
-            for name, v in zip(OUTPUT_COLUMNS, item.values[index], strict=True)}
-        current.update(open=bar.open, high=bar.high, low=bar.low, close=bar.close,
-                       volume=bar.volume, prob_up=item.prob_up[index],
-                       range_forecast=item.range_forecast[index])
+        current = RowValues(_COLUMN_INDEX, item.values[index], {
+            "open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close,
+            "volume": bar.volume, "prob_up": item.prob_up[index],
+            "range_forecast": item.range_forecast[index]})
         bar_window = window.upto(offset + index + 1, keep) if window is not None else None
         alerts, errors = evaluate_rules(rules, bar, previous, current, bar_window,
                                         state.last_fired, bar_index=first_index + index)

@@ -79,7 +79,7 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         "processed_at": processed_at,
     }
     item.update({name: value for name, value in zip(OUTPUT_COLUMNS, values, strict=True)
-                 if not math.isnan(value)})
+                 if value == value})  # NaN (not defined yet) is the one value unequal to itself
     if prob_up is not None:
         item["prob_up"] = prob_up
         item["model_version"] = model_version
