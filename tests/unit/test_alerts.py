@@ -66,3 +66,21 @@ def test_broken_rule_documents_raise_rule_error_with_a_reason(document, reason):
 def test_rule_document_round_trip():
     rule = Rule("r-1", "*", "price_below", {"level": 10.5}, "info")
     assert Rule.from_document("*", "r-1", rule.to_document()) == rule
+
+
+def test_row_values_read_a_row_as_the_values_dict_would():
+    """The streaming path's view over a row of floats answers like the dict it replaced:
+    NaN is None, ``extra`` comes first, unknown names are absent."""
+    from stocksage.alerts import RowValues
+
+    index = {"rsi_14": 0, "macd": 1, "close": 2}
+    row = [55.5, float("nan"), 1.0]
+    values = RowValues(index, row, {"close": 101.25, "prob_up": None})
+    as_dict = {"close": 101.25, "prob_up": None, "rsi_14": 55.5, "macd": None}
+    assert values == as_dict and dict(values) == as_dict and len(values) == 4
+    assert values["macd"] is None and values.get("macd", 0.0) is None
+    assert values.get("close") == 101.25  # extra wins over the row's position
+    assert values.get("unknown") is None and values.get("unknown", 7) == 7
+    with pytest.raises(KeyError):
+        values["unknown"]
+    assert "rsi_14" in values and "unknown" not in values
