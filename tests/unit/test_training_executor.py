@@ -115,3 +115,22 @@ def test_initial_model_failure_raises(s3):
     listed = s3.list_objects_v2(Bucket="stocksage-empty", Prefix="model-artifacts/")
     assert listed.get("KeyCount", 0) == 0
     assert "Contents" not in s3.list_objects_v2(Bucket="stocksage-empty", Prefix="m/")
+
+
+def test_failure_without_failure_file_reports_the_programs_last_line(s3):
+    """A program that exits non-zero without writing /opt/ml/output/failure: the reason is
+    its own last output line (as SageMaker's AlgorithmError), not the executor's log line."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        script = (b"import sys\nprint('loading data')\n"
+                  b"print('ValueError: no usable rows', file=sys.stderr)\nsys.exit(3)\n")
+        info = tarfile.TarInfo("fail.py")
+        info.size = len(script)
+        tar.addfile(info, io.BytesIO(script))
+    s3.put_object(Bucket=BUCKET, Key="code/failing.tar.gz", Body=buffer.getvalue())
+    spec = script_mode_job(job_name="job-exits-3", bucket=BUCKET,
+                           source_key="code/failing.tar.gz", program="fail.py")
+    result = run_training_job(s3, spec)
+    assert result.status == "Failed" and result.exit_code == 3
+    assert result.failure_reason == "AlgorithmError: exit code 3: ValueError: no usable rows"
+    assert "[local-training] exit code 3" in result.log

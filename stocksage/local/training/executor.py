@@ -49,6 +49,10 @@ DEFAULT_TIMEOUT_S = 3600
 DEFAULT_IMAGE = "local/sagemaker-scikit-learn:script-mode"
 
 
+_EXECUTOR_PREFIX = "[local-training]"
+"""Start of the lines the executor itself writes into a job's log (the program's are bare)."""
+
+
 class _JobFailed(Exception):
     """A step found the job cannot complete; ``reason`` is its ``FailureReason``."""
 
@@ -214,9 +218,9 @@ def _run(s3_client: Any, description: Mapping[str, Any], tree: MlTree, result: T
         args += [f"--{key}", _arg_text(value)]
     timeout = (description.get("StoppingCondition") or {}).get(
         "MaxRuntimeInSeconds", DEFAULT_TIMEOUT_S)
-    header = (f"[local-training] job {job_name} image "
+    header = (f"{_EXECUTOR_PREFIX} job {job_name} image "
               f"{spec.get('TrainingImage', DEFAULT_IMAGE)}\n"
-              f"[local-training] channels {json.dumps(counts)} program {program}\n")
+              f"{_EXECUTOR_PREFIX} channels {json.dumps(counts)} program {program}\n")
     result.exit_code = _run_program(args, env, tree, timeout, header)
 
     log_text = tree.log.read_text(errors="replace")
@@ -231,8 +235,10 @@ def _run(s3_client: Any, description: Mapping[str, Any], tree: MlTree, result: T
         failure_file = tree.output / "failure"
         if failure_file.exists():
             reason = failure_file.read_text().strip()
-        else:
-            reason = log_text.strip().splitlines()[-1] if log_text.strip() else "no output"
+        else:  # SageMaker reports the program's own last words, not the platform's
+            program_lines = [line for line in log_text.splitlines()
+                             if line.strip() and not line.startswith(_EXECUTOR_PREFIX)]
+            reason = program_lines[-1].strip() if program_lines else "no output"
         raise _JobFailed(f"AlgorithmError: exit code {result.exit_code}: {reason}")
     if not any(tree.model.iterdir()):
         raise _JobFailed("AlgorithmError: the program wrote nothing to SM_MODEL_DIR")
@@ -326,6 +332,6 @@ def _run_program(args: list[str], env: dict[str, str], tree: MlTree, timeout: fl
                                   check=False)
         except subprocess.TimeoutExpired:
             raise _JobFailed(f"MaxRuntimeExceeded: training exceeded {timeout} s") from None
-        log.write(f"[local-training] exit code {proc.returncode} after "
+        log.write(f"{_EXECUTOR_PREFIX} exit code {proc.returncode} after "
                   f"{time.perf_counter() - t0:.1f} s\n")
     return proc.returncode
