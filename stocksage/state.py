@@ -47,14 +47,13 @@ import pandas as pd
 from stocksage.alerts import COOLDOWN_STATE_KEY, RowValues, Values
 from stocksage.bars import OHLCV, TIME_UNIT, epoch_micros, format_time
 from stocksage.indicators import OUTPUT_COLUMNS
-from stocksage.streaming import CLOSES_KEPT, SCALARS, Kernel, seed_from_frame
+from stocksage.streaming import ATR_WARM_BARS, CLOSES_KEPT, SCALARS, Kernel, seed_from_frame
 
 __all__ = ["FORMAT", "RecentBars", "StateFormatError", "SymbolState"]
 
 FORMAT = 2
 """Current state item format."""
 
-_ATR_WARM = 14
 _HEADER = struct.Struct("<Bqh")  # core layout version, bars seen, closes kept
 _CORE_LAYOUT = 2  # 1 = last values without range_forecast (read, padded with NaN)
 _VALUE_NAMES = (*OUTPUT_COLUMNS, "prob_up", "range_forecast")
@@ -162,7 +161,7 @@ class SymbolState:
         if kept:
             parts += [k.closes[0, -kept:].astype("<f8").tobytes(),
                       k.volumes[0, -kept:].astype("<f8").tobytes()]
-        if n < _ATR_WARM:
+        if n < ATR_WARM_BARS:
             parts.append(k.warm_tr[0, :n].astype("<f8").tobytes())
         parts.append(self.last_values.astype("<f8").tobytes())
         return b"".join(parts)
@@ -226,7 +225,7 @@ class SymbolState:
             raise StateFormatError(f"unknown core layout {layout}")
         stored_last = _LAST_BY_LAYOUT[layout]
         floats = np.frombuffer(blob, dtype="<f8", offset=_HEADER.size).astype(np.float64)
-        warm = n if n < _ATR_WARM else 0
+        warm = n if n < ATR_WARM_BARS else 0
         expected = len(SCALARS) + 2 * kept + warm + stored_last
         if len(floats) != expected or kept != min(n, CLOSES_KEPT):
             raise StateFormatError(f"core holds {len(floats)} numbers, expected {expected}")
@@ -238,7 +237,7 @@ class SymbolState:
         kernel = Kernel(n=np.array([n], dtype=np.int64),
                         scalars=floats[: len(SCALARS)].reshape(1, -1),
                         closes=closes.reshape(1, -1), volumes=volumes.reshape(1, -1),
-                        warm_tr=_padded(floats[at: at + warm], _ATR_WARM, 0.0, left=False)
+                        warm_tr=_padded(floats[at: at + warm], ATR_WARM_BARS, 0.0, left=False)
                         .reshape(1, -1))
         last = _padded(floats[at + warm:], _LAST, np.nan, left=False)
         recent = RecentBars()

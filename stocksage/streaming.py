@@ -63,6 +63,7 @@ from stocksage.indicators import (
 )
 
 __all__ = [
+    "ATR_WARM_BARS",
     "CLOSES_KEPT",
     "SCALARS",
     "Kernel",
@@ -74,6 +75,10 @@ _BB_DEV = float(STACK.indicators["bb_dev"])
 _ATR_N = _P["atr_window"]
 _SLOW = _P["ema_slow"]
 _SIGNAL = _P["macd_signal"]
+
+ATR_WARM_BARS = _ATR_N
+"""True ranges carried per symbol until ATR is seeded (``Kernel.warm_tr`` columns): the ATR
+window; from then on the Wilder average alone is carried."""
 
 CLOSES_KEPT = max(_P["sma_window"], _P["bb_window"], VOLUME_WINDOW, 6)
 """Closes and volumes carried per symbol: the longest finite window (SMA/Bollinger 20,

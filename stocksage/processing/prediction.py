@@ -11,7 +11,7 @@ from typing import Any
 from stocksage.config import STACK
 from stocksage.processing.outcome import BatchOutcome
 from stocksage.processing.ports import Ports, Prediction, PredictionFill
-from stocksage.processing.results import FEATURE_INDEX, range_band
+from stocksage.processing.results import FEATURE_INDEX, features_defined, range_band
 from stocksage.processing.work import SymbolWork
 
 __all__ = ["PENDING_FILL_LIMIT", "predict"]
@@ -61,9 +61,8 @@ def _request_rows(work: Mapping[str, SymbolWork],
         item.prob_up = [None] * len(item.accepted)
         item.range_forecast = [None] * len(item.accepted)
         for index, values in enumerate(item.values):
-            row = [values[i] for i in FEATURE_INDEX]
-            if all(math.isfinite(v) for v in row):
-                rows.append(row)
+            if features_defined(values):
+                rows.append([values[i] for i in FEATURE_INDEX])
                 targets.append((item, index))
     for item, stored in _pending_items(work, ports):
         stored_row = _feature_row(stored)
