@@ -73,17 +73,20 @@ def _patched() -> None:
     apply_patches()
 
 
+def _outcome(call: Callable[[], Any]) -> Any:
+    """What ``call`` returns, or the type of the exception it raises (what is compared)."""
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001  # the exception type is what is compared
+        return type(exc)
+
+
 def _parse_both(operation: str, body: bytes) -> tuple[Any, Any]:
     model = get_service_model("dynamodb").operation_model(operation)
     parser = JSONParser(model, map_type=dict)
     fast = JSONParser._parse_json_body
-    results = []
-    for parse in (fast, fast.__wrapped__):
-        try:
-            results.append(parse(parser, body, model.input_shape))
-        except Exception as exc:  # noqa: BLE001  # the exception type is what is compared
-            results.append(type(exc))
-    return results[0], results[1]
+    return (_outcome(lambda: fast(parser, body, model.input_shape)),
+            _outcome(lambda: fast.__wrapped__(parser, body, model.input_shape)))
 
 
 def _body(operation: str, params: dict[str, Any]) -> bytes:
@@ -115,11 +118,12 @@ def test_compiled_parser_equals_moto_on_hostile_bodies(body):
 
 def _item(attrs: dict[str, Any], init: Callable[..., None]) -> Any:
     item = Item.__new__(Item)
-    try:
+
+    def build() -> Any:
         init(item, DynamoType(attrs["symbol"]), None, attrs)
-    except Exception as exc:  # noqa: BLE001  # the exception type is what is compared
-        return type(exc)
-    return item.attrs, type(item.attrs)
+        return item.attrs, type(item.attrs)
+
+    return _outcome(build)
 
 
 @pytest.mark.parametrize("filler", [0, 404_000, 404_900, 405_000, 500_000])
@@ -149,9 +153,8 @@ def test_condition_lexer_equals_moto(expression):
         for lex in (fast_lex, fast_lex.__wrapped__):
             ConditionExpressionParser._lex_condition_expression = lex
             try:
-                results.append(repr(get_filter_expression(expression, names, values)))
-            except Exception as exc:  # noqa: BLE001  # the exception type is what is compared
-                results.append(type(exc))
+                results.append(_outcome(
+                    lambda: repr(get_filter_expression(expression, names, values))))
             finally:
                 ConditionExpressionParser._lex_condition_expression = fast_lex
     assert len(set(map(str, results))) == 1
