@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ROOTS = ("services", "network")
 MODULES = tuple(sorted(p.name for p in (REPO / "modules").iterdir() if p.is_dir()))
 ENVS = ("local", "dev", "prod")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 VENV = REPO / ".venv-checkov"
 CHECKOV = VENV / "bin" / "checkov"
 DIRECTORIES = ("modules", "network", "services")

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 spec = importlib.util.spec_from_file_location("bootstrap_state",
                                               REPO / "scripts" / "bootstrap_state.py")
 bootstrap_state = importlib.util.module_from_spec(spec)

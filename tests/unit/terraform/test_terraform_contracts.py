@@ -24,7 +24,7 @@ from stocksage.history import history_key
 
 hcl2 = pytest.importorskip("hcl2")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STACK = json.loads((REPO / "stocksage" / "stack.json").read_text())
 TERRAFORM = shutil.which("terraform")
 

@@ -15,7 +15,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SQL = sorted((REPO / "services" / "sql").glob("*.sql"))
 ANALYTICS_TF = (REPO / "services" / "analytics.tf").read_text()
 
