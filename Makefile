@@ -122,13 +122,13 @@ repair: $(STAMP) ## Rebuild symbols from results + S3 history, late bars in (SYM
 SET ?=
 
 retrain: $(STAMP) ## Fire the retrain schedule now on the local stack and follow job, metrics, gate, endpoint (SET="c=1.0 symbols=IBM")
-	$(PY) -m stocksage.local.lifecycle retrain $(foreach kv,$(SET),--set $(kv))
+	$(PY) -m stocksage.local.model_ops retrain $(foreach kv,$(SET),--set $(kv))
 
 rollback: $(STAMP) ## Re-point the local endpoint to the previous promoted model version (recorded)
-	$(PY) -m stocksage.local.lifecycle rollback
+	$(PY) -m stocksage.local.model_ops rollback
 
 versions: $(STAMP) ## List the model versions (status, gate verdict); * = serving
-	$(PY) -m stocksage.local.lifecycle versions
+	$(PY) -m stocksage.local.model_ops versions
 
 report: $(STAMP) ## HTML model-lifecycle report: versions, metrics vs baselines with CIs, holdout backtest (out/lifecycle/)
-	$(PY) -m stocksage.local.lifecycle report
+	$(PY) -m stocksage.local.model_ops report

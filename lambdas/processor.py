@@ -25,7 +25,6 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -40,42 +39,14 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.settings import ProcessorSettings
-from stocksage.adapters.aws import client_config
-from stocksage.adapters.dynamodb import DynamoResultStore, DynamoRuleSource, DynamoStateStore
-from stocksage.adapters.endpoint import SageMakerPredictor
-from stocksage.adapters.quarantine import SqsQuarantine
-from stocksage.adapters.sns_alerts import SnsAlertPublisher
+from stocksage.adapters.wiring import Dependencies
 from stocksage.bars import MalformedBarError, parse_bar
 from stocksage.processing import BatchOutcome, Ports, StreamBar, process_batch
+from stocksage.settings import ProcessorSettings
 
 logger = Logger(service="stocksage-processor")
 metrics = Metrics(namespace="stocksage", service="stocksage-processor")
 tracer = Tracer(service="stocksage-processor")
-
-
-class Dependencies:
-    """Clients and adapters built once per execution environment (cold start)."""
-
-    def __init__(self, settings: ProcessorSettings) -> None:
-        dynamodb = boto3.client("dynamodb", config=client_config("dynamodb"))
-        self.settings = settings
-        self.quarantine = SqsQuarantine(
-            boto3.client("sqs", config=client_config("sqs")), settings.failure_queue_url,
-            s3_client=boto3.client("s3", config=client_config("s3")) if
-            settings.quarantine_bucket else None, bucket=settings.quarantine_bucket)
-        self.publisher = SnsAlertPublisher(boto3.client("sns", config=client_config("sns")),
-                                           settings.alerts_topic_arn, settings.idempotency_table,
-                                           dynamodb_client=dynamodb)
-        self.ports = Ports(
-            states=DynamoStateStore(dynamodb, settings.state_table),
-            results=DynamoResultStore(dynamodb, settings.results_table, settings.result_ttl_days),
-            predictor=SageMakerPredictor(
-                boto3.client("sagemaker-runtime", config=client_config("sagemaker-runtime")),
-                settings.endpoint_name),
-            rules=DynamoRuleSource(settings.rules_table, settings.rules_max_age, dynamodb),
-            alerts=self.publisher,
-        )
 
 
 @cache

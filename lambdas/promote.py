@@ -2,7 +2,7 @@
 
 Triggered by the EventBridge rule on ``aws.sagemaker`` / "SageMaker Training Job State Change"
 (status Completed, Failed or Stopped; job name prefix = ours). The work is
-``stocksage.lifecycle.promote.handle_training_job_event`` (idempotent per job: EventBridge
+``stocksage.lifecycle.promotion.handle_training_job_event`` (idempotent per job: EventBridge
 delivers at least once) over the DynamoDB registry and the SageMaker platform adapters.
 
 Returns ``{"action": ignored|duplicate|failed|rejected|promoted, "model_version", "detail"}``.
@@ -18,11 +18,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.settings import PromoteSettings
 from stocksage.adapters.model_registry import DynamoModelRegistry
 from stocksage.adapters.sagemaker_platform import SageMakerPlatform
 from stocksage.lifecycle.gate import GatePolicy
-from stocksage.lifecycle.promote import handle_training_job_event
+from stocksage.lifecycle.promotion import handle_training_job_event
+from stocksage.settings import PromoteSettings
 
 logger = Logger(service="stocksage-promote")
 metrics = Metrics(namespace="stocksage", service="stocksage-promote")

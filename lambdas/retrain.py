@@ -36,11 +36,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from lambdas.settings import RetrainSettings
 from stocksage.adapters.model_registry import DynamoModelRegistry
 from stocksage.adapters.sagemaker_platform import SageMakerPlatform
 from stocksage.lifecycle import versions as V
 from stocksage.lifecycle.schedule import RetrainConfig, parse_tick, training_job_request
+from stocksage.settings import RetrainSettings
 
 logger = Logger(service="stocksage-retrain")
 metrics = Metrics(namespace="stocksage", service="stocksage-retrain")

@@ -148,7 +148,7 @@ def train(hps: dict, channel_dir: Path, model_dir: Path, output_data_dir: Path |
     from stocksage.model import metrics as M
     from stocksage.model.artifact import build_metadata, library_versions, write_artifact
     from stocksage.model.estimator import make_model, positive_proba
-    from stocksage.model.evaluate import metric_values, summarize, walk_forward_evaluate
+    from stocksage.model.holdout import metric_values, summarize, walk_forward_evaluate
     from stocksage.model.walkforward import walk_forward_splits
 
     bars = _select_bars(read_history_dir(channel_dir), hps)

@@ -1,14 +1,14 @@
 """Benchmark of the processor's domain path: bars/s, state size and peak memory.
 
 Runs ``stocksage.processing.process_batch`` on real bars with the in-memory ports of
-``stocksage.memory`` (no AWS; the state items are encoded and decoded as they would be for
+``stocksage.adapters.memory`` (no AWS; the state items are encoded and decoded as they would be for
 DynamoDB), so it measures the Lambda's own CPU per batch. Shapes:
 
 - live feed: 500 symbols x 1 bar per batch, warm state, two price rules per symbol (half
   of the batches timed, the other half under tracemalloc for the peak memory);
 - burst: 1 symbol x 1,000 bars in one batch;
 - previous design, same run: the 600-bar window recomputed with ``ta`` per symbol and batch
-  (what ``stocksage.indicators.advance`` did before the O(1) kernel), live-feed shape.
+  (what ``stocksage.indicators.definition.advance`` did before the O(1) kernel), live-feed shape.
 
 Runs on this machine vary by about +-20 %: the live feed and the previous design are measured
 ``--repeats`` times in alternation and reported as medians (the runs are listed too).
@@ -36,11 +36,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stocksage.adapters.memory import memory_ports
 from stocksage.alerts import Rule
 from stocksage.bars import OHLCV, frame_to_bars
 from stocksage.datasets import load_bars
-from stocksage.features import enrich
-from stocksage.memory import memory_ports
+from stocksage.indicators.features import enrich
 from stocksage.processing import StreamBar, process_batch
 
 SOURCES = ["AAPL", "IBM", "MSFT", "GOOG", "NVDA", "AMZN", "NFLX"]

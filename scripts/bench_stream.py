@@ -35,7 +35,7 @@ import boto3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stocksage.collector.sink import KinesisSink
+from stocksage.collector.sink.kinesis_sink import KinesisSink
 from stocksage.collector.sources import ReplaySource
 from stocksage.local.emulator import probe, wait_until
 

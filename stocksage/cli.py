@@ -85,7 +85,7 @@ def alerts_add(
     env: EnvOption = "local",
 ) -> None:
     """Add or replace a rule (definitions: docs/ALERTS.md)."""
-    from stocksage.adapters.dynamodb import put_rule
+    from stocksage.adapters.dynamodb.rule_source import put_rule
 
     try:
         extra = json.loads(params)
@@ -186,8 +186,8 @@ def _processor_ports(env: str) -> Any:
     except Exception as exc:  # noqa: BLE001 -- any reason: say which function and why
         _fail(f"cannot read the configuration of {name}: {exc}")
     os.environ.update(variables)
-    from lambdas.processor import Dependencies
-    from lambdas.settings import ProcessorSettings
+    from stocksage.adapters.wiring import Dependencies
+    from stocksage.settings import ProcessorSettings
 
     return Dependencies(ProcessorSettings.from_env())
 
@@ -217,11 +217,14 @@ def redrive_command(
     """
     import boto3
 
-    from stocksage.adapters.redrive import redrive
+    from stocksage.adapters.failure_queue import SqsFailureQueue
+    from stocksage.adapters.stream_reader import KinesisRangeReader
+    from stocksage.operations.redrive import redrive
 
     deps = _processor_ports(env)
-    report = redrive(boto3.client("sqs"), deps.settings.failure_queue_url,
-                     boto3.client("kinesis"), deps.ports, deps.quarantine, max_messages)
+    report = redrive(SqsFailureQueue(boto3.client("sqs"), deps.settings.failure_queue_url),
+                     KinesisRangeReader(boto3.client("kinesis")), deps.ports, deps.quarantine,
+                     max_messages)
     console.print(f"redriven batches: {report.batches}, records read: {report.records}, "
                   f"bars stored now: {report.bars}, quarantine messages left: "
                   f"{report.quarantined}")
@@ -248,9 +251,12 @@ def repair_command(
     changed results items are rewritten with fresh predictions (pending if the endpoint is
     down) and the state is replaced conditionally (run again if the stream moved meanwhile).
     """
+    from functools import partial
+
     import boto3
 
-    from stocksage.adapters.redrive import repair
+    from stocksage.adapters.s3_history import iter_history
+    from stocksage.operations.redrive import repair
 
     deps = _processor_ports(env)
     s3 = boto3.client("s3")
@@ -259,7 +265,8 @@ def repair_command(
     for symbol in symbols:
         items = deps.ports.results.items_for(symbol)
         try:
-            result, problems = repair(symbol, deps.ports, items, s3, history_bucket)
+            result, problems = repair(symbol, deps.ports, items,
+                                      partial(iter_history, s3, history_bucket))
         except ValueError as err:
             err_console.print(f"[red]{symbol}:[/red] {err}")
             failures += 1

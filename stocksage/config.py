@@ -30,7 +30,7 @@ class Stack:
         resources: Logical key -> short name, e.g. ``"results_table" -> "results"``.
         keys: Table -> key attribute names, e.g. ``keys["results"]["sort"] == "bar_time"``.
         window_bars: Bars of the former (format-1) window state, read when such items are
-            migrated; the processor itself keeps no window (``stocksage.streaming``).
+            migrated; the processor itself keeps no window (``stocksage.indicators.incremental``).
         indicators: Indicator parameters (window lengths in bars).
         indicator_columns: Names of the indicator columns written per bar.
         features: Ordered model feature names (the model's input vector).

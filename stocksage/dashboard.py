@@ -25,7 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from stocksage.adapters.results_reader import alert_bar_time, alert_symbol
+from stocksage.alerts.received import alert_bar_time, alert_symbol
 
 PLOTLY_JS = "plotly.min.js"
 _PANEL_TITLES = ("Price, SMA 20, EMA 12/26, Bollinger bands", "RSI 14", "MACD (12, 26, 9)",

@@ -5,8 +5,8 @@
 * :func:`list_symbols` - the symbols present in the results table (Scan with a projection,
   paginated).
 * :func:`read_alerts` - messages of the alerts inbox queue (an SQS subscription of the alerts
-  topic), SNS envelope unwrapped; by default nothing is deleted (messages are made visible
-  again at once, so reading is a peek).
+  topic), each parsed by ``stocksage.alerts.received.parse_alert_message``; by default nothing
+  is deleted (messages are made visible again at once, so reading is a peek).
 
 Clients are plain ``boto3.client("dynamodb")`` / ``boto3.client("sqs")`` (low-level clients, so
 the paginators can be used).
@@ -14,7 +14,6 @@ the paginators can be used).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 from boto3.dynamodb.types import TypeDeserializer
 
+from stocksage.alerts.received import parse_alert_message
 from stocksage.config import STACK
 
 log = logging.getLogger(__name__)
@@ -158,51 +158,6 @@ def list_symbols(client: Any, table_name: str) -> list[str]:
     return sorted(symbols)
 
 
-# ---------------------------------------------------------------------------------- alerts
-def parse_alert_message(
-    body: str, sqs_attributes: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """SQS body -> alert dict.
-
-    SNS envelope (``Type: Notification``) -> ``Subject``, ``Message``, ``MessageAttributes``
-    (flattened to ``{name: value}``), ``Timestamp``, ``TopicArn``, ``MessageId``. A raw-delivery
-    body is taken as the message itself, attributes from the SQS message attributes.
-    ``Payload`` is ``Message`` parsed as JSON when it is a JSON object, else ``None``.
-    """
-    envelope: Any = None
-    try:
-        envelope = json.loads(body)
-    except (TypeError, ValueError):
-        envelope = None
-    is_sns = isinstance(envelope, dict) and envelope.get("Type") == "Notification"
-    if is_sns and "Message" in envelope:
-        attributes = {
-            name: (spec.get("Value") if isinstance(spec, Mapping) else spec)
-            for name, spec in (envelope.get("MessageAttributes") or {}).items()
-        }
-        alert = {
-            "Subject": envelope.get("Subject"),
-            "Message": envelope["Message"],
-            "MessageAttributes": attributes,
-            "Timestamp": envelope.get("Timestamp"),
-            "TopicArn": envelope.get("TopicArn"),
-            "MessageId": envelope.get("MessageId"),
-        }
-    else:
-        attributes = {
-            name: (spec.get("StringValue") if isinstance(spec, Mapping) else spec)
-            for name, spec in (sqs_attributes or {}).items()
-        }
-        alert = {"Subject": None, "Message": body, "MessageAttributes": attributes,
-                 "Timestamp": None, "TopicArn": None, "MessageId": None}
-    try:
-        payload = json.loads(alert["Message"])
-    except (TypeError, ValueError):
-        payload = None
-    alert["Payload"] = payload if isinstance(payload, dict) else None
-    return alert
-
-
 def read_alerts(
     client: Any,
     queue_url: str,
@@ -265,49 +220,10 @@ def read_alerts(
     return alerts
 
 
-def alert_symbol(alert: Mapping[str, Any]) -> str | None:
-    """The symbol an alert is about (message attribute ``symbol`` or payload ``symbol``)."""
-    symbol = (alert.get("MessageAttributes") or {}).get("symbol")
-    if symbol:
-        return str(symbol)
-    payload = alert.get("Payload") or {}
-    value = payload.get("symbol") or (payload.get("bar") or {}).get("symbol")
-    return str(value) if value else None
-
-
-def alert_bar_time(alert: Mapping[str, Any]) -> pd.Timestamp | None:
-    """The bar time an alert fired on (UTC), from the payload (``bar.bar_time``/``bar_time``),
-    a ``bar_time`` attribute, or the ``{rule}#{symbol}#{bar_time}`` alert id."""
-    payload = alert.get("Payload") or {}
-    bar = payload.get("bar")
-    candidates = [
-        bar.get("bar_time") if isinstance(bar, Mapping) else None,
-        payload.get("bar_time"),
-        (alert.get("MessageAttributes") or {}).get("bar_time"),
-    ]
-    alert_id = payload.get("alert_id")
-    if isinstance(alert_id, str) and alert_id.count("#") >= 2:
-        candidates.append(alert_id.rsplit("#", 1)[1])
-    for value in candidates:
-        if not value:
-            continue
-        try:
-            ts = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            continue
-        if ts is pd.NaT:
-            continue
-        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return None
-
-
 __all__ = [
     "RESULT_COLUMNS",
-    "alert_bar_time",
-    "alert_symbol",
     "items_to_frame",
     "list_symbols",
-    "parse_alert_message",
     "read_alerts",
     "read_results",
 ]

@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Callable
 from typing import Any
 
-from stocksage.lifecycle.promote import ServingModel
+from stocksage.lifecycle.promotion import ServingModel
 
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
 MAX_NAME = 63

@@ -23,7 +23,7 @@ from stocksage.alerts.conditions import (
     RSI,
     swing_levels,
 )
-from stocksage.alerts.evaluate import (
+from stocksage.alerts.firing import (
     COOLDOWN_STATE_KEY,
     evaluate_rules,
     lookback_bars,

@@ -25,6 +25,19 @@ def alert_id(rule_id: str, symbol: str, bar_time: str) -> str:
     return f"{rule_id}#{symbol}#{bar_time}"
 
 
+def parse_alert_id(value: Any) -> tuple[str, str, str] | None:
+    """``(rule_id, symbol, bar_time)`` of an :func:`alert_id`; None when ``value`` is not one.
+
+    The bar time is the text after the last ``#`` and the symbol the text before it (symbols
+    and times hold no ``#``); the rule id is the rest, so it may itself contain ``#``.
+    """
+    if not isinstance(value, str) or value.count("#") < 2:
+        return None
+    head, bar_time = value.rsplit("#", 1)
+    rule_id, symbol = head.rsplit("#", 1)
+    return rule_id, symbol, bar_time
+
+
 @dataclass(frozen=True)
 class Alert:
     """One alert: a rule fired on a bar.

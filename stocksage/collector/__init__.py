@@ -2,17 +2,22 @@
 
 * :mod:`stocksage.collector.sources` - the ``Source`` protocol and ``ReplaySource`` (bundled real
   data, interleaved by bar time, optional time compression).
-* :mod:`stocksage.collector.sink` - ``KinesisSink``: buffered PutRecords, per-key order kept
-  under partial failures, bounded retries with backoff and jitter.
+* :mod:`stocksage.collector.sink.kinesis_sink` - ``KinesisSink``: buffered PutRecords, per-key
+  order kept under partial failures, bounded retries with backoff and jitter.
 * :mod:`stocksage.collector.run` - ``collect``: source -> sink until done or stopped, spill.
-* :mod:`stocksage.collector.runtime` - structured logs, stop signals with a flush deadline, the
-  Kinesis client.
+* :mod:`stocksage.collector.process_control` - structured logs, stop signals with a flush deadline,
+  the Kinesis client.
 * :mod:`stocksage.collector.app` - the typer CLI (``python -m stocksage.collector replay``),
   progress display.
 
 Only the sink is imported eagerly; ``sources`` needs ``stocksage.datasets`` / ``stocksage.bars``.
 """
 
-from stocksage.collector.sink import KinesisPutError, KinesisSink, ProgressCallback, SinkStats
+from stocksage.collector.sink.kinesis_sink import (
+    KinesisPutError,
+    KinesisSink,
+    ProgressCallback,
+    SinkStats,
+)
 
 __all__ = ["KinesisPutError", "KinesisSink", "ProgressCallback", "SinkStats"]

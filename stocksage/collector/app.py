@@ -33,7 +33,7 @@ error), 2 bad input (unknown symbol, bad dates, missing or malformed data file).
 
 This module is the command line only: the source -> sink loop is
 :func:`stocksage.collector.run.collect`, logs, signals and the Kinesis client are in
-:mod:`stocksage.collector.runtime` (both re-exported here).
+:mod:`stocksage.collector.process_control` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stocksage.collector.run import CollectResult, collect
-from stocksage.collector.runtime import (
+from stocksage.collector.process_control import (
     SERVICE_NAME,
     arm_deadline,
     configure_logging,
     install_stop_handlers,
     make_kinesis_client,
 )
-from stocksage.collector.sink import KinesisPutError, KinesisSink, ProgressCallback
+from stocksage.collector.run import CollectResult, collect
+from stocksage.collector.sink.kinesis_sink import KinesisPutError, KinesisSink, ProgressCallback
 
 if TYPE_CHECKING:  # replay sources need pandas; the live image has none (imported lazily)
     from stocksage.collector.sources import Source

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stocksage.collector.sink import FlushDeadlineError, KinesisPutError, KinesisSink
+from stocksage.collector.sink.kinesis_sink import FlushDeadlineError, KinesisPutError, KinesisSink
 
 __all__ = ["CollectResult", "collect"]
 

@@ -2,7 +2,7 @@
 
 * ``stocksage.local.emulator``: moto's server (``Emulator``, ``python -m ... serve``) with the
   project's patches (``stocksage.local.moto_patches``).
-* ``stocksage.local.lambda_runtime``: in-process Lambda invocation (``LambdaFunction``).
+* ``stocksage.local.lambda_invoker``: in-process Lambda invocation (``LambdaFunction``).
 * ``stocksage.local.esm``: the Kinesis event source mapping engine (``EsmEngine``).
 * ``stocksage.local.sagemaker_host``: the SageMaker runtime/endpoint host (``SageMakerHost``).
 * ``stocksage.local.training`` / ``training_jobs``: script-mode training jobs, run locally.

@@ -51,7 +51,7 @@ console = Console()
 
 def seed_rules(resource: Any, table: str, symbols: list[str], limit: int) -> dict[str, float]:
     """Price rules at +/- 5 % of each symbol's last close before the replay; returns the closes."""
-    from stocksage.adapters.dynamodb import put_rule
+    from stocksage.adapters.dynamodb.rule_source import put_rule
     from stocksage.alerts import Rule
     from stocksage.datasets import load_bars
 
@@ -231,7 +231,7 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
     import boto3
 
     from stocksage.collector.app import collect
-    from stocksage.collector.sink import KinesisSink
+    from stocksage.collector.sink.kinesis_sink import KinesisSink
     from stocksage.collector.sources import ReplaySource
 
     use_local_environ()
@@ -278,7 +278,7 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
 
     quarantined = [m for m in failure_messages(sqs, out["failure_queue_url"])
                    if m.get("kind") == "MalformedRecord"]
-    from stocksage.adapters.results_reader import alert_symbol
+    from stocksage.alerts.received import alert_symbol
     from stocksage.dashboard import render_dashboards
 
     results, alerts = read_back("local", symbols, out["alerts_queue_url"])

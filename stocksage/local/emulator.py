@@ -48,7 +48,7 @@ from stocksage.local.daemon import (
     wait_until,
 )
 from stocksage.local.moto_patches import PATCHES, Patch, applied_patches, apply_patches
-from stocksage.local.moto_patches.faults import FAULTS_PATH
+from stocksage.local.moto_patches.fault_routes import FAULTS_PATH
 from stocksage.local.moto_patches.sagemaker import FINISH_TRAINING_JOB_PATH
 
 #: Re-exported for existing callers (``wait_until`` and the patch registry lived here).

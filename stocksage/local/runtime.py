@@ -9,7 +9,7 @@
 * the model lifecycle pieces AWS runs by itself: Firehose delivery of the stream into the S3
   history (``stocksage.local.firehose``), EventBridge Scheduler schedules
   (``stocksage.local.scheduler``: due ``rate`` schedules; ``make retrain`` fires one now),
-  training jobs created in the emulator (``stocksage.local.training_jobs``) and the delivery of
+  training jobs created in the emulator (``stocksage.local.training.runner``) and the delivery of
   their state-change events to matching EventBridge rules' Lambda targets
   (``stocksage.local.events``). All are rediscovered by the same discovery loop.
 
@@ -52,7 +52,7 @@ from stocksage.local.firehose import FirehoseWorker
 from stocksage.local.sagemaker_host import DEFAULT_PORT as SAGEMAKER_PORT
 from stocksage.local.sagemaker_host import SageMakerHost, ping
 from stocksage.local.scheduler import SchedulerRunner
-from stocksage.local.training_jobs import TrainingJobRunner
+from stocksage.local.training.runner import TrainingJobRunner
 
 log = logging.getLogger("stocksage.local.runtime")
 

@@ -1,7 +1,7 @@
 """Labelled training rows from bar history, without look-ahead.
 
-Per symbol, ``stocksage.features.enrich`` turns the OHLCV frame into features (every feature
-at bar ``t`` uses bars ``<= t`` only, exactly what the processor computes when bar ``t``
+Per symbol, ``stocksage.indicators.features.enrich`` turns the OHLCV frame into features (every
+feature at bar ``t`` uses bars ``<= t`` only, exactly what the processor computes when bar ``t``
 arrives). The label of bar ``t`` is ``up = close[t+1] > close[t]``; ``ret_next`` is
 ``close[t+1] / close[t] - 1`` and ``label_time`` is the time of bar ``t+1``. The last bar of a
 symbol has no label and is dropped, as are warm-up rows with a non-finite feature. Symbols are
@@ -46,7 +46,7 @@ def label_symbol_frame(
         frame: OHLCV frame, index ``bar_time`` (tz-aware UTC, unique).
         features: Feature names (default ``STACK.features``).
     """
-    from stocksage.features import enrich
+    from stocksage.indicators.features import enrich
 
     features = list(features or STACK.features)
     frame = frame.sort_index()

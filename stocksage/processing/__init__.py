@@ -1,8 +1,8 @@
 """The processor's domain logic: one Kinesis batch of bars in, results, alerts and state out.
 
 Plain Python: it never imports boto3. It reaches AWS only through the ports (``ports``), which
-``stocksage.adapters`` implements with boto3 and ``stocksage.memory`` in memory. The processor
-Lambda (``lambdas/processor.py``) wires the two together.
+``stocksage.adapters`` implements with boto3 and ``stocksage.adapters.memory`` in memory. The
+processor Lambda (``lambdas/processor.py``) wires the two together.
 
 ``process_batch`` runs these steps, each one call per batch (not per record):
 

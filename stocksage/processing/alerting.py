@@ -23,7 +23,7 @@ from stocksage.alerts import (
     lookback_bars,
 )
 from stocksage.bars import epoch_micros
-from stocksage.indicators import OUTPUT_COLUMNS
+from stocksage.indicators.definition import OUTPUT_COLUMNS
 from stocksage.processing.outbox import publish_outboxes
 from stocksage.processing.outcome import BatchOutcome
 from stocksage.processing.ports import Ports

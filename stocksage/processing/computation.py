@@ -7,9 +7,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from stocksage.bars import OHLCV
-from stocksage.indicators import OUTPUT_COLUMNS
+from stocksage.indicators.definition import OUTPUT_COLUMNS
+from stocksage.indicators.incremental import Kernel
 from stocksage.processing.work import SymbolWork
-from stocksage.streaming import Kernel
 
 __all__ = ["compute"]
 

@@ -1,7 +1,7 @@
 """What ``process_batch`` exchanges with the outside: its input, the endpoint's answer, and the
 ports (protocols) through which it reaches AWS.
 
-``stocksage.adapters`` implements the ports with boto3, ``stocksage.memory`` in memory; the
+``stocksage.adapters`` implements the ports with boto3, ``stocksage.adapters.memory`` in memory; the
 domain only sees these protocols (it never imports boto3).
 """
 

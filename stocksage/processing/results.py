@@ -1,8 +1,8 @@
 """The results-table item of one bar: keys, OHLCV, indicators, features and prediction.
 
-Used by the processor (``process_batch``), by ``stocksage.recovery`` (rebuild) and, for the
-``prediction_status`` values, by the result stores (``stocksage.adapters.dynamodb``,
-``stocksage.memory``).
+Used by the processor (``process_batch``), by ``stocksage.operations.recovery`` (rebuild) and, for
+the ``prediction_status`` values, by the result stores (``stocksage.adapters.dynamodb``,
+``stocksage.adapters.memory``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from stocksage.bars import Bar, format_time
 from stocksage.config import STACK
-from stocksage.indicators import OUTPUT_COLUMNS
+from stocksage.indicators.definition import OUTPUT_COLUMNS
 
 __all__ = [
     "FEATURE_INDEX",

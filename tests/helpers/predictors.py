@@ -1,7 +1,7 @@
 """The logistic stand-in model: ``P(up) = 1 / (1 + exp(-50 * ret_1))``.
 
 Deterministic and monotone in the last return, so probability rules and predictions have
-real, reproducible values without a trained model. (``stocksage.memory.MemoryPredictor`` is
+real, reproducible values without a trained model. (``stocksage.adapters.memory.MemoryPredictor`` is
 the in-memory port of the domain tests, with outages and range forecasts.)
 """
 

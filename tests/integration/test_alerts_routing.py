@@ -19,14 +19,14 @@ import pandas as pd
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from stocksage.adapters.dynamo_values import from_dynamo
-from stocksage.adapters.dynamodb import put_rule
+from stocksage.adapters.dynamodb.rule_source import put_rule
+from stocksage.adapters.dynamodb.values import from_dynamo
 from stocksage.alerts import Rule
 from stocksage.collector.app import collect
-from stocksage.collector.sink import KinesisSink
+from stocksage.collector.sink.kinesis_sink import KinesisSink
 from stocksage.collector.sources import ReplaySource
 from stocksage.datasets import load_bars
-from stocksage.features import enrich
+from stocksage.indicators.features import enrich
 from stocksage.state import SymbolState
 
 pytestmark = pytest.mark.integration

@@ -14,18 +14,18 @@ import time
 import numpy as np
 import pytest
 
-from stocksage.adapters.dynamodb import put_rule
+from stocksage.adapters.dynamodb.rule_source import put_rule
 from stocksage.adapters.results_reader import read_alerts, read_results
 from stocksage.alerts import Rule
 from stocksage.bars import frame_to_bars
 from stocksage.collector.app import collect
-from stocksage.collector.sink import KinesisSink
+from stocksage.collector.sink.kinesis_sink import KinesisSink
 from stocksage.collector.sources import ReplaySource
 from stocksage.config import STACK
 from stocksage.datasets import load_bars
-from stocksage.features import enrich
+from stocksage.indicators.features import enrich
 from stocksage.local.esm import build_event
-from stocksage.local.lambda_runtime import LambdaFunction
+from stocksage.local.lambda_invoker import LambdaFunction
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from stocksage.adapters.sagemaker_platform import SageMakerPlatform
 from stocksage.bars import frame_to_bars
 from stocksage.history import decode_object
 from stocksage.lifecycle import versions as V
-from stocksage.lifecycle.promote import rollback
+from stocksage.lifecycle.promotion import rollback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from synthetic_history import momentum_bars, momentum_frame

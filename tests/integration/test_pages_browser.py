@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from stocksage.adapters.model_registry import DynamoModelRegistry
-from stocksage.adapters.results_reader import alert_symbol, list_symbols, read_alerts, read_results
+from stocksage.adapters.results_reader import list_symbols, read_alerts, read_results
+from stocksage.alerts.received import alert_symbol
 from stocksage.dashboard import build_symbol_figure, page_name
 from stocksage.local.browser import BrowserUnavailable, chromium_executable, launch
 
@@ -152,7 +153,7 @@ def test_every_symbol_page_draws_its_panels(stack, browser, pages):
 
 
 def test_lifecycle_report_draws_offline(stack, browser, tmp_path):
-    from stocksage.local.lifecycle import report
+    from stocksage.local.model_ops import report
 
     registry = DynamoModelRegistry(stack.resource("dynamodb"), stack.outputs["versions_table"])
     if not registry.all():  # run alone: no retrain yet (test_lifecycle makes several versions)

@@ -24,19 +24,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from stocksage.adapters.dynamodb import put_rule
+from stocksage.adapters.dynamodb.rule_source import put_rule
 from stocksage.alerts import BarWindow, Rule, evaluate_rules
 from stocksage.bars import Bar, frame_to_bars
 from stocksage.config import STACK
 from stocksage.datasets import load_bars
-from stocksage.features import enrich
-from stocksage.local import faults
+from stocksage.indicators.features import enrich
+from stocksage.local import fault_injection as faults
 from stocksage.local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
@@ -335,8 +336,8 @@ def _processor_dependencies(stack):
     """The processor's own adapters, configured from the deployed function (as the CLI does)."""
     import os
 
-    from lambdas.processor import Dependencies
-    from lambdas.settings import ProcessorSettings
+    from stocksage.adapters.wiring import Dependencies
+    from stocksage.settings import ProcessorSettings
 
     variables = stack.client("lambda").get_function_configuration(
         FunctionName=stack.outputs["processor_function_name"])["Environment"]["Variables"]
@@ -353,7 +354,9 @@ def _processor_dependencies(stack):
 
 
 def test_redrive_reprocesses_a_range_the_mapping_gave_up_on(stack):
-    from stocksage.adapters.redrive import redrive
+    from stocksage.adapters.failure_queue import SqsFailureQueue
+    from stocksage.adapters.stream_reader import KinesisRangeReader
+    from stocksage.operations.redrive import redrive
 
     case = scenario(symbols=3, bars=40)
     kinesis, sqs = stack.client("kinesis"), stack.client("sqs")
@@ -374,7 +377,8 @@ def test_redrive_reprocesses_a_range_the_mapping_gave_up_on(stack):
                              "endSequenceNumber": sequences[-1], "batchSize": len(sequences),
                              "streamArn": arn}}))
     deps = _processor_dependencies(stack)
-    report = redrive(sqs, queue, kinesis, deps.ports, deps.quarantine)
+    report = redrive(SqsFailureQueue(sqs, queue), KinesisRangeReader(kinesis), deps.ports,
+                     deps.quarantine)
     assert (report.batches, report.records, report.bars, report.kept) == (1, 120, 120, [])
     assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
     table = stack.resource("dynamodb").Table(stack.outputs["results_table"])
@@ -389,7 +393,8 @@ def test_redrive_reprocesses_a_range_the_mapping_gave_up_on(stack):
 
 
 def test_late_bar_is_repaired_from_the_history(stack):
-    from stocksage.adapters.redrive import repair
+    from stocksage.adapters.s3_history import iter_history
+    from stocksage.operations.redrive import repair
 
     case = scenario(symbols=1, bars=60)
     (symbol, bars), = case.series.items()
@@ -407,8 +412,9 @@ def test_late_bar_is_repaired_from_the_history(stack):
     deps = _processor_dependencies(stack)
     items = deps.ports.results.items_for(symbol)
     assert len(items) == 59
-    result, problems = repair(symbol, deps.ports, items, stack.client("s3"),
-                              stack.outputs["history_bucket"])
+    result, problems = repair(symbol, deps.ports, items,
+                              partial(iter_history, stack.client("s3"),
+                                      stack.outputs["history_bucket"]))
     assert problems == {} and result.inserted == 1 and len(result.items) == 30
     rows = sorted(deps.ports.results.items_for(symbol), key=lambda r: r["bar_time"])
     full = enrich(case.frames[symbol])

@@ -27,7 +27,7 @@ from stocksage.alerts import (
 )
 from stocksage.bars import frame_to_bars
 from stocksage.datasets import load_bars
-from stocksage.features import enrich
+from stocksage.indicators.features import enrich
 from tests.helpers.predictors import logistic_prob_up
 
 WINDOW_BARS = 600

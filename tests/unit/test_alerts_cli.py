@@ -11,7 +11,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from stocksage import cli
-from stocksage.adapters.dynamodb import DynamoRuleSource
+from stocksage.adapters.dynamodb.rule_source import DynamoRuleSource
 from stocksage.alerts import Rule, evaluate_rules
 from stocksage.bars import frame_to_bars
 from stocksage.config import resource_name

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from stocksage import datasets
 from stocksage.bars import Bar, parse_bar
 from stocksage.collector.app import app, collect, install_stop_handlers
-from stocksage.collector.sink import (
+from stocksage.collector.sink.kinesis_sink import (
     MAX_RECORD_BYTES,
     MAX_REQUEST_BYTES,
     KinesisPutError,

@@ -352,7 +352,7 @@ def _bars(n: int) -> list:
 def test_stop_deadline_spills_unsent_records_and_the_next_start_sends_them_first(tmp_path,
                                                                                  live_env):
     from stocksage.collector.app import arm_deadline, collect
-    from stocksage.collector.sink import FlushDeadlineError, KinesisSink
+    from stocksage.collector.sink.kinesis_sink import FlushDeadlineError, KinesisSink
 
     bars = _bars(4)
     stop = threading.Event()

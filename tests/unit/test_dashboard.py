@@ -1,6 +1,6 @@
 """Results reader (the patched emulator: DynamoDB, SNS -> SQS) and the plotly dashboards.
 
-The results frames are real data: bundled TSLA bars through ``stocksage.features.enrich``
+The results frames are real data: bundled TSLA bars through ``stocksage.indicators.features.enrich``
 (the indicator + feature pipeline), plus a synthetic ``prob_up`` that is NaN during warm-up.
 """
 
@@ -19,13 +19,11 @@ import pytest
 from stocksage import datasets
 from stocksage.adapters.results_reader import (
     RESULT_COLUMNS,
-    alert_bar_time,
-    alert_symbol,
     list_symbols,
-    parse_alert_message,
     read_alerts,
     read_results,
 )
+from stocksage.alerts.received import alert_bar_time, alert_symbol, parse_alert_message
 from stocksage.config import STACK
 from stocksage.dashboard import (
     build_symbol_figure,
@@ -41,7 +39,7 @@ WARM_UP = 33  # macd_signal needs 26 + 9 - 1 bars
 
 @pytest.fixture(scope="module")
 def results_frame() -> pd.DataFrame:
-    from stocksage.features import enrich
+    from stocksage.indicators.features import enrich
 
     frame = enrich(datasets.load_bars("TSLA").iloc[:120])
     rng = np.random.default_rng(3)

@@ -26,7 +26,7 @@ import stocksage_test_handlers as handlers
 from stocksage.local.demo import runtime_progress
 from stocksage.local.emulator import Emulator
 from stocksage.local.esm import EsmEngine, EsmFaults, MappingConfig, failure_record, lane_of
-from stocksage.local.lambda_runtime import LambdaFunction
+from stocksage.local.lambda_invoker import LambdaFunction
 from tests.helpers.aws import client_kwargs
 from tests.helpers.events import kinesis_event
 

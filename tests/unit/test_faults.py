@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from stocksage.local import faults
+from stocksage.local import fault_injection as faults
 from stocksage.local.sagemaker_host import SageMakerHost
 from tests.helpers.aws import client_kwargs
 

@@ -9,8 +9,8 @@ import pytest
 from stocksage.bars import OHLCV
 from stocksage.config import STACK
 from stocksage.datasets import load_bars
-from stocksage.features import FEATURES, compute_features, enrich
-from stocksage.indicators import INDICATOR_COLUMNS, compute_indicators
+from stocksage.indicators.definition import INDICATOR_COLUMNS, compute_indicators
+from stocksage.indicators.features import FEATURES, compute_features, enrich
 
 
 def test_enrich_columns_and_index() -> None:

@@ -11,7 +11,7 @@ from ta.volatility import AverageTrueRange
 
 from stocksage.config import STACK
 from stocksage.datasets import load_bars
-from stocksage.indicators import (
+from stocksage.indicators.definition import (
     INDICATOR_COLUMNS,
     MIN_WINDOW_BARS,
     WARMUP_ROWS,

@@ -10,7 +10,7 @@ import pytest
 
 from stocksage.lifecycle import versions as V
 from stocksage.lifecycle.gate import GatePolicy, evaluate_gate
-from stocksage.lifecycle.promote import ServingModel, handle_training_job_event, rollback
+from stocksage.lifecycle.promotion import ServingModel, handle_training_job_event, rollback
 from stocksage.lifecycle.schedule import (
     RetrainConfig,
     TickError,

@@ -19,10 +19,10 @@ from stocksage.history import decode_object, history_key
 from stocksage.local.esm import _Clients
 from stocksage.local.events import EventRouter, training_job_state_change
 from stocksage.local.firehose import FirehoseWorker, render_prefix
-from stocksage.local.lambda_runtime import InvocationResult
+from stocksage.local.lambda_invoker import InvocationResult
 from stocksage.local.scheduler import SchedulerRunner, parse_rate, render_input
 from stocksage.local.training import script_mode_job
-from stocksage.local.training_jobs import finish_training_job
+from stocksage.local.training.runner import finish_training_job
 
 PREFIX = "bars/symbol=!{partitionKeyFromQuery:symbol}/year=!{partitionKeyFromQuery:year}/" \
          "month=!{partitionKeyFromQuery:month}/"

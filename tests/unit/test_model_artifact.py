@@ -72,7 +72,7 @@ def test_sourcedir_bundle_layout_and_reproducibility(tmp_path):
         "stocksage/stack.json",
         "stocksage/model/metrics.py",
         "stocksage/model/metric_definitions.json",
-        "stocksage/features.py",
+        "stocksage/indicators/features.py",
     } <= set(names)
     assert not [n for n in names if n.startswith("stocksage/local/")]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -84,7 +84,7 @@ def test_evaluation_on_real_data_reports_baselines_and_an_honest_verdict():
     from stocksage.datasets import load_bars
     from stocksage.model.dataset import build_training_frame
     from stocksage.model.estimator import make_model
-    from stocksage.model.evaluate import metric_values, summarize, walk_forward_evaluate
+    from stocksage.model.holdout import metric_values, summarize, walk_forward_evaluate
     from stocksage.model.walkforward import walk_forward_splits
 
     frame = build_training_frame({s: load_bars(s) for s in ("AAPL", "IBM", "MSFT")})

@@ -14,12 +14,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from stocksage.adapters.memory import memory_ports
 from stocksage.alerts import BarWindow, Rule, RuleError, evaluate_rules
 from stocksage.bars import frame_to_bars
 from stocksage.config import STACK
 from stocksage.datasets import load_bars
-from stocksage.features import enrich
-from stocksage.memory import memory_ports
+from stocksage.indicators.features import enrich
 from stocksage.processing import PREDICTION_PENDING, PREDICTION_READY, StreamBar, process_batch
 
 

@@ -114,7 +114,7 @@ def test_missing_setting_names_the_variable(handler, monkeypatch):
     processor, _ = handler
     processor.dependencies.cache_clear()
     monkeypatch.delenv("RESULTS_TABLE")
-    from lambdas.settings import ProcessorSettings, SettingsError
+    from stocksage.settings import ProcessorSettings, SettingsError
 
     with pytest.raises(SettingsError, match="RESULTS_TABLE"):
         ProcessorSettings.from_env()

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from stocksage.adapters.memory import MemoryPredictor, memory_ports
 from stocksage.bars import frame_to_bars
 from stocksage.config import STACK
 from stocksage.datasets import load_bars
-from stocksage.features import enrich
-from stocksage.memory import MemoryPredictor, memory_ports
+from stocksage.indicators.features import enrich
+from stocksage.operations.recovery import bars_from_results, rebuild
 from stocksage.processing import StreamBar, process_batch
-from stocksage.recovery import bars_from_results, rebuild
 from stocksage.state import SymbolState
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)

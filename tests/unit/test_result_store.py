@@ -8,7 +8,7 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from stocksage.adapters.dynamodb import DynamoResultStore
+from stocksage.adapters.dynamodb.result_store import DynamoResultStore
 from stocksage.config import STACK
 from stocksage.processing import PREDICTION_PENDING, PREDICTION_READY, PredictionFill, range_band
 

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from stocksage.adapters.dynamodb import DynamoRuleSource, put_rule
+from stocksage.adapters.dynamodb.rule_source import DynamoRuleSource, put_rule
 from stocksage.alerts import Rule
 
 

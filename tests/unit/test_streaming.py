@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stocksage.adapters.memory import memory_ports
 from stocksage.bars import OHLCV, TIME_UNIT, frame_to_bars
 from stocksage.datasets import available_symbols, dataset_info, load_bars
-from stocksage.features import enrich
-from stocksage.indicators import OUTPUT_COLUMNS, WARMUP_ROWS
-from stocksage.memory import memory_ports
+from stocksage.indicators.definition import OUTPUT_COLUMNS, WARMUP_ROWS
+from stocksage.indicators.features import enrich
+from stocksage.indicators.incremental import Kernel, seed_from_frame
 from stocksage.processing import StreamBar, process_batch
 from stocksage.state import StateFormatError, SymbolState
-from stocksage.streaming import Kernel, seed_from_frame
 
 PRICE_COLUMNS = {"sma_20", "ema_12", "ema_26", "macd", "macd_signal", "macd_diff", "bb_mavg",
                  "bb_high", "bb_low", "atr_14"}

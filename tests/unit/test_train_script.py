@@ -148,7 +148,7 @@ def test_range_model_beats_the_best_volatility_baseline_on_real_bars(trained):
     assert meta["range_model"]["file"] == "range_model.joblib"
     model = joblib.load(tmp / "model" / "range_model.joblib")
     frame = load_bars("IBM")
-    from stocksage.features import enrich
+    from stocksage.indicators.features import enrich
 
     X = enrich(frame)[list(STACK.features)].dropna().to_numpy(dtype=float)
     forecast = np.exp(model.predict(X))

@@ -3,7 +3,7 @@
 moto stores event source mappings but never polls a stream. ``EsmEngine`` reads the mappings
 back from the emulator (``list_event_source_mappings``) and, for every Kinesis mapping, polls
 each shard with ``GetRecords``, builds Lambda's Kinesis event, invokes the function in process
-(``stocksage.local.lambda_runtime``) and applies Lambda's documented error handling::
+(``stocksage.local.lambda_invoker``) and applies Lambda's documented error handling::
 
     engine = EsmEngine(session_kwargs)       # boto3 client kwargs for the emulator
     engine.refresh()                          # discover mappings
@@ -115,9 +115,9 @@ Test-only faults (``EsmFaults``, ``engine.faults``; the runtime reads
 from stocksage.local.checkpoints import CheckpointStore
 from stocksage.local.clients import Clients
 from stocksage.local.esm.batching import MAX_PAYLOAD_BYTES
-from stocksage.local.esm.config import ACTIVE_STATES, EsmFaults, MappingConfig, MappingStats
 from stocksage.local.esm.engine import EsmEngine
 from stocksage.local.esm.event import build_event, failure_record
+from stocksage.local.esm.mapping import ACTIVE_STATES, EsmFaults, MappingConfig, MappingStats
 from stocksage.local.esm.records import KRecord, Lane, PendingBatch, ShardState, lane_of
 from stocksage.local.esm.worker import Invoker, MappingWorker
 

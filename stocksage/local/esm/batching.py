@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from stocksage.local.esm.config import MappingConfig
+from stocksage.local.esm.mapping import MappingConfig
 from stocksage.local.esm.records import KRecord, Lane, PendingBatch
 
 #: Lambda's limit on the payload of one invocation.

@@ -2,7 +2,7 @@
 
 ``EsmEngine`` reads the mappings back with ``list_event_source_mappings`` (``refresh``), keeps
 one ``MappingWorker`` per mapping, and invokes the functions in process
-(``stocksage.local.lambda_runtime``) with their deployed configuration (re-read when it
+(``stocksage.local.lambda_invoker``) with their deployed configuration (re-read when it
 changes). It runs the workers in threads or in the caller's thread::
 
     engine = EsmEngine({"endpoint_url": "http://127.0.0.1:4566", "region_name": "us-east-1"})
@@ -23,9 +23,9 @@ from typing import Any
 
 from stocksage.local.checkpoints import CheckpointStore
 from stocksage.local.clients import Clients
-from stocksage.local.esm.config import EsmFaults, MappingConfig, MappingStats
+from stocksage.local.esm.mapping import EsmFaults, MappingConfig, MappingStats
 from stocksage.local.esm.worker import Invoker, MappingWorker
-from stocksage.local.lambda_runtime import InvocationResult, LambdaFunction
+from stocksage.local.lambda_invoker import InvocationResult, LambdaFunction
 
 log = logging.getLogger("stocksage.local.esm")
 

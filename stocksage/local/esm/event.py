@@ -26,7 +26,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from stocksage.local.esm.config import MappingConfig
+from stocksage.local.esm.mapping import MappingConfig
 from stocksage.local.esm.records import KRecord, PendingBatch
 
 

@@ -20,7 +20,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from stocksage.local.esm.config import MappingConfig
+from stocksage.local.esm.mapping import MappingConfig
 from stocksage.local.esm.records import KRecord
 
 log = logging.getLogger("stocksage.local.esm")

@@ -36,12 +36,12 @@ from stocksage.local.esm.batching import (
     next_batch,
     split_expired,
 )
-from stocksage.local.esm.config import ACTIVE_STATES, EsmFaults, MappingConfig, MappingStats
 from stocksage.local.esm.destinations import send_failure_record
 from stocksage.local.esm.event import build_event, failure_record
+from stocksage.local.esm.mapping import ACTIVE_STATES, EsmFaults, MappingConfig, MappingStats
 from stocksage.local.esm.reader import get_records, list_shard_ids, shard_iterator
 from stocksage.local.esm.records import KRecord, Lane, PendingBatch, ShardState
-from stocksage.local.lambda_runtime import InvocationResult
+from stocksage.local.lambda_invoker import InvocationResult
 
 log = logging.getLogger("stocksage.local.esm")
 

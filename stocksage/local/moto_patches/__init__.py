@@ -37,7 +37,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stocksage.local.moto_patches.dynamodb import dynamodb_transaction_item_snapshots
 from stocksage.local.moto_patches.eventbridge import events_test_event_pattern
 from stocksage.local.moto_patches.fastpaths import (
     patch_backend_lookup_cache,
@@ -48,7 +47,7 @@ from stocksage.local.moto_patches.fastwrites import (
     dynamodb_condition_lexer_cache,
     dynamodb_item_size_once,
 )
-from stocksage.local.moto_patches.faults import fault_injection
+from stocksage.local.moto_patches.fault_routes import fault_injection
 from stocksage.local.moto_patches.kinesis import (
     kinesis_constant_time_shard_ops,
     no_lambda_from_kinesis_puts,
@@ -57,6 +56,7 @@ from stocksage.local.moto_patches.sagemaker import (
     sagemaker_training_job_lifecycle,
     sagemaker_update_endpoint,
 )
+from stocksage.local.moto_patches.transactions import dynamodb_transaction_item_snapshots
 
 __all__ = ["PATCHES", "Patch", "applied_patches", "apply_patches"]
 

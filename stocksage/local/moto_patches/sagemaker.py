@@ -65,7 +65,7 @@ def sagemaker_update_endpoint() -> None:
 #: Training-job states a job may be finished into (``StocksageFinishTrainingJob``).
 TRAINING_FINAL_STATES = ("Completed", "Failed", "Stopped")
 #: Private emulator route (POST JSON) the local runtime calls to record a training job's outcome;
-#: see ``stocksage.local.training_jobs``. Under ``/moto-api/`` like moto's own control routes.
+#: see ``stocksage.local.training.runner``. Under ``/moto-api/`` like moto's own control routes.
 FINISH_TRAINING_JOB_PATH = "/moto-api/stocksage/finish-training-job"
 
 
@@ -87,7 +87,7 @@ def sagemaker_training_job_lifecycle() -> None:
       ``InProgress`` is a 400 ``ValidationException``. (moto's SageMaker handler only accepts
       operations of botocore's service model, hence a route next to moto's own ``/moto-api``
       control routes rather than a custom SageMaker action.)
-      The local runtime (``stocksage.local.training_jobs``) runs the job with
+      The local runtime (``stocksage.local.training.runner``) runs the job with
       ``stocksage.local.training.run_training_job`` and reports through this action, so every
       reader (``DescribeTrainingJob``, ``ListTrainingJobs StatusEquals``) sees AWS's shape.
     """

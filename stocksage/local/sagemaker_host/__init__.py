@@ -48,7 +48,7 @@ Errors, shaped so that boto3 raises ``ClientError`` with the AWS code:
   ``ModelError`` with ``OriginalStatusCode`` (500, or 415 for an unsupported content type),
   ``OriginalMessage`` and ``LogStreamArn``.
 
-Outages (resilience tests; client: ``stocksage.local.faults.endpoint_outage``):
+Outages (resilience tests; client: ``stocksage.local.fault_injection.endpoint_outage``):
 ``POST /_stocksage/outage`` with ``{"seconds": 90, "mode": "fail"|"model_error"|"hang",
 "endpoint": null}`` (null = every endpoint) makes invocations, for that long, fail with 503
 ``ServiceUnavailable`` (boto3 retries it), fail with 424 ``ModelError`` (not retried), or hang

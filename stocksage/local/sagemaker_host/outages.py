@@ -10,7 +10,8 @@ An outage lasts ``seconds`` and hits one endpoint or all of them, in one of thre
     switch.end()
 
 The host exposes it in process (``SageMakerHost.outage`` / ``end_outage``) and over HTTP
-(``POST``/``DELETE /_stocksage/outage``; client: ``stocksage.local.faults.endpoint_outage``).
+(``POST``/``DELETE /_stocksage/outage``; client:
+``stocksage.local.fault_injection.endpoint_outage``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ The package, one concern per module:
 * ``s3io``: S3 transfers (channels, source bundle, artifacts).
 
 The local runtime runs the jobs created in the emulator with it
-(``stocksage.local.training_jobs``).
+(``stocksage.local.training.runner``).
 """
 
 from stocksage.local.training.executor import (

@@ -96,8 +96,8 @@ READERS = {"_require": True, "_int": False, "_float": False}
 
 
 def settings_reads() -> dict[str, dict[str, bool]]:
-    """{SettingsClass: {VAR: required}} from lambdas/settings.py (AST of each from_env)."""
-    tree = ast.parse((REPO / "lambdas" / "settings.py").read_text())
+    """{SettingsClass: {VAR: required}} from stocksage/settings.py (AST of each from_env)."""
+    tree = ast.parse((REPO / "stocksage" / "settings.py").read_text())
     result: dict[str, dict[str, bool]] = {}
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
         reads: dict[str, bool] = {}
@@ -180,7 +180,7 @@ SERVICE_OF_ARG = {"_table": "dynamodb", "_topic_arn": "sns", "_queue_url": "sqs"
 
 def _adapter_classes() -> dict[str, ast.ClassDef]:
     classes = {}
-    for path in (REPO / "stocksage" / "adapters").glob("*.py"):
+    for path in (REPO / "stocksage" / "adapters").rglob("*.py"):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.ClassDef):
                 classes[node.name] = node
@@ -189,7 +189,7 @@ def _adapter_classes() -> dict[str, ast.ClassDef]:
 
 def _adapter_functions() -> dict[str, ast.FunctionDef]:
     """Module-level helpers of the adapters (their AWS calls count for the classes using them)."""
-    return {node.name: node for path in (REPO / "stocksage" / "adapters").glob("*.py")
+    return {node.name: node for path in (REPO / "stocksage" / "adapters").rglob("*.py")
             for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
 
 
@@ -221,8 +221,9 @@ def _calls_of(cls: ast.ClassDef | ast.FunctionDef, seen: frozenset[str] = frozen
 
 
 def processor_needs() -> set[tuple[str, str]]:
-    """{(action, settings attribute naming the resource)} derived from the processor code."""
-    tree = ast.parse((REPO / "lambdas" / "processor.py").read_text())
+    """{(action, settings attribute naming the resource)} derived from the processor's wiring
+    (``stocksage/adapters/wiring.py``: the adapters it builds and the settings it gives them)."""
+    tree = ast.parse((REPO / "stocksage" / "adapters" / "wiring.py").read_text())
     init = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
                 and n.name == "__init__")
     classes = _adapter_classes()
@@ -301,7 +302,8 @@ def test_processor_tables_are_the_stack_json_keys_the_code_uses():
     for name, keys in (("results_table", "results"), ("state_table", "state"),
                        ("rules_table", "rules"), ("idempotency_table", "idempotency")):
         assert tables[name]["hash_key"] == f"${{local.keys.{keys}.partition}}"
-    adapters = (REPO / "stocksage" / "adapters" / "dynamodb.py").read_text()
+    adapters = "\n".join(p.read_text() for p in
+                         (REPO / "stocksage" / "adapters" / "dynamodb").glob("*.py"))
     for keys in ("state", "results", "rules"):
         assert f'STACK.keys["{keys}"]' in adapters
     # Powertools idempotency uses key "id" and TTL "expiration" by default.
@@ -344,7 +346,7 @@ def _module_tree(dotted: str) -> ast.Module:
 
 
 #: Adapter class -> the name its instance has where the lifecycle code calls it (the ports of
-#: stocksage.lifecycle.promote and the handlers' locals).
+#: stocksage.lifecycle.promotion and the handlers' locals).
 RECEIVERS = {"SageMakerPlatform": "platform", "DynamoModelRegistry": "registry"}
 
 
@@ -486,7 +488,7 @@ def collector_sdk_calls() -> set[tuple[str, str]]:
     """(service, method) of the collector's AWS calls: clients made in stocksage/collector
     (the Kinesis sink; the S3 cursor store in cursor.py)."""
     calls = set()
-    for path in (REPO / "stocksage" / "collector").glob("*.py"):
+    for path in (REPO / "stocksage" / "collector").rglob("*.py"):
         tree = ast.parse(path.read_text())
         service = "s3" if path.name == "cursor.py" else "kinesis"
         known = {m for (svc, m) in SDK_ACTIONS if svc == service} | {"put_record"}

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from stocksage.collector.sink_requests import Entry
+from stocksage.collector.sink.put_requests import Entry
 
 __all__ = ["read_spill", "write_spill"]
 

@@ -1,7 +1,7 @@
 """Fault injection in the emulator's process, for resilience tests.
 
-A private route, ``FAULTS_PATH`` (client: ``stocksage.local.faults``), switches a fault on for
-a duration (``POST``), lists the active ones (``GET``) or switches all off (``DELETE``):
+A private route, ``FAULTS_PATH`` (client: ``stocksage.local.fault_injection``), switches a fault on
+for a duration (``POST``), lists the active ones (``GET``) or switches all off (``DELETE``):
 
 * ``dynamodb_throttle``: DynamoDB writes fail with ``ProvisionedThroughputExceededException``
   (or, for ``BatchWriteItem``, come back partly as ``UnprocessedItems``);
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-#: Private emulator route for fault injection (``stocksage.local.faults`` is the client):
+#: Private emulator route for fault injection (``stocksage.local.fault_injection`` is the client):
 #: ``POST`` one fault, ``GET`` the active ones, ``DELETE`` all.
 FAULTS_PATH = "/moto-api/stocksage/faults"
 #: Fault names the route accepts.
@@ -137,7 +137,7 @@ def faults_route(request: Any, full_url: str, headers: Any) -> Any:  # noqa: ARG
 
 def fault_injection() -> None:
     """Fault injection for resilience tests, switched on for a duration through a private
-    route (``FAULTS_PATH``, client: ``stocksage.local.faults``):
+    route (``FAULTS_PATH``, client: ``stocksage.local.fault_injection``):
 
     * ``dynamodb_throttle``: a ``fraction`` of ``PutItem`` / ``UpdateItem`` /
       ``BatchWriteItem`` calls (optionally only some tables) fail with

@@ -1,7 +1,7 @@
 """Model features: scale-free ratios of OHLCV and indicator columns.
 
 Training (``enrich`` over a whole series) calls ``compute_features``; the processor computes
-the same definitions bar by bar in ``stocksage.streaming`` (O(1) per bar), and
+the same definitions bar by bar in ``stocksage.indicators.incremental`` (O(1) per bar), and
 tests/unit/test_streaming.py checks on every packaged series that both give the same values
 (relative error <= 1e-9), so there is no train/serve skew. Every feature
 of a bar uses only that bar and earlier ones (no look-ahead; tested by truncation).
@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from stocksage.bars import OHLCV
 from stocksage.config import STACK
-from stocksage.indicators import (
+from stocksage.indicators.definition import (
     ATR,
     EMA_FAST,
     EMA_SLOW,
@@ -109,7 +109,8 @@ _DEFINITIONS: dict[str, Callable[[Frame], Array]] = {
 }
 _unknown = [name for name in FEATURES if name not in _DEFINITIONS]
 if _unknown:
-    raise ValueError(f"stack.json features {_unknown} have no definition in stocksage.features")
+    raise ValueError(f"stack.json features {_unknown} have no definition in "
+                     "stocksage.indicators.features")
 
 
 def compute_features(frame: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from stocksage.adapters.dynamo_values import from_dynamo, to_dynamo
+from stocksage.adapters.dynamodb.values import from_dynamo, to_dynamo
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -37,7 +37,7 @@ def to_wire(item: dict[str, Any]) -> dict[str, Any]:
 
     Floats, ints, strings and bytes (nearly every attribute of results and state items) are
     written directly (``repr`` of a float is its shortest exact decimal, as
-    ``stocksage.adapters.dynamo_values`` stores it); maps and lists go through boto3's
+    ``stocksage.adapters.dynamodb.values`` stores it); maps and lists go through boto3's
     ``TypeSerializer``.
     """
     wire: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Incremental indicators: the recursion state of each ``ta`` indicator, advanced O(1) per bar.
 
-``stocksage.indicators.compute_indicators`` runs ``ta`` over a whole OHLCV frame; it is the
-definition. This module keeps, per symbol, only what the recursions of those same indicators
+``stocksage.indicators.definition.compute_indicators`` runs ``ta`` over a whole OHLCV frame; it is
+the definition. This module keeps, per symbol, only what the recursions of those same indicators
 carry from one bar to the next, and advances it one bar at a time for many symbols at once
 (numpy arrays, one row per symbol). Cost per bar is constant: about 60 array operations per
 *step* of a batch, where a step advances every symbol of the batch by one bar, so a live-feed
@@ -21,7 +21,7 @@ What is carried (``Kernel`` columns), and why the value equals ``ta`` on the who
   Carried: the last 20 closes.
 * OBV: cumulative sum of +volume (close >= previous close, and row 0) or -volume.
   Carried: OBV.
-* features ``ret_1``, ``ret_5``, ``volume_ratio`` (see ``stocksage.features``).
+* features ``ret_1``, ``ret_5``, ``volume_ratio`` (see ``stocksage.indicators.features``).
   Carried: the last 20 closes and volumes.
 
 Every recursion is the same floating-point expression pandas evaluates (``pandas`` ewm with
@@ -32,7 +32,7 @@ closes directly; pandas' rolling sums carry their own round-off (running add/rem
 they agree to ~1e-13 relative. ``bb_pband`` is a ratio whose numerator crosses zero, judged
 with an absolute floor of 1e-9 (tests/unit/test_streaming.py).
 
-Warm-up: NaN exactly where ``ta`` has NaN (``stocksage.indicators.WARMUP_ROWS``), because
+Warm-up: NaN exactly where ``ta`` has NaN (``stocksage.indicators.definition.WARMUP_ROWS``), because
 each output is masked by the symbol's 0-based bar index ``n``.
 
 Seeding: a new symbol starts from the empty state (row 0 of the series). A symbol whose
@@ -50,8 +50,7 @@ import numpy as np
 import pandas as pd
 
 from stocksage.config import STACK
-from stocksage.features import FEATURES, VOLUME_WINDOW
-from stocksage.indicators import (
+from stocksage.indicators.definition import (
     ATR,
     EMA_FAST,
     EMA_SLOW,
@@ -59,8 +58,10 @@ from stocksage.indicators import (
     OUTPUT_COLUMNS,
     RSI,
     SMA,
+    WARMUP_ROWS,
     compute_indicators,
 )
+from stocksage.indicators.features import FEATURES, VOLUME_WINDOW
 
 __all__ = [
     "ATR_WARM_BARS",
@@ -172,8 +173,8 @@ class Kernel:
 
         Returns:
             float64 (len(rows), len(OUTPUT_COLUMNS)): indicators then features
-            (``stocksage.indicators.OUTPUT_COLUMNS``), NaN during warm-up and where a ratio is
-            undefined, equal to ``features.enrich`` over the whole series at those bars.
+            (``stocksage.indicators.definition.OUTPUT_COLUMNS``), NaN during warm-up and where a
+            ratio is undefined, equal to ``features.enrich`` over the whole series at those bars.
         """
         high, low, close, volume = ohlcv[:, 1], ohlcv[:, 2], ohlcv[:, 3], ohlcv[:, 4]
         i = self.n[rows]
@@ -245,23 +246,23 @@ def _outputs(i: np.ndarray, s: np.ndarray, closes: np.ndarray, volumes: np.ndarr
         sma = closes[:, -_P["sma_window"]:].sum(axis=1) / _P["sma_window"]
         sma = np.where(closes[:, -_P["sma_window"]:].max(axis=1)
                        == closes[:, -_P["sma_window"]:].min(axis=1), close, sma)
-    masked = {
-        SMA: (sma, _P["sma_window"] - 1),
-        EMA_FAST: (s[:, _EF], _P["ema_fast"] - 1),
-        EMA_SLOW: (s[:, _ES], _SLOW - 1),
-        RSI: (rsi, _P["rsi_window"] - 1),
-        "macd": (macd, _SLOW - 1),
-        "macd_signal": (s[:, _SG], _SLOW + _SIGNAL - 2),
-        "macd_diff": (macd - s[:, _SG], _SLOW + _SIGNAL - 2),
-        "bb_mavg": (mavg, window - 1),
-        "bb_high": (high_band, window - 1),
-        "bb_low": (low_band, window - 1),
-        "bb_pband": (pband, window - 1),
-        ATR: (s[:, _ATRV], _ATR_N - 1),
-        "obv": (s[:, _OBV], 0),
+    values_by_column = {  # NaN before each column's first row (WARMUP_ROWS, as ta)
+        SMA: sma,
+        EMA_FAST: s[:, _EF],
+        EMA_SLOW: s[:, _ES],
+        RSI: rsi,
+        "macd": macd,
+        "macd_signal": s[:, _SG],
+        "macd_diff": macd - s[:, _SG],
+        "bb_mavg": mavg,
+        "bb_high": high_band,
+        "bb_low": low_band,
+        "bb_pband": pband,
+        ATR: s[:, _ATRV],
+        "obv": s[:, _OBV],
     }
-    for name, (values, first_row) in masked.items():
-        out[:, _COLUMN[name]] = np.where(i >= first_row, values, np.nan)
+    for name, values in values_by_column.items():
+        out[:, _COLUMN[name]] = np.where(i >= WARMUP_ROWS[name], values, np.nan)
     col = {name: out[:, _COLUMN[name]] for name in INDICATOR_COLUMNS}
     with np.errstate(invalid="ignore", divide="ignore"):
         volume_mean = volumes.sum(axis=1) / VOLUME_WINDOW
@@ -301,7 +302,8 @@ def seed_from_frame(frame: pd.DataFrame, bars_seen: int, obv_offset: float = 0.0
         EMAs, MACD signal and ATR from ``ta``'s indicators, RSI's averages from the same
         pandas ewm ``ta.momentum.RSIIndicator`` runs, OBV from ``ta`` plus ``obv_offset``.
         Both are within float round-off of ``ta`` over the whole series once the frame holds
-        ``stocksage.indicators.MIN_WINDOW_BARS`` bars (the recursions forget their start).
+        ``stocksage.indicators.definition.MIN_WINDOW_BARS`` bars (the recursions forget their
+        start).
 
     Raises:
         ValueError: when ``bars_seen < len(frame)``, or when a partial frame is too short.

@@ -1,4 +1,8 @@
-"""Typed settings read from the environment Terraform gives each function."""
+"""Typed settings of the Lambda functions, read from the environment Terraform gives each one.
+
+Shared by the handlers (``lambdas/``) and the operator CLI (``stocksage redrive`` builds the
+processor's adapters from the deployed function's variables).
+"""
 
 from __future__ import annotations
 

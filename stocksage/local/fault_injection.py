@@ -1,11 +1,11 @@
 """Fault injection for resilience tests against the local stack (client side).
 
 The faults happen where AWS would produce them: DynamoDB throttling and SNS failures inside the
-emulator (``stocksage.local.moto_patches.faults``, patch ``fault_injection``), endpoint outages
-in the SageMaker endpoint host (``stocksage.local.sagemaker_host``). Every fault ends by itself
-after ``seconds``; ``clear`` ends them at once::
+emulator (``stocksage.local.moto_patches.fault_routes``, patch ``fault_injection``), endpoint
+outages in the SageMaker endpoint host (``stocksage.local.sagemaker_host``). Every fault ends by
+itself after ``seconds``; ``clear`` ends them at once::
 
-    from stocksage.local import faults
+    from stocksage.local import fault_injection as faults
 
     faults.throttle_dynamodb(emulator_url, fraction=0.3, seconds=60)
     faults.fail_sns(emulator_url, fraction=1.0, seconds=30, error="Throttled")
@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from stocksage.local.moto_patches.faults import FAULTS_PATH
+from stocksage.local.moto_patches.fault_routes import FAULTS_PATH
 
 #: Route of the SageMaker host's outage switch.
 OUTAGE_PATH = "/_stocksage/outage"

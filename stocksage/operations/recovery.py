@@ -27,7 +27,8 @@ import numpy as np
 
 from stocksage.bars import OHLCV, Bar, bar_from_mapping, epoch_micros, format_time
 from stocksage.config import STACK
-from stocksage.indicators import OUTPUT_COLUMNS
+from stocksage.indicators.definition import OUTPUT_COLUMNS
+from stocksage.indicators.incremental import Kernel
 from stocksage.processing import (
     FEATURE_INDEX,
     PREDICTION_READY,
@@ -36,7 +37,6 @@ from stocksage.processing import (
     result_item,
 )
 from stocksage.state import RecentBars, SymbolState
-from stocksage.streaming import Kernel
 
 __all__ = ["Rebuild", "bars_from_results", "rebuild"]
 

@@ -38,7 +38,7 @@ from stocksage.local.events import EventRouter, training_job_state_change
 from stocksage.local.moto_patches.sagemaker import FINISH_TRAINING_JOB_PATH
 from stocksage.local.training import TrainingResult, run_training_job
 
-log = logging.getLogger("stocksage.local.training_jobs")
+log = logging.getLogger("stocksage.local.training.runner")
 
 
 def finish_training_job(client_kwargs: dict[str, Any], name: str, status: str, *,

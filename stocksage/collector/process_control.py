@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stocksage.collector.sink import KinesisSink
+from stocksage.collector.sink.kinesis_sink import KinesisSink
 
 __all__ = [
     "SERVICE_NAME",

@@ -2,9 +2,10 @@
 
 ``compute_indicators(frame)`` runs ``ta`` once over a frame. Training, backfill, repair and
 dashboards call it; the processor advances the same indicators one bar at a time with
-``stocksage.streaming`` (O(1) per bar), whose output is tested equal to this function on the
-whole series. Imports go one way: ``indicators`` (batch ``ta``) -> ``features`` ->
-``streaming`` (incremental state) -> ``state`` -> ``processing``.
+``stocksage.indicators.incremental`` (O(1) per bar), whose output is tested equal to this function
+on the whole series. Imports go one way: ``definition`` (batch ``ta``) -> ``features`` ->
+``incremental`` (O(1) state) -> ``stocksage.state`` -> ``stocksage.processing`` (checked by
+the import contracts in pyproject.toml, ``make lint``).
 
 Warm-up (measured with ta 0.11): the first value appears at row index
 ``WARMUP_ROWS[column]`` (0-based) of a series: sma_20 19, ema_12 11, ema_26 25, rsi_14 13,
@@ -77,8 +78,8 @@ def _output_columns() -> tuple[str, ...]:
 
 
 OUTPUT_COLUMNS: tuple[str, ...] = _output_columns()
-"""Columns of ``WindowUpdate.indicators``: indicators, then features not already among them
-(``rsi_14`` and ``bb_pband`` are both)."""
+"""Columns of every output row (``Kernel.update``, the results item): indicators, then the
+features not already among them (``rsi_14`` and ``bb_pband`` are both)."""
 
 
 def recursion_decay(window_bars: int) -> float:

@@ -2,10 +2,10 @@
 
 ::
 
-    python -m stocksage.local.lifecycle retrain [--set c=1.0 --set symbols=IBM] [--timeout 600]
-    python -m stocksage.local.lifecycle rollback
-    python -m stocksage.local.lifecycle versions
-    python -m stocksage.local.lifecycle report [--out out/lifecycle/report.html] [--cost-bps 5]
+    python -m stocksage.local.model_ops retrain [--set c=1.0 --set symbols=IBM] [--timeout 600]
+    python -m stocksage.local.model_ops rollback
+    python -m stocksage.local.model_ops versions
+    python -m stocksage.local.model_ops report [--out out/lifecycle/report.html] [--cost-bps 5]
 
 ``retrain`` fires the retrain schedule now, as EventBridge Scheduler would: the schedule's
 target Lambda runs in this process with the Scheduler payload (the tick = now), and creates
@@ -99,7 +99,7 @@ def _metrics_lines(metrics: dict[str, float]) -> list[str]:
 
 def retrain(overrides: dict[str, str], timeout: float, log: Callable[..., None] = print) -> int:
     from stocksage.local.clients import Clients
-    from stocksage.local.lambda_runtime import LambdaFunction
+    from stocksage.local.lambda_invoker import LambdaFunction
     from stocksage.local.scheduler import SchedulerRunner
     from stocksage.local.stack import REPO_ROOT as ROOT
 
@@ -167,7 +167,7 @@ def retrain(overrides: dict[str, str], timeout: float, log: Callable[..., None] 
 
 
 def rollback(log: Callable[..., None] = print) -> int:
-    from stocksage.lifecycle.promote import rollback as do_rollback
+    from stocksage.lifecycle.promotion import rollback as do_rollback
 
     _, out, boto3 = _stack()
     registry, platform = _adapters(boto3, out)
@@ -235,7 +235,7 @@ def report(path: str, cost_bps: float, log: Callable[..., None] = print) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stocksage.local.lifecycle",
+    parser = argparse.ArgumentParser(prog="python -m stocksage.local.model_ops",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("retrain", "rollback", "versions", "report"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

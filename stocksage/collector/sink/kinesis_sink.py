@@ -67,8 +67,8 @@ from typing import Any, Protocol, Self
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from stocksage.collector.sink_errors import FlushDeadlineError, KinesisPutError
-from stocksage.collector.sink_requests import (
+from stocksage.collector.sink.put_errors import FlushDeadlineError, KinesisPutError
+from stocksage.collector.sink.put_requests import (
     MAX_PARTITION_KEY_LENGTH,
     MAX_RECORD_BYTES,
     MAX_RECORDS_PER_REQUEST,
@@ -76,8 +76,8 @@ from stocksage.collector.sink_requests import (
     Entry,
     build_request,
 )
-from stocksage.collector.sink_spill import read_spill, write_spill
-from stocksage.collector.sink_stats import SinkStats
+from stocksage.collector.sink.spill import read_spill, write_spill
+from stocksage.collector.sink.stats import SinkStats
 
 __all__ = [
     "MAX_PARTITION_KEY_LENGTH",

@@ -1,4 +1,4 @@
-"""Redrive and repair I/O: the on-failure destination, the stream, the history, the tables.
+"""Redrive and repair: use cases over the ports, for operators (``stocksage redrive|repair``).
 
 ``redrive`` reads the event source mapping's on-failure records from the failure queue (AWS's
 record: ``requestContext`` + ``KinesisBatchInfo`` with ``shardId``, ``startSequenceNumber``,
@@ -9,29 +9,28 @@ every symbol of its range was stored; quarantine messages (malformed records, wi
 ``reason``) are left for people: retrying cannot fix them.
 
 ``repair`` rebuilds one symbol from its results items and its S3 history
-(``stocksage.recovery.rebuild``): late bars are repaired into the series.
+(``stocksage.operations.recovery.rebuild``): late bars are repaired into the series.
+
+The I/O sits behind two small protocols implemented in ``stocksage.adapters``
+(``SqsFailureQueue``, ``KinesisRangeReader``) and the processor's ``Ports``, so the use
+cases are tested without AWS.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
-from stocksage.adapters.s3_history import iter_history
 from stocksage.alerts import lookback_bars
-from stocksage.bars import MalformedBarError, parse_bar
+from stocksage.bars import Bar, MalformedBarError, parse_bar
+from stocksage.operations.recovery import Rebuild, bars_from_results, rebuild
 from stocksage.processing import Ports, StreamBar, process_batch
-from stocksage.recovery import Rebuild, bars_from_results, rebuild
 
-__all__ = ["RedriveReport", "read_range", "redrive", "repair"]
-
-_GET_RECORDS_LIMIT = 10_000
-
+__all__ = ["FailureQueue", "RangeUnavailableError", "RedriveReport", "StreamRangeReader", "redrive",
+           "repair"]
 
 @dataclass
 class RedriveReport:
@@ -54,65 +53,74 @@ class RedriveReport:
     late_symbols: set[str] = field(default_factory=set)
 
 
-def read_range(kinesis: Any, stream_arn: str, shard_id: str, start: str,
-               end: str) -> Iterator[dict[str, Any]]:
-    """Records of one shard from sequence number ``start`` to ``end`` (inclusive).
-
-    Raises:
-        botocore ClientError: ``ResourceNotFoundException`` / ``InvalidArgumentException``
-            (the range is past the stream's retention) and any other read failure.
-    """
-    iterator = kinesis.get_shard_iterator(
-        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
-        StartingSequenceNumber=start)["ShardIterator"]
-    last = int(end)
-    while iterator:
-        response = kinesis.get_records(ShardIterator=iterator, Limit=_GET_RECORDS_LIMIT,
-                                       StreamARN=stream_arn)
-        for record in response["Records"]:
-            if int(record["SequenceNumber"]) > last:
-                return
-            yield record
-        if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
-            return
-        iterator = response.get("NextShardIterator")
+class RangeUnavailableError(RuntimeError):
+    """A stream range cannot be re-read (the message is the service's error code, e.g.
+    ``InvalidArgumentException`` for a range past the stream's retention)."""
 
 
-def redrive(sqs: Any, queue_url: str, kinesis: Any, ports: Ports, quarantine: Any,
+class FailureQueue(Protocol):
+    """The on-failure destination: message bodies with their receipts, and deletion."""
+
+    def receive(self) -> Iterable[list[tuple[str, str]]]:
+        """Batches of ``(message body, receipt)``, read lazily until the queue is empty."""
+        ...
+
+    def delete(self, receipt: str) -> None:
+        """Delete the message of ``receipt``."""
+        ...
+
+
+class StreamRangeReader(Protocol):
+    """Re-reads a shard's sequence-number range (``stocksage.adapters.stream_reader``)."""
+
+    def read_range(self, stream_arn: str, shard_id: str, start: str,
+                   end: str) -> Iterable[dict[str, Any]]:
+        """Records ``{"SequenceNumber", "PartitionKey", "Data"}`` from ``start`` to ``end``
+        inclusive; raises ``RangeUnavailableError``."""
+        ...
+
+
+def redrive(failures: FailureQueue, stream: StreamRangeReader, ports: Ports, quarantine: Any,
             max_messages: int = 100) -> RedriveReport:
-    """Reprocess the batches the event source mapping gave up on (module docstring)."""
+    """Reprocess the batches the event source mapping gave up on (module docstring).
+
+    Args:
+        failures: The failure queue (``stocksage.adapters.failure_queue.SqsFailureQueue``).
+        stream: Reader of the stream's ranges (``stocksage.adapters.stream_reader``).
+        ports: The processor's ports (``stocksage.adapters.wiring.Dependencies.ports``).
+        quarantine: Where malformed records go (``SqsQuarantine``: ``send(record, reason)``).
+        max_messages: At most this many messages are looked at in one call.
+    """
     report = RedriveReport()
     seen = 0
-    while seen < max_messages:
-        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=0, VisibilityTimeout=60)
-        messages = response.get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
+    for messages in failures.receive():
+        for raw_body, receipt in messages:
             seen += 1
-            body = json.loads(message["Body"])
+            body = json.loads(raw_body)
             info = body.get("KinesisBatchInfo") if isinstance(body, dict) else None
             if info is None:
                 report.quarantined += 1
                 continue
-            reason = _redrive_one(info, kinesis, ports, quarantine, report)
+            reason = _redrive_one(info, stream, ports, quarantine, report)
             if reason:
                 report.kept.append(f"{info['shardId']} {info['startSequenceNumber']}.."
                                    f"{info['endSequenceNumber']}: {reason}")
                 continue
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            failures.delete(receipt)
             report.batches += 1
+        if seen >= max_messages:
+            break
     return report
 
 
-def _redrive_one(info: dict[str, Any], kinesis: Any, ports: Ports, quarantine: Any,
-                 report: RedriveReport) -> str:
+def _redrive_one(info: dict[str, Any], stream: StreamRangeReader, ports: Ports,
+                 quarantine: Any, report: RedriveReport) -> str:
     try:
-        records = list(read_range(kinesis, info["streamArn"], info["shardId"],
-                                  info["startSequenceNumber"], info["endSequenceNumber"]))
-    except ClientError as exc:
-        return (f"cannot re-read the range ({exc.response['Error']['Code']}); past the "
+        records = list(stream.read_range(info["streamArn"], info["shardId"],
+                                         info["startSequenceNumber"],
+                                         info["endSequenceNumber"]))
+    except RangeUnavailableError as exc:
+        return (f"cannot re-read the range ({exc}); past the "
                 f"retention, use `stocksage repair` on the affected symbols")
     report.records += len(records)
     bars = []
@@ -136,9 +144,14 @@ def _redrive_one(info: dict[str, Any], kinesis: Any, ports: Ports, quarantine: A
     return ""
 
 
-def repair(symbol: str, ports: Ports, results_items: list[dict[str, Any]], s3: Any,
-           bucket: str) -> tuple[Rebuild | None, dict[str, str]]:
+def repair(symbol: str, ports: Ports, results_items: list[dict[str, Any]],
+           history: Callable[[str], Iterable[Bar]]) -> tuple[Rebuild | None, dict[str, str]]:
     """Rebuild ``symbol`` from its results items and S3 history and store it.
+
+    Args:
+        history: ``history(prefix)`` -> the bars stored under that S3 prefix
+            (``stocksage.adapters.s3_history.iter_history`` bound to a client and bucket);
+            called with ``bars/symbol=<symbol>/``.
 
     Returns:
         The rebuild and ``{symbol: reason}`` when a write failed (a state conflict means the
@@ -148,10 +161,10 @@ def repair(symbol: str, ports: Ports, results_items: list[dict[str, Any]], s3: A
     states, failed = ports.states.get_states([symbol])
     if failed:
         return None, failed
-    history = list(iter_history(s3, bucket, prefix=f"bars/symbol={symbol}/"))
+    bars_stored = list(history(f"bars/symbol={symbol}/"))
     rules, _ = ports.rules.rules_for([symbol])
     existing = {str(item["bar_time"]): item for item in results_items}
-    result = rebuild(symbol, bars_from_results(results_items), history, states.get(symbol),
+    result = rebuild(symbol, bars_from_results(results_items), bars_stored, states.get(symbol),
                      existing, keep=lookback_bars(rules.get(symbol, [])),
                      predictor=ports.predictor, now=datetime.now(UTC))
     problems = ports.results.put_results(result.items) if result.items else {}
