@@ -375,7 +375,7 @@ module "lifecycle_function" {
   policy_statements     = each.value.policy_statements
 
   create_async_event_config        = true
-  async_on_failure_destination_arn = aws_sqs_queue.lifecycle_failures.arn
+  async_on_failure_destination_arn = module.lifecycle_failures_queue.arn
   async_maximum_retry_attempts     = 2
   async_maximum_event_age_seconds  = 3600
 }
@@ -385,58 +385,23 @@ module "lifecycle_function" {
 # the Scheduler and EventBridge targets (events that never reached a function).
 ################################################################################
 
-resource "aws_sqs_queue" "lifecycle_failures" {
+module "lifecycle_failures_queue" {
+  source = "../modules/sqs_queue"
+
   name                      = local.names.lifecycle_failure_queue
   kms_master_key_id         = module.kms.key_arn
   message_retention_seconds = 1209600
-}
-
-data "aws_iam_policy_document" "lifecycle_failures" {
-  # EventBridge delivers a rule target's undeliverable events with its service principal,
-  # limited to our rule (Scheduler uses its execution role instead, below).
-  statement {
-    sid       = "AllowTrainingStateRuleDeadLetters"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.lifecycle_failures.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.training_state.arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.deny_insecure_transport ? [1] : []
-
-    content {
-      sid       = "DenyInsecureTransport"
-      effect    = "Deny"
-      actions   = ["sqs:*"]
-      resources = [aws_sqs_queue.lifecycle_failures.arn]
-
-      principals {
-        type        = "*"
-        identifiers = ["*"]
-      }
-
-      condition {
-        test     = "Bool"
-        variable = "aws:SecureTransport"
-        values   = ["false"]
-      }
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "lifecycle_failures" {
-  queue_url = aws_sqs_queue.lifecycle_failures.id
-  policy    = data.aws_iam_policy_document.lifecycle_failures.json
+  deny_insecure_transport   = local.deny_insecure_transport
+  policy_statements = [
+    # EventBridge delivers a rule target's undeliverable events with its service principal,
+    # limited to our rule (Scheduler uses its execution role instead, below).
+    {
+      sid        = "AllowTrainingStateRuleDeadLetters"
+      actions    = ["sqs:SendMessage"]
+      principals = [{ type = "Service", identifiers = ["events.amazonaws.com"] }]
+      conditions = [{ test = "ArnEquals", variable = "aws:SourceArn", values = [aws_cloudwatch_event_rule.training_state.arn] }]
+    },
+  ]
 }
 
 data "aws_iam_policy_document" "scheduler_assume" {
@@ -472,7 +437,7 @@ data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "SendDeadLetters"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.lifecycle_failures.arn]
+    resources = [module.lifecycle_failures_queue.arn]
   }
 
   # Decrypt the schedule's input; GenerateDataKey for the KMS-encrypted dead-letter queue.
@@ -521,7 +486,7 @@ resource "aws_scheduler_schedule" "retrain" {
     }
 
     dead_letter_config {
-      arn = aws_sqs_queue.lifecycle_failures.arn
+      arn = module.lifecycle_failures_queue.arn
     }
   }
 }
@@ -554,7 +519,7 @@ resource "aws_cloudwatch_event_target" "promote" {
   }
 
   dead_letter_config {
-    arn = aws_sqs_queue.lifecycle_failures.arn
+    arn = module.lifecycle_failures_queue.arn
   }
 }
 
@@ -597,7 +562,7 @@ output "training_state_rule_name" {
 
 output "lifecycle_failure_queue_url" {
   description = "Queue of failed retrain/promote invocations and undeliverable schedule/rule events."
-  value       = aws_sqs_queue.lifecycle_failures.url
+  value       = module.lifecycle_failures_queue.url
 }
 
 output "training_job_prefix" {

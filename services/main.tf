@@ -161,62 +161,22 @@ resource "aws_sns_topic_policy" "alerts" {
   policy = data.aws_iam_policy_document.alerts_topic.json
 }
 
-resource "aws_sqs_queue" "alerts_inbox" {
-  count = var.create_local_alerts_queue ? 1 : 0
+module "alerts_inbox_queue" {
+  source = "../modules/sqs_queue"
+  count  = var.create_local_alerts_queue ? 1 : 0
 
   name                      = local.names.alerts_queue
   kms_master_key_id         = module.kms.key_arn
   message_retention_seconds = 345600
-}
-
-data "aws_iam_policy_document" "alerts_inbox" {
-  count = var.create_local_alerts_queue ? 1 : 0
-
-  statement {
-    sid       = "AllowAlertsTopic"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.alerts_inbox[0].arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["sns.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_sns_topic.alerts.arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.deny_insecure_transport ? [1] : []
-
-    content {
-      sid       = "DenyInsecureTransport"
-      effect    = "Deny"
-      actions   = ["sqs:*"]
-      resources = [aws_sqs_queue.alerts_inbox[0].arn]
-
-      principals {
-        type        = "*"
-        identifiers = ["*"]
-      }
-
-      condition {
-        test     = "Bool"
-        variable = "aws:SecureTransport"
-        values   = ["false"]
-      }
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "alerts_inbox" {
-  count = var.create_local_alerts_queue ? 1 : 0
-
-  queue_url = aws_sqs_queue.alerts_inbox[0].id
-  policy    = data.aws_iam_policy_document.alerts_inbox[0].json
+  deny_insecure_transport   = local.deny_insecure_transport
+  policy_statements = [
+    {
+      sid        = "AllowAlertsTopic"
+      actions    = ["sqs:SendMessage"]
+      principals = [{ type = "Service", identifiers = ["sns.amazonaws.com"] }]
+      conditions = [{ test = "ArnEquals", variable = "aws:SourceArn", values = [aws_sns_topic.alerts.arn] }]
+    },
+  ]
 }
 
 resource "aws_sns_topic_subscription" "alerts_inbox" {
@@ -224,48 +184,24 @@ resource "aws_sns_topic_subscription" "alerts_inbox" {
 
   topic_arn = aws_sns_topic.alerts.arn
   protocol  = "sqs"
-  endpoint  = aws_sqs_queue.alerts_inbox[0].arn
+  endpoint  = module.alerts_inbox_queue[0].arn
   # Keep the SNS envelope so MessageAttributes stay visible to the reader.
   raw_message_delivery = false
 
-  depends_on = [aws_sqs_queue_policy.alerts_inbox]
+  depends_on = [module.alerts_inbox_queue]
 }
 
 ################################################################################
 # Failure queue (event source on-failure destination + quarantined malformed records)
 ################################################################################
 
-resource "aws_sqs_queue" "failures" {
+module "failures_queue" {
+  source = "../modules/sqs_queue"
+
   name                      = local.names.failure_queue
   kms_master_key_id         = module.kms.key_arn
   message_retention_seconds = 1209600
-}
-
-data "aws_iam_policy_document" "failures" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.failures.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "failures" {
-  count = local.deny_insecure_transport ? 1 : 0
-
-  queue_url = aws_sqs_queue.failures.id
-  policy    = data.aws_iam_policy_document.failures.json
+  deny_insecure_transport   = local.deny_insecure_transport
 }
 
 ################################################################################
@@ -294,7 +230,7 @@ module "processor" {
     RULES_TABLE                  = module.tables["rules_table"].name
     IDEMPOTENCY_TABLE            = module.tables["idempotency_table"].name
     ALERTS_TOPIC_ARN             = aws_sns_topic.alerts.arn
-    FAILURE_QUEUE_URL            = aws_sqs_queue.failures.url
+    FAILURE_QUEUE_URL            = module.failures_queue.url
     ENDPOINT_NAME                = local.names.endpoint
     RESULT_TTL_DAYS              = tostring(var.result_ttl_days)
     RULES_MAX_AGE                = tostring(var.rules_cache_seconds)
@@ -355,7 +291,7 @@ module "processor" {
       bisect_batch_on_function_error     = true
       maximum_retry_attempts             = var.esm_maximum_retry_attempts
       maximum_record_age_in_seconds      = var.esm_maximum_record_age_seconds
-      on_failure_destination_arn         = aws_sqs_queue.failures.arn
+      on_failure_destination_arn         = module.failures_queue.arn
     }
   }
 }

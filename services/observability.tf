@@ -110,7 +110,7 @@ locals {
         metric      = "ApproximateNumberOfMessagesVisible"
         statistic   = "Maximum"
         threshold   = 0
-        dimensions  = { QueueName = aws_sqs_queue.failures.name }
+        dimensions  = { QueueName = module.failures_queue.name }
       }
       failure-queue-age = {
         description = "The oldest message of the failure queue has waited longer than alarm_failure_queue_age_seconds: nobody is handling the failures."
@@ -118,7 +118,7 @@ locals {
         metric      = "ApproximateAgeOfOldestMessage"
         statistic   = "Maximum"
         threshold   = var.alarm_failure_queue_age_seconds
-        dimensions  = { QueueName = aws_sqs_queue.failures.name }
+        dimensions  = { QueueName = module.failures_queue.name }
       }
       retrain-errors = {
         description = "The retrain Lambda failed (asynchronous: retried twice, then the event goes to the lifecycle failure queue)."
@@ -148,7 +148,7 @@ locals {
         threshold   = 0
         periods     = 1
         datapoints  = 1
-        dimensions  = { QueueName = aws_sqs_queue.lifecycle_failures.name }
+        dimensions  = { QueueName = module.lifecycle_failures_queue.name }
       }
       history-freshness = {
         description = "Bars take longer than alarm_history_freshness_seconds to reach the S3 history (Firehose DeliveryToS3.DataFreshness): delivery is failing or behind."
@@ -156,7 +156,7 @@ locals {
         metric      = "DeliveryToS3.DataFreshness"
         statistic   = "Maximum"
         threshold   = var.alarm_history_freshness_seconds
-        dimensions  = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.history.name }
+        dimensions  = { DeliveryStreamName = module.history_delivery.name }
       }
       # Emitted by the processor after every batch (Powertools, dimension service); Minimum > 0
       # in three 5-minute periods in a row = never drained for 15 minutes.
@@ -358,8 +358,8 @@ resource "aws_cloudwatch_dashboard" "this" {
             ["AWS/SageMaker", "Invocations", "EndpointName", local.names.endpoint, "VariantName", "primary"],
             ["AWS/SageMaker", "Invocation5XXErrors", "EndpointName", local.names.endpoint, "VariantName", "primary"],
             ["AWS/SageMaker", "ModelLatency", "EndpointName", local.names.endpoint, "VariantName", "primary", { stat = "p95", yAxis = "right" }],
-            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.failures.name, { stat = "Maximum" }],
-            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.lifecycle_failures.name, { stat = "Maximum" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", module.failures_queue.name, { stat = "Maximum" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", module.lifecycle_failures_queue.name, { stat = "Maximum" }],
           ]
         }
       },

@@ -57,17 +57,17 @@ output "alerts_topic_arn" {
 
 output "alerts_queue_url" {
   description = "Local alerts inbox queue URL (null outside local)."
-  value       = var.create_local_alerts_queue ? aws_sqs_queue.alerts_inbox[0].url : null
+  value       = var.create_local_alerts_queue ? module.alerts_inbox_queue[0].url : null
 }
 
 output "failure_queue_url" {
   description = "Processor failure queue URL (on-failure destination, quarantine)."
-  value       = aws_sqs_queue.failures.url
+  value       = module.failures_queue.url
 }
 
 output "failure_queue_arn" {
   description = "Processor failure queue ARN."
-  value       = aws_sqs_queue.failures.arn
+  value       = module.failures_queue.arn
 }
 
 output "processor_function_name" {
@@ -132,5 +132,5 @@ output "dashboard_name" {
 
 output "athena_workgroup" {
   description = "Athena workgroup (enable_quicksight), or null."
-  value       = one(aws_athena_workgroup.analytics[*].name)
+  value       = module.analytics.athena_workgroup_name
 }

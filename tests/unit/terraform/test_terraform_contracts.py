@@ -251,7 +251,7 @@ RESOURCE_OF_EXPRESSION = {
     'module.tables["rules_table"].arn': "rules_table",
     'module.tables["idempotency_table"].arn': "idempotency_table",
     "aws_sns_topic.alerts.arn": "alerts_topic_arn",
-    "aws_sqs_queue.failures.arn": "failure_queue_url",
+    "module.failures_queue.arn": "failure_queue_url",
     "local.endpoint_arn": "endpoint_name",
     "module.history_bucket.arn}/quarantine/*": "quarantine_bucket",
 }
@@ -481,7 +481,7 @@ def test_lifecycle_functions_are_one_for_each_block_with_failure_destinations():
     block = modules["lifecycle_function"]
     assert block["for_each"] == "${local.lifecycle_functions}"
     assert block["create_async_event_config"] is True
-    assert "aws_sqs_queue.lifecycle_failures.arn" in block["async_on_failure_destination_arn"]
+    assert "module.lifecycle_failures_queue.arn" in block["async_on_failure_destination_arn"]
 
 
 def collector_sdk_calls() -> set[tuple[str, str]]:
@@ -512,11 +512,15 @@ def test_collector_task_role_allows_exactly_what_the_code_calls():
 
 
 def _policy_document_actions(directory: Path, name: str) -> set[str]:
+    """Actions of a policy document: its statements and its dynamic (optional) statements."""
     for path in sorted(directory.glob("*.tf")):
         for block in parsed(path).get("data", []):
             doc = block.get("aws_iam_policy_document", {}).get(name)
             if doc:
-                return {a for st in doc["statement"] for a in st["actions"]}
+                statements = list(doc.get("statement", []))
+                for dynamic in doc.get("dynamic", []):
+                    statements += dynamic.get("statement", {}).get("content", [])
+                return {a for st in statements for a in st["actions"]}
     raise AssertionError(f"no policy document {name} in {directory}")
 
 
@@ -533,7 +537,8 @@ SERVICE_ROLE_ACTIONS = {
         "s3:GetObject", "s3:ListBucket", "kms:Decrypt", "logs:CreateLogGroup",
         "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
         "cloudwatch:PutMetricData"},
-    ("services", "history_delivery"): {
+    # modules/firehose_s3 with a Kinesis source (services/firehose.tf, module.history_delivery).
+    ("modules/firehose_s3", "this"): {
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
         "kinesis:GetShardIterator", "kinesis:ListShards", "s3:GetBucketLocation",
         "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:AbortMultipartUpload",
@@ -546,6 +551,18 @@ SERVICE_ROLE_ACTIONS = {
 def test_service_roles_allow_exactly_what_the_service_needs(directory, document):
     assert _policy_document_actions(REPO / directory, document) == \
         SERVICE_ROLE_ACTIONS[(directory, document)]
+
+
+def test_history_delivery_reads_the_bar_stream_into_the_history_bucket():
+    """The Firehose role above is the history's: Kinesis source, history bucket, its prefixes."""
+    history = blocks(REPO / "services", "module")["history_delivery"]
+    assert history["source"] == "../modules/firehose_s3"
+    assert history["kinesis_source_stream_arn"] == "${aws_kinesis_stream.bars.arn}"
+    assert history["bucket_arn"] == "${module.history_bucket.arn}"
+    assert history["write_prefixes"] == ["${local.stack.lifecycle.history_prefix}",
+                                         "errors/history/"]
+    archive = blocks(REPO / "modules" / "analytics", "module")["alerts_archive"]
+    assert archive["source"] == "../firehose_s3" and "kinesis_source_stream_arn" not in archive
 
 
 def test_training_role_reads_exactly_the_channels_of_the_request():
@@ -606,12 +623,23 @@ def test_service_trust_policies_carry_a_source_condition():
 
 def test_topics_and_queues_deny_insecure_transport():
     text = "\n".join(p.read_text() for p in (REPO / "services").glob("*.tf"))
-    for resource in ("aws_sns_topic.alerts.arn", "aws_sns_topic.ops.arn",
-                     "aws_sqs_queue.failures.arn", "aws_sqs_queue.lifecycle_failures.arn",
-                     "aws_sqs_queue.alerts_inbox[0].arn"):
+    for resource in ("aws_sns_topic.alerts.arn", "aws_sns_topic.ops.arn"):
         pattern = (r'sid\s*=\s*"DenyInsecureTransport"[^}]*?' + re.escape(resource))
         assert re.search(pattern, text, re.DOTALL), f"{resource}: no TLS-only deny"
-    assert text.count('variable = "aws:SecureTransport"') >= 5
+    assert text.count('variable = "aws:SecureTransport"') >= 2
+    # Every queue is modules/sqs_queue, whose policy ends with the TLS-only deny of the queue.
+    queue = (REPO / "modules" / "sqs_queue" / "main.tf").read_text()
+    pattern = (r'sid\s*=\s*"DenyInsecureTransport"[^}]*?'
+               + re.escape("resources = [aws_sqs_queue.this.arn]"))
+    assert re.search(pattern, queue, re.DOTALL) and 'variable = "aws:SecureTransport"' in queue
+    assert re.search(r"count\s*=\s*var\.deny_insecure_transport \|\|", queue)
+    assert 'resource "aws_sqs_queue"' not in text, "queues go through modules/sqs_queue"
+    modules = blocks(REPO / "services", "module")
+    queues = {k: m for k, m in modules.items() if m["source"] == "../modules/sqs_queue"}
+    assert set(queues) == {"failures_queue", "lifecycle_failures_queue", "alerts_inbox_queue"}
+    for name, module in queues.items():
+        assert module["deny_insecure_transport"] == "${local.deny_insecure_transport}", name
+        assert module["kms_master_key_id"] == "${module.kms.key_arn}", name
 
 
 def test_on_failure_permission_matches_the_destination_type():
@@ -655,7 +683,13 @@ def test_collector_task_is_production_shaped():
 def test_glue_tables_come_from_stack_json_and_the_history_layout():
     text = (REPO / "services" / "analytics.tf").read_text()
     assert "local.stack.indicator_columns" in text and "local.stack.features" in text
-    table = resource(REPO / "services", "aws_glue_catalog_table", "bars")
+    # The tables are in modules/analytics; their columns are the root's locals.
+    analytics = blocks(REPO / "services", "module")["analytics"]
+    assert analytics["create"] == "${var.enable_quicksight}"
+    for columns in ("bar_columns", "result_columns", "alert_columns"):
+        assert analytics[columns] == f"${{local.{columns}}}"
+    assert analytics["history_bucket_name"] == "${module.history_bucket.bucket}"
+    table = resource(REPO / "modules" / "analytics", "aws_glue_catalog_table", "bars")
     params = table["parameters"]
     template = params["storage.location.template"]
     key = history_key("TSLA", datetime(2021, 3, 5, tzinfo=UTC), "x")
@@ -667,7 +701,7 @@ def test_glue_tables_come_from_stack_json_and_the_history_layout():
     assert [p["name"] for p in table["partition_keys"]] == ["symbol", "year", "month"]
     serde = first(first(table["storage_descriptor"])["ser_de_info"])["serialization_library"]
     assert serde == "org.openx.data.jsonserde.JsonSerDe"
-    results = resource(REPO / "services", "aws_glue_catalog_table", "results")
+    results = resource(REPO / "modules" / "analytics", "aws_glue_catalog_table", "results")
     assert results["parameters"]["classification"] == "dynamodb"
     variables = blocks(REPO / "services", "variable")
     assert variables["enable_quicksight"]["default"] is False
