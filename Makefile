@@ -101,9 +101,11 @@ fmt: ## terraform fmt and ruff format
 	terraform fmt -recursive
 	-$(VENV)/bin/ruff format stocksage lambdas sagemaker scripts tests
 
-lint: $(STAMP) ## ruff (rule set in pyproject.toml), mypy on stocksage/ and lambdas/, terraform fmt -check
+lint: $(STAMP) ## ruff, mypy, import contracts (lint-imports, scripts/check_layout.py), terraform fmt -check
 	$(VENV)/bin/ruff check stocksage lambdas sagemaker scripts tests
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_layout.py
 	terraform fmt -check -recursive
 
 clean: ## Remove build outputs and local state (keeps .venv)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from stocksage.alerts import conditions as c
+import stocksage.alerts.conditions as c
 from stocksage.alerts.params import (
     DIRECTION,
     LEVEL,

@@ -31,8 +31,8 @@ from typing import Protocol, TypeAlias, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from stocksage import datasets
 from stocksage.bars import Bar, frame_to_bars
+from stocksage.datasets import available_symbols, dataset_info, load_bars
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class ReplaySource:
             raise ReplayError(f"speed must be >= 0, got {speed}")
         if limit is not None and limit < 0:
             raise ReplayError(f"limit must be >= 0, got {limit}")
-        known = list(datasets.available_symbols())
+        known = list(available_symbols())
         unknown = [s for s in wanted if s not in known]
         if unknown:
             raise UnknownSymbolError(
@@ -176,7 +176,7 @@ class ReplaySource:
         self._sleep = sleep
         self._bars: dict[str, list[Bar]] = {}
         for symbol in self.symbols:
-            frame = select_range(datasets.load_bars(symbol), start, end, limit)
+            frame = select_range(load_bars(symbol), start, end, limit)
             if frame.empty:
                 raise ReplayError(
                     f"no {symbol} bars between {start or 'the beginning'} and "
@@ -231,5 +231,5 @@ class ReplaySource:
 
 def _describe(symbol: str) -> tuple[str, str]:
     """(interval, source label) of a bundled dataset, e.g. ("1d", "pkg:file.csv")."""
-    info = datasets.dataset_info(symbol)
+    info = dataset_info(symbol)
     return info.interval, info.source

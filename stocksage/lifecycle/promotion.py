@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from stocksage.lifecycle import versions as V
+import stocksage.lifecycle.versions as V
 from stocksage.lifecycle.gate import GatePolicy, evaluate_gate
 from stocksage.lifecycle.schedule import decode_hyperparameter
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stocksage.model import metrics as M
+import stocksage.model.metrics as M
 from stocksage.model.dataset import LABEL
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stocksage.model import metrics
+import stocksage.model.metrics as M
 from stocksage.model.baselines import BASELINES, baseline_probabilities
 from stocksage.model.dataset import LABEL
 from stocksage.model.estimator import Classifier, positive_proba
@@ -70,8 +70,8 @@ def walk_forward_evaluate(
             part[f"p_{name}"] = base[name]
         parts.append(part)
         row = fold.describe()
-        row["model"] = metrics.score(part[LABEL], part["p_model"])
-        row["baselines"] = {n: metrics.score(part[LABEL], part[f"p_{n}"]) for n in BASELINES}
+        row["model"] = M.score(part[LABEL], part["p_model"])
+        row["baselines"] = {n: M.score(part[LABEL], part[f"p_{n}"]) for n in BASELINES}
         fold_rows.append(row)
     holdout = pd.concat(parts, ignore_index=True)
     return WalkForwardResult(holdout=holdout, folds=fold_rows)
@@ -83,16 +83,16 @@ def summarize(
     """Holdout scores, the best baseline, margins with block-bootstrap CIs and a verdict."""
     h = result.holdout
     y = h[LABEL].to_numpy()
-    model_scores = metrics.score(y, h["p_model"])
-    base_scores = {n: metrics.score(y, h[f"p_{n}"]) for n in BASELINES}
+    model_scores = M.score(y, h["p_model"])
+    base_scores = {n: M.score(y, h[f"p_{n}"]) for n in BASELINES}
     best = min(BASELINES, key=lambda n: base_scores[n]["log_loss"])
     times = pd.to_datetime(h["bar_time"], utc=True).to_numpy()
-    ll_diff = metrics.row_log_loss(y, h[f"p_{best}"]) - metrics.row_log_loss(y, h["p_model"])
-    br_diff = metrics.row_brier(y, h[f"p_{best}"]) - metrics.row_brier(y, h["p_model"])
-    ll_ci = metrics.block_bootstrap_mean(
+    ll_diff = M.row_log_loss(y, h[f"p_{best}"]) - M.row_log_loss(y, h["p_model"])
+    br_diff = M.row_brier(y, h[f"p_{best}"]) - M.row_brier(y, h["p_model"])
+    ll_ci = M.block_bootstrap_mean(
         ll_diff, times, block_bars=block_bars, reps=reps, seed=seed
     )
-    br_ci = metrics.block_bootstrap_mean(
+    br_ci = M.block_bootstrap_mean(
         br_diff, times, block_bars=block_bars, reps=reps, seed=seed
     )
     best_auc = (

@@ -36,7 +36,8 @@ from typing import Any
 
 from stocksage.local.events import EventRouter, training_job_state_change
 from stocksage.local.moto_patches.sagemaker import FINISH_TRAINING_JOB_PATH
-from stocksage.local.training import TrainingResult, run_training_job
+from stocksage.local.training.executor import run_training_job
+from stocksage.local.training.result import TrainingResult
 
 log = logging.getLogger("stocksage.local.training.runner")
 
