@@ -2,7 +2,7 @@
 
 1. PutRecords rate (500 records per call) on plain ``moto_server`` and on the project's patched
    emulator, each with a Lambda event source mapping on the stream -- the case where moto
-   invokes the function inside ``put_records`` (``tests/unit/test_emulator.py``
+   invokes the function inside ``put_records`` (``tests/unit/local/test_emulator.py``
    ``test_control_unpatched_moto_invokes_lambda_from_puts``). Each server is a fresh subprocess.
 2. The collector's ``KinesisSink`` replaying real bars of six symbols, with one record per
    symbol per request (order-safe default) and with up to 500 per symbol.

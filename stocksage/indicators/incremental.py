@@ -30,7 +30,7 @@ when ``y == x``; ``alpha`` is derived through pandas' centre of mass), so EMAs, 
 and OBV are bit-identical to ``ta`` in practice. SMA and Bollinger are computed from the 20
 closes directly; pandas' rolling sums carry their own round-off (running add/remove), so
 they agree to ~1e-13 relative. ``bb_pband`` is a ratio whose numerator crosses zero, judged
-with an absolute floor of 1e-9 (tests/unit/test_streaming.py).
+with an absolute floor of 1e-9 (tests/unit/indicators/test_incremental.py).
 
 Warm-up: NaN exactly where ``ta`` has NaN (``stocksage.indicators.definition.WARMUP_ROWS``), because
 each output is masked by the symbol's 0-based bar index ``n``.

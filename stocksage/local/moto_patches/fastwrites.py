@@ -6,7 +6,7 @@ batch): of the emulator's busy time, ~24 % went to building items, ~13 % to pars
 bodies and ~4 % to lexing the same condition expression again for every item. The emulator
 is what limits the local stack's throughput (the local runtime waits on its sockets), so
 these are its throughput. Each path is proven equal to moto's own code in
-``tests/unit/test_moto_patches_fastwrites.py``:
+``tests/unit/local/moto_patches/test_fastwrites.py``:
 
 * ``dynamodb_item_size_once``: ``Item.__init__`` checks DynamoDB's 400 KB item limit by
   re-summing the sizes of all attributes set so far before it sets each one (``O(n²)`` in

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from stocksage.local.sagemaker_host import SageMakerHost
 from tests.helpers.aws import client_kwargs
 
-PROGRAM_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker_program"
+PROGRAM_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "sagemaker_program"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
 

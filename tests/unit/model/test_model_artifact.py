@@ -22,7 +22,7 @@ from stocksage.model.artifact import (
 from stocksage.model.estimator import make_model
 from stocksage.model.sourcedir import build_sourcedir, sourcedir_entries
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _names(data: bytes) -> list[str]:

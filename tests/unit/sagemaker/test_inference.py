@@ -13,7 +13,7 @@ import pytest
 
 from stocksage.config import STACK
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FEATURES = list(STACK.features)
 
 

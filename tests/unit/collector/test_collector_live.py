@@ -31,7 +31,7 @@ from stocksage.collector.live import (
     load_credentials,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "alpaca"
 KEY = Credentials("AKFAKEKEYID", "fake-secret-key")
 T0 = datetime(2024, 1, 3, 14, 32, 30, tzinfo=UTC)  # first poll: the 14:32 bar is still forming

@@ -1,7 +1,7 @@
 """``make demo``'s progress and batch count from the local runtime's stats file.
 
 The stats files are written the way ``LocalRuntime.write_stats`` writes them (``MappingStats``
-of each mapping; ``tests/unit/test_esm.py`` reads a real one back with ``runtime_progress``).
+of each mapping; ``tests/unit/local/test_esm.py`` reads a real one back with ``runtime_progress``).
 """
 
 from __future__ import annotations

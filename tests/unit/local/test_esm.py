@@ -20,7 +20,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
 import stocksage_test_handlers as handlers
 
 from stocksage.local.demo import runtime_progress
@@ -30,7 +30,7 @@ from stocksage.local.lambda_invoker import LambdaFunction
 from tests.helpers.aws import client_kwargs
 from tests.helpers.events import kinesis_event
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/stocksage-test"
 

@@ -18,7 +18,7 @@ from stocksage.datasets import DEMO_SYMBOLS, load_bars
 from stocksage.history import encode_objects
 from stocksage.model.metrics import METRIC_NAMES, parse_metric_lines
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TRAIN = ROOT / "sagemaker" / "train.py"
 
 

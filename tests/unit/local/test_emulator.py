@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from stocksage.local.emulator import PATCHES, Emulator, applied_patches, probe, wait_until
 from tests.helpers.aws import client_kwargs
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ROLE_NAME = "emu-test"
 
 

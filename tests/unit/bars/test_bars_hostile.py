@@ -12,7 +12,7 @@ import pytest
 
 from stocksage.bars import REJECTION_KINDS, MalformedBarError, parse_bar
 
-DESIGN = Path(__file__).resolve().parents[2] / "docs" / "DESIGN.md"
+DESIGN = Path(__file__).resolve().parents[3] / "docs" / "DESIGN.md"
 
 #: A real AAPL 1-minute bar as the collector writes it (Alpaca IEX, 2024-01-03 14:30 UTC).
 GOOD = {"symbol": "AAPL", "bar_time": "2024-01-03T14:30:00Z", "interval": "1m",

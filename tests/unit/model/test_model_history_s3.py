@@ -14,7 +14,7 @@ from stocksage.adapters.s3_history import iter_history, list_history_keys, put_h
 from stocksage.bars import frame_to_bars
 from stocksage.datasets import load_bars
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CREDS = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
