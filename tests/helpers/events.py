@@ -5,7 +5,7 @@ from bars or raw payloads: base64 ``data``, consecutive sequence numbers (decima
 Kinesis writes them), ``eventID = <shard>:<sequence>``, partition key = the bar's symbol, the
 stream's ARN and region. Every record is a copy of the first record of
 ``tests/events/kinesis_data_streams_event.json`` (an event as AWS sends it) with these fields
-replaced, so the helper cannot drift from the fixture (``tests/unit/test_events.py``).
+replaced, so the helper cannot drift from the fixture (``tests/unit/helpers/test_events.py``).
 """
 
 from __future__ import annotations
