@@ -9,6 +9,7 @@ natural unit, prices scaled by the close): their relative error is meaningless a
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import numpy as np
@@ -32,19 +33,25 @@ CROSSING = {"macd", "macd_signal", "macd_diff", "bb_pband", "macd_diff_norm", "e
             "sma_gap", "ret_1", "ret_5", "volume_ratio"}
 
 
-def assert_exact(streamed: np.ndarray, full: pd.DataFrame) -> None:
-    """NaN where ``full`` is NaN; elsewhere |s - f| <= 1e-9 |f| (+ 1e-9 floor for crossers)."""
+def assert_column_exact(name: str, streamed: np.ndarray, full: pd.DataFrame) -> None:
+    """Column ``name`` of ``streamed`` (its own column of OUTPUT_COLUMNS) against ``full``:
+    NaN where ``full`` is NaN; elsewhere |s - f| <= 1e-9 |f| (+ 1e-9 floor for crossers)."""
     close = full["close"].to_numpy() if "close" in full else np.ones(len(full))
-    for j, name in enumerate(OUTPUT_COLUMNS):
-        s, f = streamed[:, j], full[name].to_numpy()
-        nan = np.isnan(f)
-        assert (np.isnan(s) == nan).all(), f"{name}: NaN at other rows " \
-            f"(first at {np.flatnonzero(np.isnan(s) != nan)[0]})"
-        floor = 0.0
-        if name in CROSSING:
-            floor = 1e-9 * (np.abs(close) if name in PRICE_COLUMNS else 1.0)
-        ok = nan | (np.abs(s - f) <= 1e-9 * np.abs(f) + floor)
-        assert ok.all(), f"{name}: first mismatch at row {np.flatnonzero(~ok)[0]}"
+    s, f = streamed[:, OUTPUT_COLUMNS.index(name)], full[name].to_numpy()
+    nan = np.isnan(f)
+    assert (np.isnan(s) == nan).all(), f"{name}: NaN at other rows " \
+        f"(first at {np.flatnonzero(np.isnan(s) != nan)[0]})"
+    floor = 0.0
+    if name in CROSSING:
+        floor = 1e-9 * (np.abs(close) if name in PRICE_COLUMNS else 1.0)
+    ok = nan | (np.abs(s - f) <= 1e-9 * np.abs(f) + floor)
+    assert ok.all(), f"{name}: first mismatch at row {np.flatnonzero(~ok)[0]}"
+
+
+def assert_exact(streamed: np.ndarray, full: pd.DataFrame) -> None:
+    """Every output column exact (``assert_column_exact``)."""
+    for name in OUTPUT_COLUMNS:
+        assert_column_exact(name, streamed, full)
 
 
 def replay(frame: pd.DataFrame) -> np.ndarray:
@@ -53,11 +60,19 @@ def replay(frame: pd.DataFrame) -> np.ndarray:
     return np.vstack([kernel.step(row, matrix[i:i + 1]) for i in range(len(matrix))])
 
 
-@pytest.mark.parametrize("symbol", available_symbols())
-def test_every_packaged_series_bar_by_bar_equals_ta_on_the_whole_series(symbol: str) -> None:
+@functools.cache
+def streamed_and_full(symbol: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """A packaged series replayed bar by bar, and ``ta`` (``enrich``) on the whole series."""
     frame = load_bars(symbol)
-    full = enrich(frame)
-    assert_exact(replay(frame), full)
+    return replay(frame), enrich(frame)
+
+
+@pytest.mark.parametrize("column", OUTPUT_COLUMNS)
+@pytest.mark.parametrize("symbol", available_symbols())
+def test_streamed_column_equals_ta_on_the_whole_series(symbol: str, column: str) -> None:
+    """One indicator (or feature) column, one test: a failure names the column and symbol."""
+    streamed, full = streamed_and_full(symbol)
+    assert_column_exact(column, streamed, full)
 
 
 def test_warm_up_nans_exactly_where_ta_has_them() -> None:
