@@ -9,6 +9,7 @@ mirror when present); they are skipped only when terraform is not installed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -342,6 +343,78 @@ def test_terraform_validate(root: str) -> None:
     )
     assert result.returncode == 0, f"validate {root}:\n{result.stdout}{result.stderr}"
     assert "The configuration is valid" in result.stdout
+
+
+# --- module examples: every module has a root that calls it, and it validates -------------------
+
+#: Where scripts/tf.sh looks for the hashicorp/aws filesystem mirror (its slow search aside).
+MIRROR_CANDIDATES = ("/opt/tf-plugins", "/usr/share/terraform/plugins",
+                     str(Path.home() / ".terraform.d" / "plugins"),
+                     "/usr/local/share/terraform/plugins")
+
+
+def example_roots(module: str) -> list[Path]:
+    return sorted(p.parent for p in (REPO / "modules" / module / "examples").glob("*/main.tf"))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_has_an_example_root_that_calls_it(module: str) -> None:
+    roots = example_roots(module)
+    assert roots, f"modules/{module}/examples/<name>/main.tf missing"
+    for root in roots:
+        text = "\n".join(code_lines(root / "main.tf"))
+        assert re.search(r'^\s*source\s*=\s*"\.\./\.\."\s*$', text, re.MULTILINE), (
+            f"{root.relative_to(REPO)}: does not call the module (source = \"../..\")")
+        assert 'provider "aws"' in text, f"{root.relative_to(REPO)}: no provider block"
+        versions = (root / "versions.tf").read_text()
+        assert "required_version" in versions and '"hashicorp/aws"' in versions
+        assert not list(root.glob("*.tfvars")), "examples run with their defaults"
+
+
+@pytest.fixture(scope="session")
+def examples_workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A copy of modules/ (init never writes into the repository) and one Terraform environment
+    for every example: the provider from the filesystem mirror when there is one (as
+    scripts/tf.sh does), else a plugin cache shared by the examples of the session."""
+    work = tmp_path_factory.mktemp("module-examples")
+    shutil.copytree(REPO / "modules", work / "modules",
+                    ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*"))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
+           "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+    candidates = [os.environ.get("TF_PLUGIN_MIRROR", ""), *MIRROR_CANDIDATES]
+    mirror = next((c for c in candidates
+                   if c and (Path(c) / "registry.terraform.io" / "hashicorp" / "aws").is_dir()), None)
+    if mirror:
+        rc = work / "terraformrc"
+        rc.write_text(
+            "provider_installation {\n"
+            f'  filesystem_mirror {{\n    path    = "{mirror}"\n'
+            '    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n'
+            '  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n')
+        env["TF_CLI_CONFIG_FILE"] = str(rc)
+    else:
+        cache = work / "plugin-cache"
+        cache.mkdir()
+        env["TF_PLUGIN_CACHE_DIR"] = str(cache)
+    return work, env
+
+
+@needs_terraform
+@pytest.mark.parametrize("module", MODULES)
+def test_module_examples_init_and_validate(module: str, examples_workspace) -> None:
+    work, env = examples_workspace
+    roots = example_roots(module)
+    assert roots, f"modules/{module} has no example"
+    for root in roots:
+        copy = work / root.relative_to(REPO)
+        run_env = {**env, "TF_DATA_DIR": str(copy / ".terraform")}
+        for args in (["init", "-backend=false", "-input=false", "-no-color"],
+                     ["validate", "-no-color"]):
+            result = subprocess.run([TERRAFORM, *args], cwd=copy, env=run_env, check=False,
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, (
+                f"{root.relative_to(REPO)}: terraform {args[0]}:\n{result.stdout}{result.stderr}")
+        assert "The configuration is valid" in result.stdout
 
 
 def test_wrapper_rejects_unknown_arguments() -> None:
