@@ -212,7 +212,7 @@ module "collector" {
   }
 
   task_policy_statements = {
-    # Exactly the collector's calls: stocksage.collector.sink.KinesisSink -> put_records.
+    # Exactly the collector's calls: stocksage.collector.sink.kinesis_sink.KinesisSink -> put_records.
     PutBars = {
       actions   = ["kinesis:PutRecords"]
       resources = [aws_kinesis_stream.bars.arn]

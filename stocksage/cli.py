@@ -1,4 +1,7 @@
-"""``stocksage`` command line: alert rules, dashboards and the local stack.
+"""``stocksage`` operator command line: alert rules, redrive and repair, dashboards.
+
+Install: ``pip install 'stocksage[cli]'`` (typer, rich); ``dashboards`` also needs the
+``local`` extra (plotly).
 
 Examples::
 
@@ -8,6 +11,8 @@ Examples::
     stocksage alerts add NVDA rsi_cross --params '{"upper": 80, "lower": 20}'
     stocksage alerts list TSLA
     stocksage alerts remove TSLA price_above-250
+    stocksage redrive --env dev --repair-late
+    stocksage repair TSLA IBM --env dev --bucket <history bucket>
     stocksage dashboards --out out/dashboards
 
 The AWS endpoint and credentials come from the usual boto3 environment (``AWS_ENDPOINT_URL``
@@ -163,7 +168,11 @@ def alerts_remove(symbol: str, rule_id: str, env: EnvOption = "local") -> None:
 def dashboards(out: Annotated[Path, typer.Option(help="Output folder")] = Path("out/dashboards"),
                env: EnvOption = "local") -> None:
     """Write the plotly dashboards (one page per symbol + index) from DynamoDB results."""
-    from stocksage.local.demo import write_dashboards
+    try:
+        from stocksage.local.demo import write_dashboards
+    except ImportError as err:  # plotly and the emulator client are the `local` extra
+        _fail(f"stocksage dashboards needs the local extra ({err.name} is missing): "
+              "pip install 'stocksage[local]'")
 
     index = write_dashboards(env, out)
     console.print(f"dashboards written: {index}")

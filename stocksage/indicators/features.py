@@ -2,8 +2,8 @@
 
 Training (``enrich`` over a whole series) calls ``compute_features``; the processor computes
 the same definitions bar by bar in ``stocksage.indicators.incremental`` (O(1) per bar), and
-tests/unit/indicators/test_incremental.py checks on every packaged series that both give the same values
-(relative error <= 1e-9), so there is no train/serve skew. Every feature
+tests/unit/indicators/test_incremental.py checks on every packaged series that both give the same
+values (relative error <= 1e-9), so there is no train/serve skew. Every feature
 of a bar uses only that bar and earlier ones (no look-ahead; tested by truncation).
 
 | feature | definition | warm-up (first non-NaN row, 0-based) |
