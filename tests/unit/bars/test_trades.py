@@ -116,7 +116,7 @@ def test_trade_in_the_future_of_its_arrival_is_rejected():
 
 
 def test_encoder_refuses_what_the_parser_would():
-    with pytest.raises(ValueError, match="1 .. 2000"):
+    with pytest.raises(ValueError, match=r"1 \.\. 2000"):
         encode_trades("ES", [es(0)] * (MAX_TRADES_PER_RECORD + 1))
     with pytest.raises(ValueError, match="every trade"):
         encode_trades("NQ", [es(0)])
