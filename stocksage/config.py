@@ -34,6 +34,10 @@ class Stack:
         indicators: Indicator parameters (window lengths in bars).
         indicator_columns: Names of the indicator columns written per bar.
         features: Ordered model feature names (the model's input vector).
+        sessions: ``default_calendar`` and ``symbol_calendars`` (exchange_calendars names) of
+            the daily bars built from trades (``stocksage.bars.sessions``).
+        bar_building: ``intervals`` built from trades and ``grace_ms`` (event time a bar waits
+            after its end; ``stocksage.bars.aggregation``).
         raw: The whole decoded document.
     """
 
@@ -44,6 +48,8 @@ class Stack:
     indicators: dict[str, float]
     indicator_columns: tuple[str, ...]
     features: tuple[str, ...]
+    sessions: dict[str, Any]
+    bar_building: dict[str, Any]
     raw: dict[str, Any]
 
 
@@ -55,7 +61,8 @@ def load_stack() -> Stack:
         ValueError: when a required section is missing or the window is not positive.
     """
     raw = json.loads(resources.files("stocksage").joinpath("stack.json").read_text())
-    for section in ("project", "resources", "keys", "window_bars", "indicators", "features"):
+    for section in ("project", "resources", "keys", "window_bars", "indicators", "features",
+                    "sessions", "bar_building"):
         if section not in raw:
             raise ValueError(f"stack.json lacks the {section!r} section")
     if int(raw["window_bars"]) < 1:
@@ -68,6 +75,8 @@ def load_stack() -> Stack:
         indicators=dict(raw["indicators"]),
         indicator_columns=tuple(raw["indicator_columns"]),
         features=tuple(raw["features"]),
+        sessions=dict(raw["sessions"]),
+        bar_building=dict(raw["bar_building"]),
         raw=raw,
     )
 

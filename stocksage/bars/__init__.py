@@ -40,7 +40,13 @@ Modules (each imports only the modules listed before it, never this package):
 - ``checks`` -- one check per field, shared by ``Bar`` and the parser;
 - ``model`` -- ``Bar`` (runs the checks) and its JSON form;
 - ``parsing`` -- ``parse_bar``: hostile stream records -> ``Bar`` (strict JSON, closed schema);
-- ``frames`` -- bars <-> pandas OHLCV frames (numpy/pandas imported only when called).
+- ``frames`` -- bars <-> pandas OHLCV frames (numpy/pandas imported only when called);
+- ``trades`` -- the trade (tick) record, packed per symbol, and watermark heartbeats;
+- ``trade_parsing`` -- ``parse_trade_record``: hostile trade records -> columns (numpy);
+- ``sessions`` -- trading sessions from ``exchange_calendars`` (daily bars from trades);
+- ``aggregation`` -- ``BarBuilder``: bars of every interval from trades, by event time.
+
+The last four are imported from their modules (numpy, pandas, the calendars), not re-exported.
 
 This package re-exports the public names: import from ``stocksage.bars``.
 """
