@@ -9,6 +9,7 @@ numbers too.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from stocksage.bars.schema import (
     MAX_TIME,
     MAX_TIME_CHARS,
     MAX_VOLUME,
+    MIN_MAGNITUDE,
     MIN_TIME,
     SYMBOL_RE,
     MalformedBarError,
@@ -42,6 +44,8 @@ __all__ = [
     "clip",
     "json_type",
 ]
+
+_CALENDAR_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]|$)")
 
 _NUMBER_TYPES: tuple[type, ...] = (
     (int, float) if np is None else (int, float, np.integer, np.floating)
@@ -71,6 +75,8 @@ def check_time(value: Any) -> datetime:
         if len(value) > MAX_TIME_CHARS:
             raise MalformedBarError(f"bar_time {clip(value)!r} is too long", "time_too_long")
         try:
+            if not _CALENDAR_DATE_RE.match(value):  # ISO week/ordinal dates: other spellings
+                raise ValueError(value)
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise MalformedBarError(f"bar_time {clip(value)!r} is not an ISO-8601 time",
@@ -120,6 +126,9 @@ def check_number(name: str, value: Any) -> float:
         raise MalformedBarError(f"{name} {number} is not finite", kind)
     if number < 0:
         raise MalformedBarError(f"{name} {number} is negative", "value_negative")
+    if 0 < number < MIN_MAGNITUDE:
+        raise MalformedBarError(f"{name} {number:g} is below DynamoDB's smallest number "
+                                f"{MIN_MAGNITUDE:g}", "number_too_small")
     if name == "volume":
         if number > MAX_VOLUME:
             raise MalformedBarError(f"volume {number:g} is implausibly large (> {MAX_VOLUME:g})",
@@ -184,3 +193,4 @@ def clip(text: str, limit: int = 40) -> str:
     """``text`` cut to ``limit`` characters (``...`` appended): hostile input stays short in
     reasons and logs."""
     return text if len(text) <= limit else text[:limit] + "..."
+

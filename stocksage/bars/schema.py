@@ -16,6 +16,7 @@ __all__ = [
     "MAX_TIME",
     "MAX_TIME_CHARS",
     "MAX_VOLUME",
+    "MIN_MAGNITUDE",
     "MIN_TIME",
     "OPTIONAL_FIELDS",
     "REJECTION_KINDS",
@@ -32,6 +33,10 @@ MAX_PRICE = 1e9
 
 MAX_VOLUME = 1e15
 """Largest accepted volume (shares/units per bar); whole markets trade below 1e13 a day."""
+
+MIN_MAGNITUDE = 1e-130
+"""Smallest non-zero magnitude DynamoDB stores (its numbers span 1E-130 .. 9.99E+125 with 38
+significant digits; a float has at most 17, and the caps below keep numbers under 1e126)."""
 
 MAX_JSON_DEPTH = 8
 """Deepest accepted JSON nesting (a bar is a flat object: depth 1)."""
@@ -78,6 +83,8 @@ REJECTION_KINDS: dict[str, str] = {
     "not_a_number": "a price or volume that is not a JSON number (string, null, array...)",
     "number_not_finite": "a number that overflows to infinity",
     "value_negative": "a negative price or volume",
+    "number_too_small": f"a non-zero number below {MIN_MAGNITUDE:g}: DynamoDB cannot store it and "
+                        "would reject the whole write request",
     "price_zero": "a zero price: no trade happens at 0; it breaks returns and log prices",
     "price_implausible": f"a price over {MAX_PRICE:g}: garbage or a unit error",
     "volume_implausible": f"a volume over {MAX_VOLUME:g}: garbage or a unit error",

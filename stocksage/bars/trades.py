@@ -46,6 +46,7 @@ from stocksage.bars.schema import (
     MAX_PRICE,
     MAX_TIME,
     MAX_VOLUME,
+    MIN_MAGNITUDE,
     MIN_TIME,
     MalformedBarError,
 )
@@ -64,14 +65,10 @@ __all__ = [
 MAX_TRADES_PER_RECORD = 2_000
 """Most trades one record may pack (~100 KB of JSON at most, well under Kinesis' 1 MB)."""
 
-MIN_MAGNITUDE = 1e-130
-"""Smallest non-zero magnitude DynamoDB stores (its numbers span 1E-130 .. 9.99E+125)."""
-
 TRADE_REJECTION_KINDS: dict[str, str] = {
     "record_type_unknown": "type is neither 'trades' nor 'watermark'",
     "columns_invalid": "t, p, s, i, c not arrays of one length in 1 .. MAX_TRADES_PER_RECORD",
     "time_not_integer": "a trade time that is not integer epoch nanoseconds",
-    "number_too_small": "a non-zero number below 1e-130: DynamoDB cannot store it",
     "trade_id_invalid": "a trade id that is not printable text of 1 .. 64 characters",
     "conditions_invalid": "condition codes that are not a short list of short codes",
 }

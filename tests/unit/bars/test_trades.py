@@ -103,6 +103,7 @@ def test_one_bad_trade_is_rejected_alone(kind):
 
 def test_every_trade_only_kind_has_a_case():
     covered = set(BAD_TRADES) | {"record_type_unknown", "columns_invalid"}
+    assert "number_too_small" in BAD_TRADES  # a bar kind that trades share
     assert set(TRADE_REJECTION_KINDS) <= covered
 
 
