@@ -377,13 +377,13 @@ def examples_workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     for every example: the provider from the filesystem mirror when there is one (as
     scripts/tf.sh does), else a plugin cache shared by the examples of the session."""
     work = tmp_path_factory.mktemp("module-examples")
-    shutil.copytree(REPO / "modules", work / "modules",
-                    ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*"))
+    skip = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*")
+    shutil.copytree(REPO / "modules", work / "modules", ignore=skip)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
            "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
     candidates = [os.environ.get("TF_PLUGIN_MIRROR", ""), *MIRROR_CANDIDATES]
-    mirror = next((c for c in candidates
-                   if c and (Path(c) / "registry.terraform.io" / "hashicorp" / "aws").is_dir()), None)
+    mirror = next((c for c in candidates if c and
+                   (Path(c) / "registry.terraform.io" / "hashicorp" / "aws").is_dir()), None)
     if mirror:
         rc = work / "terraformrc"
         rc.write_text(
