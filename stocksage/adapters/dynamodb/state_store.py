@@ -85,24 +85,30 @@ class DynamoStateStore:
         """Conditional puts, 100 per TransactWriteItems; ``{symbol: reason}`` of those not written.
 
         A transaction is all-or-nothing: when one item's condition fails DynamoDB cancels it
-        and names that item (``CancellationReasons``); the others are sent again without it
-        (bounded attempts). So one stale symbol fails alone, and 100 symbols cost one call.
+        and names that item (``CancellationReasons``); the others are sent again without it at
+        once (each such round removes at least one item, so it ends). Whole-call failures
+        (throttling, timeouts, cancellations that name no condition) are retried with backoff,
+        ``backoff.attempts`` in all. Every state not written is in the result with its reason:
+        none is ever dropped silently.
         """
         failed: dict[str, str] = {}
         for start in range(0, len(states), MAX_TRANSACTION):
             pending = list(states[start:start + MAX_TRANSACTION])
-            for attempt in range(self._backoff.attempts):
-                if not pending:
-                    break
+            attempt = 0
+            while pending:
                 rejected, error = self._transact(pending)
-                if error and not rejected:  # the whole call failed (throttled, timeout...)
-                    if attempt + 1 < self._backoff.attempts:
-                        self._backoff.sleep(attempt)
-                        continue
-                    failed.update(dict.fromkeys((s.symbol for s in pending), error))
+                if not error:
                     break
-                failed.update(rejected)
-                pending = [s for s in pending if s.symbol not in rejected] if error else []
+                if rejected:  # progress: the conflicting items leave, the others go again
+                    failed.update(rejected)
+                    pending = [s for s in pending if s.symbol not in rejected]
+                    continue
+                attempt += 1
+                if attempt >= self._backoff.attempts:
+                    failed.update(dict.fromkeys((s.symbol for s in pending),
+                                                f"not written after {attempt} attempts: {error}"))
+                    break
+                self._backoff.sleep(attempt - 1)
         return failed
 
     def _transact(self, states: Sequence[SymbolState]) -> tuple[dict[str, str], str]:
