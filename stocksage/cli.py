@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -233,7 +234,8 @@ def redrive_command(
     deps = _processor_ports(env)
     report = redrive(SqsFailureQueue(boto3.client("sqs"), deps.settings.failure_queue_url),
                      KinesisRangeReader(boto3.client("kinesis")), deps.ports, deps.quarantine,
-                     max_messages)
+                     max_messages,
+                     timedelta(seconds=deps.settings.max_future_skew_s))
     console.print(f"redriven batches: {report.batches}, records read: {report.records}, "
                   f"bars stored now: {report.bars}, quarantine messages left: "
                   f"{report.quarantined}")

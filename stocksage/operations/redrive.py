@@ -18,19 +18,28 @@ cases are tested without AWS.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from stocksage.alerts import lookback_bars
 from stocksage.bars import Bar, MalformedBarError, parse_bar
+from stocksage.bars.schema import DEFAULT_MAX_FUTURE_SKEW
 from stocksage.operations.recovery import Rebuild, bars_from_results, rebuild
 from stocksage.processing import Ports, StreamBar, process_batch
 
-__all__ = ["FailureQueue", "RangeUnavailableError", "RedriveReport", "StreamRangeReader", "redrive",
-           "repair"]
+__all__ = [
+    "FailureQueue",
+    "RangeUnavailableError",
+    "RedriveReport",
+    "StreamRangeReader",
+    "failure_record",
+    "redrive",
+    "repair",
+]
 
 @dataclass
 class RedriveReport:
@@ -81,7 +90,8 @@ class StreamRangeReader(Protocol):
 
 
 def redrive(failures: FailureQueue, stream: StreamRangeReader, ports: Ports, quarantine: Any,
-            max_messages: int = 100) -> RedriveReport:
+            max_messages: int = 100,
+            max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW) -> RedriveReport:
     """Reprocess the batches the event source mapping gave up on (module docstring).
 
     Args:
@@ -90,6 +100,9 @@ def redrive(failures: FailureQueue, stream: StreamRangeReader, ports: Ports, qua
         ports: The processor's ports (``stocksage.adapters.wiring.Dependencies.ports``).
         quarantine: Where malformed records go (``SqsQuarantine``: ``send(record, reason)``).
         max_messages: At most this many messages are looked at in one call.
+        max_future_skew: The live path's tolerance for a bar time after the record's arrival
+            (the processor's ``MAX_FUTURE_SKEW_SECONDS``): redrive validates exactly like it,
+            and quarantines a rejected record whole (data, shard, sequence number, kind).
     """
     report = RedriveReport()
     seen = 0
@@ -101,7 +114,7 @@ def redrive(failures: FailureQueue, stream: StreamRangeReader, ports: Ports, qua
             if info is None:
                 report.quarantined += 1
                 continue
-            reason = _redrive_one(info, stream, ports, quarantine, report)
+            reason = _redrive_one(info, stream, ports, quarantine, report, max_future_skew)
             if reason:
                 report.kept.append(f"{info['shardId']} {info['startSequenceNumber']}.."
                                    f"{info['endSequenceNumber']}: {reason}")
@@ -113,8 +126,24 @@ def redrive(failures: FailureQueue, stream: StreamRangeReader, ports: Ports, qua
     return report
 
 
+def failure_record(record: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """A re-read stream record in the shape of a Lambda Kinesis event record, for the
+    quarantine report: base64 data, partition key, sequence number, arrival time, and the
+    ``eventID`` ``<shard id>:<sequence number>`` that names its shard."""
+    data = record["Data"]
+    arrival = record.get("ApproximateArrivalTimestamp")
+    return {"kinesis": {"data": base64.b64encode(data if isinstance(data, bytes)
+                                                  else str(data).encode()).decode(),
+                        "partitionKey": record["PartitionKey"],
+                        "sequenceNumber": record["SequenceNumber"],
+                        "approximateArrivalTimestamp": arrival.timestamp() if
+                        isinstance(arrival, datetime) else arrival},
+            "eventID": f"{info['shardId']}:{record['SequenceNumber']}",
+            "eventSourceARN": info["streamArn"]}
+
+
 def _redrive_one(info: dict[str, Any], stream: StreamRangeReader, ports: Ports,
-                 quarantine: Any, report: RedriveReport) -> str:
+                 quarantine: Any, report: RedriveReport, max_future_skew: timedelta) -> str:
     try:
         records = list(stream.read_range(info["streamArn"], info["shardId"],
                                          info["startSequenceNumber"],
@@ -126,15 +155,12 @@ def _redrive_one(info: dict[str, Any], stream: StreamRangeReader, ports: Ports,
     bars = []
     for record in records:
         try:
-            bar = parse_bar(record["Data"])
-            if record["PartitionKey"] != bar.symbol:
-                raise MalformedBarError(f"partition key {record['PartitionKey']!r} is not "
-                                        f"the bar's symbol {bar.symbol!r}")
+            bar = parse_bar(record["Data"], partition_key=record["PartitionKey"],
+                            arrived_at=record.get("ApproximateArrivalTimestamp"),
+                            max_future_skew=max_future_skew)
             bars.append(StreamBar(bar, record["SequenceNumber"]))
         except MalformedBarError as err:
-            quarantine.send({"kinesis": {"sequenceNumber": record["SequenceNumber"],
-                                         "partitionKey": record["PartitionKey"]},
-                             "eventSourceARN": info["streamArn"]}, err.reason)
+            quarantine.send(failure_record(record, info), err.reason, kind=err.kind)
     outcome = process_batch(bars, ports)
     report.bars += outcome.total("accepted")
     report.late_symbols |= {late.bar.symbol for late in outcome.late}

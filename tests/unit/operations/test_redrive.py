@@ -1,0 +1,70 @@
+"""redrive validates re-read records exactly like the live path (future times included) and
+quarantines a rejected one whole: its data, shard, sequence number and exact kind."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+from stocksage.adapters.memory import memory_ports
+from stocksage.bars import frame_to_bars
+from stocksage.datasets import load_bars
+from stocksage.operations.redrive import redrive
+
+ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/stocksage-local-bars"
+SHARD = "shardId-000000000000"
+
+
+class Queue:
+    """The failure queue: one on-failure record (AWS's shape) until it is deleted."""
+
+    def __init__(self, first: str, last: str) -> None:
+        self.messages = {"r1": json.dumps({
+            "requestContext": {"condition": "RetryAttemptsExhausted"},
+            "KinesisBatchInfo": {"shardId": SHARD, "startSequenceNumber": first,
+                                 "endSequenceNumber": last, "streamArn": ARN}})}
+
+    def receive(self):
+        yield [(body, receipt) for receipt, body in self.messages.items()]
+
+    def delete(self, receipt):
+        del self.messages[receipt]
+
+
+class Stream:
+    def __init__(self, records):
+        self.records = records
+
+    def read_range(self, stream_arn, shard_id, start, end):
+        assert (stream_arn, shard_id) == (ARN, SHARD)
+        return [r for r in self.records if int(start) <= int(r["SequenceNumber"]) <= int(end)]
+
+
+class Quarantine:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, record, reason, kind="malformed"):
+        self.sent.append((record, reason, kind))
+
+
+def test_a_bar_from_2150_is_quarantined_whole_and_the_good_bars_are_stored():
+    bars = frame_to_bars("IBM", load_bars("IBM").iloc[:30])
+    arrived = datetime(2024, 1, 3, tzinfo=UTC)
+    future = json.dumps({**bars[5].to_dict(), "bar_time": "2150-01-01T00:00:00Z"}).encode()
+    payloads = [b.to_json() for b in bars[:5]] + [future] + [b.to_json() for b in bars[6:]]
+    records = [{"SequenceNumber": str(1000 + k), "PartitionKey": "IBM", "Data": data,
+                "ApproximateArrivalTimestamp": arrived} for k, data in enumerate(payloads)]
+    ports, quarantine = memory_ports(), Quarantine()
+    queue = Queue("1000", str(1000 + len(records) - 1))
+    report = redrive(queue, Stream(records), ports, quarantine)
+    assert (report.records, report.bars, report.batches, report.kept) == (30, 29, 1, [])
+    assert queue.messages == {}
+    (record, reason, kind), = quarantine.sent
+    assert kind == "time_in_future" and "2150-01-01" in reason
+    assert record["eventID"] == f"{SHARD}:1005" and record["eventSourceARN"] == ARN
+    assert base64.b64decode(record["kinesis"]["data"]) == future
+    states, _ = ports.states.get_states(["IBM"])
+    assert states["IBM"].bars_seen == 29
+    assert states["IBM"].last_bar_time == bars[-1].bar_time
