@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stocksage.bars import JSON_DECODER, SYMBOL_RE, Bar, MalformedBarError, bar_from_mapping
 
-__all__ = ["PREFIX", "decode_object", "encode_objects", "history_key"]
+log = logging.getLogger("stocksage.history")
+
+__all__ = ["PREFIX", "SkippedLines", "decode_object", "encode_objects", "history_key"]
 
 PREFIX = "bars"
 """Top folder of the history in the bucket."""
@@ -90,22 +94,54 @@ def _default_name(members: list[Bar], text: bytes) -> str:
     return f"{min(times).strftime(stamp)}_{max(times).strftime(stamp)}_{digest}"
 
 
-def decode_object(body: bytes) -> list[Bar]:
+def decode_object(body: bytes, *,
+                  on_invalid: Callable[[int, str], None] | None = None) -> list[Bar]:
     """Bars of one history object (gzip NDJSON; plain NDJSON is accepted too).
 
     Blank lines (e.g. the trailing newline) are skipped; several objects glued on one line
     are split.
 
+    Args:
+        body: The object's bytes.
+        on_invalid: Called with (1-based line number, reason) for each line that is not a
+            valid bar (the delivery stream stores every record of the stream, the quarantined
+            ones and trade records too); the line is skipped. Without it a bad line raises.
+
     Raises:
-        MalformedBarError: corrupt gzip, or a bad line; the reason starts with
-            ``line N:`` (1-based).
+        MalformedBarError: corrupt or truncated gzip (the object is unreadable as a whole);
+            without ``on_invalid``, a bad line (the reason starts with ``line N:``).
     """
     text = _inflate(bytes(body))
     bars: list[Bar] = []
     for number, line in enumerate(text.split(b"\n"), start=1):
-        if line.strip():
+        if not line.strip():
+            continue
+        try:
             bars.extend(_decode_line(number, line))
+        except MalformedBarError as err:
+            if on_invalid is None:
+                raise
+            on_invalid(number, err.reason)
     return bars
+
+
+@dataclass
+class SkippedLines:
+    """Lines the history readers skipped: ``(object name, line number, reason)`` each, also
+    logged as a warning (logger ``stocksage.history``)."""
+
+    lines: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def recorder(self, name: str) -> Callable[[int, str], None]:
+        """The ``on_invalid`` callback of ``decode_object`` for the object ``name``."""
+        def record(number: int, reason: str) -> None:
+            self.lines.append((name, number, reason))
+            log.warning("history line skipped", extra={"object": name, "line": number,
+                                                       "reason": reason})
+        return record
 
 
 def _inflate(body: bytes) -> bytes:

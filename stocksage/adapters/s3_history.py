@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stocksage.bars import Bar
-from stocksage.history import PREFIX, decode_object, encode_objects
+from stocksage.history import PREFIX, SkippedLines, decode_object, encode_objects
 
 CONTENT_TYPE = "application/x-ndjson"
 BACKFILL_OBJECT_NAME = "backfill"
@@ -56,8 +56,15 @@ def list_history_keys(s3_client: Any, bucket: str, prefix: str = f"{PREFIX}/") -
                 yield obj["Key"]
 
 
-def iter_history(s3_client: Any, bucket: str, prefix: str = f"{PREFIX}/") -> Iterator[Bar]:
-    """Every bar stored under ``prefix`` (raises ``MalformedBarError`` on a corrupt object)."""
+def iter_history(s3_client: Any, bucket: str, prefix: str = f"{PREFIX}/",
+                 skipped: SkippedLines | None = None) -> Iterator[Bar]:
+    """Every bar stored under ``prefix``; lines that are not valid bars are skipped, logged
+    with the object key and line number, and recorded in ``skipped`` when given.
+
+    Raises:
+        MalformedBarError: an object that is not readable gzip at all.
+    """
+    skipped = skipped if skipped is not None else SkippedLines()
     for key in list_history_keys(s3_client, bucket, prefix):
         body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        yield from decode_object(body)
+        yield from decode_object(body, on_invalid=skipped.recorder(key))

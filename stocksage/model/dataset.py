@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,13 +127,20 @@ def history_files(root: str | Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*.json.gz") if p.is_file())
 
 
-def read_history_dir(root: str | Path) -> list:
-    """Decode every history object under ``root`` (the S3 layout of ``stocksage.history``)."""
-    from stocksage.history import decode_object
+def read_history_dir(root: str | Path, skipped: Any = None) -> list:
+    """Decode every history object under ``root`` (the S3 layout of ``stocksage.history``).
 
+    Lines that are not valid bars are skipped and logged with the file and line number
+    (recorded in ``skipped``, a ``stocksage.history.SkippedLines``, when given): one bad record
+    in the delivered history must not fail a training job.
+    """
+    from stocksage.history import SkippedLines, decode_object
+
+    skipped = skipped if skipped is not None else SkippedLines()
     bars = []
     for path in history_files(root):
-        bars.extend(decode_object(path.read_bytes()))
+        bars.extend(decode_object(path.read_bytes(),
+                                  on_invalid=skipped.recorder(str(path.relative_to(root)))))
     return bars
 
 

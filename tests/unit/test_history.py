@@ -5,11 +5,15 @@ from __future__ import annotations
 import gzip
 from datetime import datetime, timedelta, timezone
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from stocksage.adapters.s3_history import iter_history
 from stocksage.bars import Bar, MalformedBarError, frame_to_bars
 from stocksage.datasets import dataset_info, load_bars
-from stocksage.history import decode_object, encode_objects, history_key
+from stocksage.history import SkippedLines, decode_object, encode_objects, history_key
+from stocksage.model.dataset import read_history_dir
 
 
 def real_bars(symbol: str, count: int | None = None) -> list[Bar]:
@@ -89,3 +93,37 @@ def test_corrupt_gzip() -> None:
         decode_object(body[:-12])
     with pytest.raises(MalformedBarError, match="not valid gzip"):
         decode_object(body[:10] + b"\x00" * 30)
+
+
+def _object_with_bad_lines() -> tuple[bytes, list]:
+    bars = frame_to_bars("IBM", load_bars("IBM").iloc[:3])
+    quarantined = b'{"symbol":"IBM","bar_time":"2024-01-03T00:00:00Z","open":0}'
+    trades = b'{"type":"trades","symbol":"ES","t":[1],"p":[1.0],"s":[1]}'
+    lines = [bars[0].to_json(), quarantined, bars[1].to_json(), trades, bars[2].to_json()]
+    return gzip.compress(b"\n".join(lines) + b"\n"), bars
+
+
+def test_readers_skip_and_record_invalid_lines_instead_of_failing(tmp_path) -> None:
+    body, bars = _object_with_bad_lines()
+    skipped = SkippedLines()
+    assert decode_object(body, on_invalid=skipped.recorder("a.json.gz")) == bars
+    assert [(name, line) for name, line, _ in skipped.lines] == [("a.json.gz", 2),
+                                                                  ("a.json.gz", 4)]
+    path = tmp_path / "bars" / "symbol=IBM" / "year=2024" / "month=01" / "x.json.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(body)
+    from_dir = SkippedLines()
+    assert read_history_dir(tmp_path, from_dir) == bars  # what the training job reads
+    assert len(from_dir) == 2 and from_dir.lines[0][0].endswith("x.json.gz")
+
+
+def test_iter_history_skips_invalid_lines_of_an_s3_object() -> None:
+    body, bars = _object_with_bad_lines()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="history")
+        s3.put_object(Bucket="history", Key="bars/symbol=IBM/year=2024/month=01/x.json.gz",
+                      Body=body)
+        skipped = SkippedLines()
+        assert list(iter_history(s3, "history", skipped=skipped)) == bars
+    assert [line for _, line, _ in skipped.lines] == [2, 4]
