@@ -6,15 +6,19 @@ hints) and does the delivery itself:
 
 * polls every shard of the source stream with its **own** iterators and checkpoints
   (``<state dir>/firehose-checkpoints.json``), independent of the Lambda event source mapping;
-* decodes each record as a bar (``stocksage.bars.parse_bar``); records that cannot be
-  partitioned go to the error prefix (``!{firehose:error-output-type}`` =
+* partitions each record as the deployed JQ query does (``{symbol: (.symbol | ascii_upcase),
+  year: .bar_time[0:4], month: .bar_time[5:7]}``, ``partition_keys``) and stores the record
+  **as it is**, like the real delivery stream: a record the processor quarantines (price 0,
+  a bar from 2150) is in the history too, which is why the history readers skip invalid
+  lines. Only records the query cannot partition (not JSON, no string ``symbol`` or
+  ``bar_time``) go to the error prefix (``!{firehose:error-output-type}`` =
   ``processing-failed``), one JSON line each with the base64 raw data and the reason, as
   Firehose writes them;
-* buffers by size and time (``BufferingHints``: ``SizeInMBs`` of decoded bytes,
-  ``IntervalInSeconds``) and writes the buffer with ``stocksage.history.encode_objects``: one
-  gzip NDJSON object per symbol and UTC month, keys
-  ``bars/symbol=X/year=YYYY/month=MM/{stream}-{shard}-{first seq}-{last seq}.json.gz``, which is
-  exactly what the deployed JQ prefix renders to (checked: a mismatch is logged);
+* buffers by size and time (``BufferingHints``: ``SizeInMBs`` of record bytes,
+  ``IntervalInSeconds``) and writes one gzip NDJSON object (each record + a newline, the
+  ``AppendDelimiterToRecord`` processor) per rendered prefix, keys
+  ``{deployed prefix rendered}/{stream}-{shard}-{first seq}-{last seq}.json.gz``
+  (``bars/symbol=X/year=YYYY/month=MM/...`` with the stack's prefix);
 * moves the checkpoints only after the objects are written (at-least-once, like Firehose;
   duplicates in history are harmless: training keeps one bar per symbol and time).
 
@@ -24,6 +28,7 @@ hints) and does the delivery itself:
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import logging
 import re
@@ -33,14 +38,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stocksage.bars import Bar, MalformedBarError, parse_bar
-from stocksage.history import encode_objects
+from stocksage.bars import Bar
+from stocksage.history import PREFIX
 from stocksage.local.checkpoints import CheckpointStore
 
 log = logging.getLogger("stocksage.local.firehose")
 
 _PARTITION = re.compile(r"!\{partitionKeyFromQuery:([A-Za-z0-9_]+)\}")
 _TIMESTAMP = re.compile(r"!\{timestamp:([^}]+)\}")
+_DEFAULT_PREFIX = (f"{PREFIX}/symbol=!{{partitionKeyFromQuery:symbol}}/"
+                   "year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}/")
 
 
 @dataclass(frozen=True)
@@ -75,11 +82,38 @@ class DeliveryConfig:
             buffer_seconds=float(hints.get("IntervalInSeconds") or 300))
 
 
-def render_prefix(template: str, bar: Bar, now: datetime | None = None) -> str:
-    """The S3 prefix Firehose renders for a bar with the deployed JQ keys
-    ``{symbol, year: bar_time[0:4], month: bar_time[5:7]}``."""
-    text = bar.to_dict()["bar_time"]
-    keys = {"symbol": bar.symbol.upper(), "year": text[0:4], "month": text[5:7]}
+def partition_keys(data: bytes) -> dict[str, str]:
+    """What the deployed JQ query ``{symbol: (.symbol | ascii_upcase), year: .bar_time[0:4],
+    month: .bar_time[5:7]}`` extracts from one record; nothing else is checked (Firehose does
+    not validate bars).
+
+    Raises:
+        ValueError: the query fails or yields an empty or null key (Firehose then writes the
+            record to the error prefix), with the reason.
+    """
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"record is not JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise ValueError("record is not a JSON object")
+    symbol, bar_time = obj.get("symbol"), obj.get("bar_time")
+    if not isinstance(symbol, str) or not isinstance(bar_time, str):
+        raise ValueError("symbol or bar_time is not a string (partition key null or error)")
+    keys = {"symbol": symbol.translate(_ASCII_UPPER), "year": bar_time[0:4],
+            "month": bar_time[5:7]}
+    if not all(keys.values()):
+        raise ValueError(f"empty partition key in {keys}")
+    return keys
+
+
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def render_prefix(template: str, bar: Bar | dict[str, str], now: datetime | None = None) -> str:
+    """The S3 prefix Firehose renders for a bar (or the partition keys of a record) with the
+    deployed JQ keys ``{symbol, year: bar_time[0:4], month: bar_time[5:7]}``."""
+    keys = bar if isinstance(bar, dict) else partition_keys(bar.to_json())
     out = _PARTITION.sub(lambda m: keys.get(m.group(1), m.group(0)), template)
     now = now or datetime.now(UTC)
     return _TIMESTAMP.sub(lambda m: _java_time(now, m.group(1)), out)
@@ -106,12 +140,12 @@ class DeliveryStats:
     errors_written: int = 0
     flushes: int = 0
     last_flush: float | None = None
-    prefix_mismatches: int = 0
 
 
 @dataclass
 class _Buffer:
-    bars: list[tuple[str, str, Bar]] = field(default_factory=list)  # (shard, seq, bar)
+    # (shard, seq, partition keys, raw record)
+    bars: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     errors: list[tuple[str, str, bytes, str]] = field(default_factory=list)
     size: int = 0
     since: float | None = None
@@ -181,10 +215,10 @@ class DeliveryStreamWorker:
         data = record["Data"]
         seq = record["SequenceNumber"]
         try:
-            bar = parse_bar(data)
-            self.buffer.bars.append((shard.shard_id, seq, bar))
-        except MalformedBarError as err:
-            self.buffer.errors.append((shard.shard_id, seq, data, err.reason))
+            keys = partition_keys(data)
+            self.buffer.bars.append((shard.shard_id, seq, keys, data))
+        except ValueError as err:
+            self.buffer.errors.append((shard.shard_id, seq, data, str(err)))
         self.buffer.size += len(data) + 1
         if self.buffer.since is None:
             self.buffer.since = time.monotonic()
@@ -198,17 +232,18 @@ class DeliveryStreamWorker:
                 return 0
             s3 = self.clients.client("s3")
             written = 0
-            by_shard: dict[str, list[tuple[str, Bar]]] = {}
-            for shard_id, seq, bar in buf.bars:
-                by_shard.setdefault(shard_id, []).append((seq, bar))
-            for shard_id, items in by_shard.items():
+            template = self.config.prefix or _DEFAULT_PREFIX
+            groups: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+            for shard_id, seq, keys, data in buf.bars:
+                prefix = render_prefix(template, keys)
+                groups.setdefault((shard_id, prefix), []).append((seq, data))
+            for (shard_id, prefix), items in groups.items():
                 name = f"{self.config.name}-{shard_id}-{items[0][0]}-{items[-1][0]}"
-                objects = encode_objects([b for _, b in items], name=name)
-                self._check_prefix(items[0][1], objects)
-                for key in sorted(objects):
-                    s3.put_object(Bucket=self.config.bucket, Key=key, Body=objects[key],
-                                  ContentType="application/x-ndjson")
-                    written += 1
+                body = gzip.compress(b"".join(data + b"\n" for _, data in items),
+                                     compresslevel=6, mtime=0)
+                s3.put_object(Bucket=self.config.bucket, Key=f"{prefix}{name}.json.gz",
+                              Body=body, ContentType="application/x-ndjson")
+                written += 1
                 self.stats.bars_written += len(items)
             if buf.errors:
                 now = datetime.now(UTC)
@@ -235,15 +270,6 @@ class DeliveryStreamWorker:
             self.stats.flushes += 1
             self.stats.last_flush = time.time()
             return written
-
-    def _check_prefix(self, bar: Bar, objects: dict[str, bytes]) -> None:
-        if not self.config.prefix:
-            return
-        rendered = render_prefix(self.config.prefix, bar)
-        if not any(key.startswith(rendered) for key in objects):
-            self.stats.prefix_mismatches += 1
-            log.error("delivery stream %s: deployed prefix renders to %r but the history "
-                      "layout is %r", self.config.name, rendered, min(objects))
 
 
 class FirehoseWorker:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from stocksage.bars import frame_to_bars
 from stocksage.datasets import load_bars
-from stocksage.history import decode_object, history_key
+from stocksage.history import SkippedLines, decode_object, history_key
 from stocksage.local.esm import _Clients
 from stocksage.local.events import EventRouter, training_job_state_change
 from stocksage.local.firehose import FirehoseWorker, render_prefix
@@ -158,6 +158,10 @@ def test_firehose_worker_delivers_the_stream_in_the_history_layout(kw):
     records = [{"Data": b.to_json(), "PartitionKey": b.symbol}
                for b in sorted(ibm + msft, key=lambda b: (b.bar_time, b.symbol))]
     records.insert(3, {"Data": b"{not json", "PartitionKey": "IBM"})
+    # A bar the processor quarantines (price 0) still partitions: the real delivery stream
+    # stores it in the history, and so does the local one.
+    quarantined = {**ibm[0].to_dict(), "open": 0, "low": 0}
+    records.insert(5, {"Data": json.dumps(quarantined).encode(), "PartitionKey": "IBM"})
     kinesis.put_records(StreamName=stream, Records=records)
 
     worker = FirehoseWorker(clients)
@@ -177,8 +181,12 @@ def test_firehose_worker_delivers_the_stream_in_the_history_layout(kw):
                                   key.rsplit("/", 1)[1].removesuffix(".json.gz"))
     body = s3.get_object(Bucket=bucket, Key=history[0])["Body"].read()
     assert body[:2] == b"\x1f\x8b" and gzip.decompress(body).endswith(b"\n")  # gzip NDJSON
+    skipped = SkippedLines()
     delivered = [b for k in history for b in decode_object(
-        s3.get_object(Bucket=bucket, Key=k)["Body"].read())]
+        s3.get_object(Bucket=bucket, Key=k)["Body"].read(), on_invalid=skipped.recorder(k))]
+    (key, _, reason), = skipped.lines
+    assert key.startswith("bars/symbol=IBM/year=2012/month=01/") and reason.endswith(
+        "open is zero")
     assert sorted(delivered, key=lambda b: (b.symbol, b.bar_time)) == \
         sorted(ibm + msft, key=lambda b: (b.symbol, b.bar_time))
     errors = [k for k in keys if k.startswith("errors/history/processing-failed/")]
@@ -195,6 +203,7 @@ def test_firehose_worker_delivers_the_stream_in_the_history_layout(kw):
     again.checkpoints = worker.checkpoints
     again.refresh()
     assert again.flush() == 0
-    total = sum(len(decode_object(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()))
+    total = sum(len(decode_object(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read(),
+                                  on_invalid=lambda *_: None))
                 for o in s3.list_objects_v2(Bucket=bucket, Prefix="bars/")["Contents"])
     assert total == len(ibm) + len(msft) + len(more)
