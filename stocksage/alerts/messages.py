@@ -14,8 +14,9 @@ from typing import Any
 from stocksage.alerts.rules import Rule
 from stocksage.bars import Bar
 
-SUBJECT_MAX_CHARS = 100
-"""SNS limit of a ``Subject`` (ASCII, no line breaks)."""
+SUBJECT_MAX_CHARS = 99
+"""SNS limit of a ``Subject``: ASCII, no line breaks, *less than* 100 characters (Publish API
+reference), so at most 99."""
 SMS_MAX_CHARS = 140
 """Length of the SMS line (one SMS segment)."""
 
@@ -46,7 +47,7 @@ class Alert:
         alert_id: ``{rule_id}#{symbol}#{bar_time}`` (:func:`alert_id`), the idempotency key.
         rule: The rule that fired.
         bar: The bar it fired on.
-        subject: Readable SNS subject (<= 100 ASCII characters, no line breaks).
+        subject: Readable SNS subject (<= ``SUBJECT_MAX_CHARS`` = 99 ASCII characters, no line breaks).
         body: Readable text (several lines: what happened, the bar, the rule).
         details: Machine-readable facts (level, close, previous close...; JSON values).
     """
@@ -123,7 +124,7 @@ def subject_and_body(rule: Rule, bar: Bar, bar_time: str, text: str,
         details: The condition's details; None values are left out of the body.
 
     Returns:
-        ``(subject, body)``: ``[stocksage] {symbol} {text}`` cut to 100 ASCII characters, and
+        ``(subject, body)``: ``[stocksage] {symbol} {text}`` cut to 99 ASCII characters, and
         lines with what happened, the bar, the rule, its parameters, the details and the id.
     """
     subject = _ascii(f"[stocksage] {bar.symbol} {text}")

@@ -165,7 +165,7 @@ def test_filter_policies_route_each_alert_once_to_the_subscribers_that_match(sta
                 assert attributes == {"symbol": rule.symbol, "rule_type": rule.type,
                                       "severity": rule.severity}
                 assert message["Subject"] == payload["subject"]
-                assert len(message["Subject"]) <= 100 and rule.symbol in message["Subject"]
+                assert len(message["Subject"]) < 100 and rule.symbol in message["Subject"]
                 assert payload["rule_id"] == rule.rule_id and payload["text"]
         assert received["msft"] and received["critical"] and received["candles"]
 

@@ -57,7 +57,7 @@ def fired(rules: list[Rule], frame: pd.DataFrame, symbol: str, cooldown: bool = 
         for alert in alerts:
             out[alert.rule.rule_id].append(frame.index[index])
             assert alert.alert_id == f"{alert.rule.rule_id}#{symbol}#{bar.to_dict()['bar_time']}"
-            assert len(alert.subject) <= 100 and alert.subject.isascii()
+            assert len(alert.subject) < 100 and alert.subject.isascii()
             assert "\n" not in alert.subject and symbol in alert.subject
         previous = current
     return out

@@ -46,7 +46,7 @@ def test_alert_message_has_attributes_for_filter_policies_and_a_json_payload():
     assert alert.alert_id == f"mid#AAPL#{bar.to_dict()['bar_time']}"
     assert alert.message_attributes() == {"symbol": "AAPL", "rule_type": kind,
                                           "severity": "critical"}
-    assert len(alert.subject) <= 100 and "AAPL" in alert.subject
+    assert len(alert.subject) < 100 and "AAPL" in alert.subject
     payload = json.loads(json.dumps(alert.payload()))
     assert payload["details"]["level"] == pytest.approx(level)
 
@@ -84,3 +84,12 @@ def test_row_values_read_a_row_as_the_values_dict_would():
     with pytest.raises(KeyError):
         values["unknown"]
     assert "rsi_14" in values and "unknown" not in values
+
+
+def test_a_long_subject_is_cut_below_the_sns_limit_of_100_characters():
+    from stocksage.alerts.messages import SUBJECT_MAX_CHARS, subject_and_body
+
+    bar = frame_to_bars("AAPL", load_bars("AAPL").iloc[:1])[0]
+    rule = Rule("long", "AAPL", "price_above", {"level": 1.0})
+    subject, _ = subject_and_body(rule, bar, "2010-01-04T00:00:00Z", "x" * 300, {})
+    assert len(subject) == SUBJECT_MAX_CHARS == 99 and subject.endswith("...")

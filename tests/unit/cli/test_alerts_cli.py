@@ -159,7 +159,7 @@ def test_sns_message_has_json_default_email_text_sms_and_filterable_attributes(a
 
     (message,) = receive(queues["msft"])
     envelope = json.loads(message["Body"])
-    assert envelope["Subject"] == alert.subject and len(alert.subject) <= 100
+    assert envelope["Subject"] == alert.subject and len(alert.subject) < 100
     payload = json.loads(envelope["Message"])  # SQS gets the "default" JSON payload
     assert payload["alert_id"] == alert.alert_id and payload["details"]["level"] == level
     assert {k: v["Value"] for k, v in envelope["MessageAttributes"].items()} == {
