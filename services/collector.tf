@@ -226,6 +226,18 @@ module "collector" {
       actions   = ["s3:GetObject", "s3:PutObject"]
       resources = ["${module.history_bucket.arn}/${local.collector_cursor_key}"]
     }
+    # Without s3:ListBucket, S3 answers GetObject of a missing key with 403 AccessDenied, not
+    # 404 NoSuchKey: the first start (no cursor yet) would look like a permission error. Only
+    # the cursor key may be listed.
+    CursorExists = {
+      actions   = ["s3:ListBucket"]
+      resources = [module.history_bucket.arn]
+      conditions = [{
+        test     = "StringEquals"
+        variable = "s3:prefix"
+        values   = [local.collector_cursor_key]
+      }]
+    }
   }
 }
 

@@ -81,10 +81,15 @@ variable "container_insights" {
 }
 
 variable "task_policy_statements" {
-  description = "Least-privilege statements of the task role, keyed by Sid: exact actions on exact resources."
+  description = "Least-privilege statements of the task role, keyed by Sid: exact actions on exact resources, optionally narrowed by conditions (e.g. s3:prefix of an s3:ListBucket)."
   type = map(object({
     actions   = list(string)
     resources = list(string)
+    conditions = optional(list(object({
+      test     = string
+      variable = string
+      values   = list(string)
+    })), [])
   }))
   default = {}
 

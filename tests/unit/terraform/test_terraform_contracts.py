@@ -507,8 +507,45 @@ def test_collector_task_role_allows_exactly_what_the_code_calls():
     collector = blocks(REPO / "services", "module")["collector"]
     grants = statement_actions(collector["task_policy_statements"])
     # The cursor object is SSE-KMS: reading it needs kms:Decrypt, writing GenerateDataKey
-    # (already needed by put_records on the encrypted stream).
-    assert grants == actions_of(calls) | {"kms:Decrypt"}
+    # (already needed by put_records on the encrypted stream). s3:ListBucket, narrowed to the
+    # cursor key, makes S3 answer a missing cursor with 404 instead of 403
+    # (test_first_start_without_a_cursor_reads_as_empty_with_the_deployed_grant).
+    assert grants == actions_of(calls) | {"kms:Decrypt", "s3:ListBucket"}
+
+
+class S3AsAws:
+    """S3's documented answer to GetObject of a missing key: 404 NoSuchKey when the caller may
+    s3:ListBucket the bucket, else 403 AccessDenied (the emulator always answers 404)."""
+
+    class exceptions:
+        class NoSuchKey(Exception):
+            pass
+
+    def __init__(self, may_list: bool) -> None:
+        self.may_list = may_list
+
+    def get_object(self, Bucket, Key):
+        from botocore.exceptions import ClientError
+
+        if self.may_list:
+            raise self.exceptions.NoSuchKey(Key)
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject")
+
+
+def test_first_start_without_a_cursor_reads_as_empty_with_the_deployed_grant():
+    from stocksage.collector.cursor import S3CursorStore
+
+    statements = blocks(REPO / "services", "module")["collector"]["task_policy_statements"]
+    key = blocks(REPO / "services", "locals")["collector_cursor_key"]
+    listing = [st for st in statements.values() if "s3:ListBucket" in st["actions"]]
+    may_list = any(st["resources"] == ["${module.history_bucket.arn}"] and
+                   st["conditions"][0]["values"] == ["${local.collector_cursor_key}"]
+                   for st in listing)
+    store = S3CursorStore(S3AsAws(may_list), "history", key)
+    assert store.load() == {}  # 404: no cursor yet, the lookback applies
+    with pytest.raises(Exception, match="AccessDenied"):
+        S3CursorStore(S3AsAws(False), "history", key).load()  # without the grant: 403
 
 
 def _policy_document_actions(directory: Path, name: str) -> set[str]:
