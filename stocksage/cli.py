@@ -179,6 +179,65 @@ def dashboards(out: Annotated[Path, typer.Option(help="Output folder")] = Path("
     console.print(f"dashboards written: {index}")
 
 
+@app.command("bars")
+def bars_command(
+    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. TSLA")],
+    interval: Annotated[str, typer.Option(help="Bar interval (1m, 5m, 1h, 1d, ...)")] = "1d",
+    start: Annotated[str | None, typer.Option(help="First bar time, ISO 8601 (UTC if naive)")]
+    = None,
+    end: Annotated[str | None, typer.Option(help="Last bar time, ISO 8601 (UTC if naive)")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json (one array of objects)")]
+    = "csv",
+    env: EnvOption = "local",
+) -> None:
+    """Print stored bars with their indicators and predictions (results table) to stdout.
+
+    Columns: ``bar_time`` (ISO UTC), OHLCV, every indicator and feature column, and the
+    prediction fields (``prediction_status``, ``prob_up``, ``model_version``...); empty (CSV)
+    or null (JSON) where a value is undefined (warm-up, pending prediction).
+    """
+    import sys
+
+    import boto3
+
+    from stocksage.adapters.results_reader import read_results
+    from stocksage.bars import format_time
+
+    if fmt not in {"csv", "json"}:
+        _fail(f"--format must be csv or json, got {fmt!r}")
+    bounds: list[str | None] = []
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            bounds.append(None)
+            continue
+        try:
+            import pandas as pd
+
+            moment = pd.Timestamp(value)
+            moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+            bounds.append(format_time(moment.tz_convert("UTC").to_pydatetime()))
+        except (ValueError, TypeError) as err:
+            _fail(f"--{name} {value!r} is not an ISO 8601 time ({err})")
+    if env == "local":
+        from stocksage.local.stack import use_local_environ
+
+        use_local_environ()
+    frame = read_results(boto3.client("dynamodb"), resource_name(env, "results_table"),
+                         symbol.strip().upper(), bounds[0], bounds[1])
+    if "interval" in frame:
+        frame = frame[frame["interval"] == interval]
+    elif interval != "1d":  # items written before intervals existed are daily
+        frame = frame.iloc[0:0]
+    out = frame.reset_index()
+    if not out.empty:
+        out["bar_time"] = [format_time(t.to_pydatetime()) for t in out["bar_time"]]
+    if fmt == "csv":
+        out.to_csv(sys.stdout, index=False)
+    else:
+        sys.stdout.write(out.to_json(orient="records", double_precision=15) + "\n")
+
+
 def _processor_ports(env: str) -> Any:
     """The processor's own adapters, configured from the deployed function's environment."""
     import os

@@ -47,7 +47,8 @@ class Alert:
         alert_id: ``{rule_id}#{symbol}#{bar_time}`` (:func:`alert_id`), the idempotency key.
         rule: The rule that fired.
         bar: The bar it fired on.
-        subject: Readable SNS subject (<= ``SUBJECT_MAX_CHARS`` = 99 ASCII characters, no line breaks).
+        subject: Readable SNS subject (at most ``SUBJECT_MAX_CHARS`` = 99 ASCII characters, no
+            line breaks).
         body: Readable text (several lines: what happened, the bar, the rule).
         details: Machine-readable facts (level, close, previous close...; JSON values).
     """
