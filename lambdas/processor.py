@@ -1,4 +1,5 @@
-"""Processor Lambda: Kinesis batch of OHLCV bars -> indicators, prediction, results, alerts.
+"""Processor Lambda: Kinesis batch of bars and trades -> bars, indicators, prediction, results,
+alerts.
 
 Thin handler: decode records, read typed settings, observability (Powertools Logger, Metrics,
 Tracer) and partial batch responses (Powertools ``BatchProcessor``, public API only). The work
@@ -11,6 +12,8 @@ bounded retries and an SQS on-failure destination):
 
 - A malformed record, or a bar its symbol's state refuses (another interval), goes to the
   failure queue with its reason and raw data and counts as handled: retrying cannot fix it.
+  A trades record with some invalid trades is processed with its valid ones; one failure
+  message names the invalid ones (index, reason, kind, raw values) and carries the record.
 - The endpoint or SNS failing does not fail anything: bars get ``prediction_status =
   pending`` and alerts wait in the symbol's outbox; both are completed by later batches.
 - Only the records of symbols whose results or state could not be stored (throttling,
@@ -40,8 +43,17 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stocksage.adapters.wiring import Dependencies
-from stocksage.bars import MalformedBarError, parse_bar
-from stocksage.processing import BatchOutcome, Ports, StreamBar, process_batch
+from stocksage.bars import MalformedBarError
+from stocksage.bars.trade_parsing import RejectedTrade
+from stocksage.processing import (
+    BatchOutcome,
+    DecodedRecord,
+    Ports,
+    StreamBar,
+    StreamTrades,
+    decode_record,
+    process_batch,
+)
 from stocksage.settings import ProcessorSettings
 
 logger = Logger(service="stocksage-processor")
@@ -73,17 +85,21 @@ class Quarantined:
     kind: str
 
 
-def decode(record: KinesisStreamRecord) -> StreamBar:
-    """One record -> ``StreamBar``; raises ``MalformedBarError`` for an invalid bar.
+def decode(record: KinesisStreamRecord) -> DecodedRecord:
+    """One record -> bar or trades (``stocksage.processing.decode_record``); raises
+    ``MalformedBarError`` for a record invalid as a whole.
 
-    The record's partition key must be the bar's symbol (the stream's contract: ordering and
-    the state are per symbol).
+    The record's partition key must be its symbol (the stream's contract: ordering and the
+    state are per symbol); its shard is the ``eventID`` before the ``:``.
     """
     kinesis = record.kinesis
-    bar = parse_bar(kinesis.data_as_bytes(), partition_key=kinesis.partition_key,
-                    arrived_at=kinesis.approximate_arrival_timestamp,
-                    max_future_skew=timedelta(seconds=dependencies().settings.max_future_skew_s))
-    return StreamBar(bar=bar, sequence_number=kinesis.sequence_number)
+    event_id = record.event_id or ""
+    return decode_record(kinesis.data_as_bytes(), partition_key=kinesis.partition_key,
+                         sequence_number=kinesis.sequence_number,
+                         shard_id=event_id.rsplit(":", 1)[0] if ":" in event_id else "",
+                         arrived_at=kinesis.approximate_arrival_timestamp,
+                         max_future_skew=timedelta(
+                             seconds=dependencies().settings.max_future_skew_s))
 
 
 @dataclass
@@ -94,25 +110,36 @@ class ProcessedBatch:
         outcome: What ``process_batch`` reported; None when no record decoded.
         quarantined: ``{sequence number: Quarantined}``: malformed records and bars their
             symbol's state rejected.
+        rejected_trades: ``{sequence number: invalid trades}`` of trades records whose
+            valid trades were processed.
     """
 
     outcome: BatchOutcome | None = None
     quarantined: dict[str, Quarantined] = field(default_factory=dict)
+    rejected_trades: dict[str, tuple[RejectedTrade, ...]] = field(default_factory=dict)
 
     @classmethod
     def run(cls, event: dict[str, Any], ports: Ports) -> ProcessedBatch:
         """Decode every record of ``event``, then run ``process_batch`` once on the bars."""
         batch = cls()
         bars: list[StreamBar] = []
+        trades: list[StreamTrades] = []
         for record in KinesisStreamEvent(event).records:
+            sequence = record.kinesis.sequence_number
             try:
-                bars.append(decode(record))
+                decoded = decode(record)
             except MalformedBarError as err:
-                sequence = record.kinesis.sequence_number
                 batch.quarantined[sequence] = Quarantined(err.reason, err.kind)
-        if not bars:
+                continue
+            if isinstance(decoded.item, StreamBar):
+                bars.append(decoded.item)
+            else:
+                trades.append(decoded.item)
+            if decoded.rejected:
+                batch.rejected_trades[sequence] = decoded.rejected
+        if not bars and not trades:
             return batch
-        batch.outcome = process_batch(bars, ports)
+        batch.outcome = process_batch(bars, ports, trades=trades)
         for stream_bar, reason in batch.outcome.rejected:
             sequence = stream_bar.sequence_number
             batch.quarantined[sequence] = Quarantined(reason, "interval_mismatch")
@@ -133,6 +160,9 @@ class ProcessedBatch:
         failed = self.outcome.failed if self.outcome is not None else {}
         if symbol in failed:
             raise RetryRecord(f"{symbol}: {failed[symbol]}")
+        rejected = self.rejected_trades.get(record.kinesis.sequence_number)
+        if rejected:
+            _quarantine_trades(record, rejected)
 
 
 def _quarantine(record: KinesisStreamRecord, quarantined: Quarantined) -> None:
@@ -144,6 +174,15 @@ def _quarantine(record: KinesisStreamRecord, quarantined: Quarantined) -> None:
     metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=1)
 
 
+def _quarantine_trades(record: KinesisStreamRecord, rejected: tuple[RejectedTrade, ...]) -> None:
+    logger.warning("invalid trades quarantined", extra={
+        "count": len(rejected), "reason": rejected[0].reason, "kind": rejected[0].kind,
+        "sequence_number": record.kinesis.sequence_number,
+        "partition_key": record.kinesis.partition_key})
+    dependencies().quarantine.send_trades(record.raw_event, rejected)
+    metrics.add_metric(name="MalformedTrades", unit=MetricUnit.Count, value=len(rejected))
+
+
 def _record_outcome(outcome: BatchOutcome) -> None:
     for name, metric in (("accepted", "BarsAccepted"), ("duplicates", "DuplicateBars"),
                          ("late", "LateBars"), ("predicted", "BarsPredicted"),
@@ -151,7 +190,11 @@ def _record_outcome(outcome: BatchOutcome) -> None:
                          ("filled_predictions", "FilledPredictions"),
                          ("alerts_published", "AlertsPublished"),
                          ("alerts_pending", "PendingAlerts"),
-                         ("alerts_dropped", "AlertsDropped")):
+                         ("alerts_dropped", "AlertsDropped"),
+                         ("trades_accepted", "TradesAccepted"), ("late_trades", "LateTrades"),
+                         ("duplicate_trades", "DuplicateTrades"),
+                         ("duplicate_records", "DuplicateRecords"),
+                         ("bars_built", "BarsBuilt"), ("intrabar_alerts", "IntrabarAlerts")):
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=outcome.total(name))
     metrics.add_metric(name="RuleErrors", unit=MetricUnit.Count, value=len(outcome.rule_errors))
     metrics.add_metric(name="FailedSymbols", unit=MetricUnit.Count, value=len(outcome.failed))
@@ -175,10 +218,17 @@ def _record_outcome(outcome: BatchOutcome) -> None:
                         extra={"symbol": late.bar.symbol,
                                "bar_time": late.bar.to_dict()["bar_time"],
                                "sequence_number": late.sequence_number})
+    for symbol, counts in outcome.symbols.items():
+        if counts.late_trades:
+            logger.warning("late trades in no bar (kept in the S3 history; stocksage repair "
+                           "rebuilds the symbol with them)",
+                           extra={"symbol": symbol, "late_trades": counts.late_trades})
     logger.info("batch processed", extra={
         "symbols": len(outcome.symbols), "results_written": outcome.results_written,
         "duplicates": outcome.total("duplicates"), "late": outcome.total("late"),
         "alerts_published": outcome.total("alerts_published"),
+        "trades": outcome.total("trades_accepted"), "late_trades": outcome.total("late_trades"),
+        "bars_built": outcome.total("bars_built"),
         "failed_symbols": len(outcome.failed), "model_version": outcome.model_version})
 
 

@@ -1,10 +1,12 @@
 ################################################################################
-# History: every bar that enters Kinesis lands in S3 (Firehose, Kinesis source).
+# History: every record that enters Kinesis lands in S3 (Firehose, Kinesis source).
 #
 # Layout = stocksage.history.history_key:
-#   bars/symbol={SYMBOL}/year={YYYY}/month={MM}/<object>.json.gz   (gzip NDJSON)
-# Dynamic partitioning with JQ metadata extraction on the bar's own fields (symbol and the
-# UTC bar_time the producers write, "YYYY-MM-DDTHH:MM:SSZ"), a newline after every record
+#   bars/symbol={SYMBOL}/year={YYYY}/month={MM}/<object>.json.gz     bars   (gzip NDJSON)
+#   trades/symbol={SYMBOL}/year={YYYY}/month={MM}/<object>.json.gz   trades and watermarks
+# Dynamic partitioning with JQ metadata extraction on the record's own fields (the query is
+# stack.json lifecycle.history_partition_query: record kind, symbol, and the year and month of
+# the bar_time, or of a trades record's first trade), a newline after every record
 # (AppendDelimiterToRecord), GZIP, the data key. Records JQ cannot partition go to the error
 # prefix. Locally the runtime's Firehose worker (stocksage.local.firehose) reads this
 # configuration back and delivers in the same layout.
@@ -33,7 +35,8 @@ variable "history_buffer_seconds" {
 }
 
 locals {
-  history_prefix_template = "${trimsuffix(local.stack.lifecycle.history_prefix, "/")}/symbol=!{partitionKeyFromQuery:symbol}/year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}/"
+  # The query's "record" key is the top folder: "bars" (= lifecycle.history_prefix) or "trades".
+  history_prefix_template = "!{partitionKeyFromQuery:record}/symbol=!{partitionKeyFromQuery:symbol}/year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}/"
   history_error_prefix    = "errors/history/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/"
 }
 
@@ -47,7 +50,7 @@ module "history_delivery" {
   kms_key_arn                = module.kms.key_arn
   prefix                     = local.history_prefix_template
   error_output_prefix        = local.history_error_prefix
-  write_prefixes             = [local.stack.lifecycle.history_prefix, "errors/history/"]
+  write_prefixes             = [local.stack.lifecycle.history_prefix, local.stack.lifecycle.trades_prefix, "errors/history/"]
   write_statement_sid        = "WriteHistory"
   buffering_size_mb          = var.history_buffer_mb
   buffering_interval_seconds = var.history_buffer_seconds
@@ -60,7 +63,7 @@ module "history_delivery" {
     {
       type = "MetadataExtraction"
       parameters = [
-        { name = "MetadataExtractionQuery", value = "{symbol: (.symbol | ascii_upcase), year: .bar_time[0:4], month: .bar_time[5:7]}" },
+        { name = "MetadataExtractionQuery", value = local.stack.lifecycle.history_partition_query },
         { name = "JsonParsingEngine", value = "JQ-1.6" },
       ]
     },

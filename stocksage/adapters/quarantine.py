@@ -19,6 +19,12 @@ Message body (JSON)::
      "data": null, "dataLocation": "s3://bucket/quarantine/<stream>/<shard>/<seq>"   # else
      "data": "<first max_inline_bytes of base64>", "dataTruncated": true  # no bucket configured
 
+A trades record with some invalid trades was processed with its valid ones; its message
+(``send_trades``) has ``"kind": "RejectedTrades"``, the record as above (so nothing is lost)
+and ``"rejectedTrades": [{"index", "reason", "kind", "raw"}, ...]`` (at most
+``MAX_REJECTED_LISTED``; ``rejectedCount`` gives them all). Redriving it must not re-apply
+the record (its valid trades were applied): it is for people, like a malformed record.
+
 ``kind`` stays ``"MalformedRecord"`` (the message type consumers filter on, also a message
 attribute); ``rejectionKind`` is ``MalformedBarError.kind`` (docs/DESIGN.md "Rejected input").
 The S3 key is derived from stream, shard and sequence number, so a redelivered batch overwrites
@@ -31,10 +37,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from typing import Any
 
 #: Largest base64 ``data`` kept in the message (64 KiB; SQS allows 256 KiB per message).
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
+#: Invalid trades listed in one message (~250 bytes each: ~50 KiB at most).
+MAX_REJECTED_LISTED = 200
 DEFAULT_PREFIX = "quarantine/"
 
 
@@ -109,6 +118,33 @@ class SqsQuarantine:
         body["data"] = data[: self._max_inline]
         body["dataTruncated"] = True
         return body
+
+    def send_trades(self, record: dict[str, Any], rejected: Sequence[Any]) -> None:
+        """Report the invalid trades of a processed trades record (module docstring).
+
+        Args:
+            record: The raw Kinesis event record.
+            rejected: ``stocksage.bars.trade_parsing.RejectedTrade`` items (index, reason,
+                kind, raw), at least one.
+
+        Raises:
+            botocore.exceptions.ClientError: the SQS or S3 call failed (the record is then
+                retried; its valid trades are not applied twice: the state knows the record).
+        """
+        first = rejected[0]
+        body = self.report(record, f"{len(rejected)} invalid trade(s); first: {first.reason}",
+                           first.kind)
+        body["kind"] = "RejectedTrades"
+        body["rejectedCount"] = len(rejected)
+        body["rejectedTrades"] = [{"index": r.index, "reason": r.reason, "kind": r.kind,
+                                   "raw": r.raw} for r in rejected[:MAX_REJECTED_LISTED]]
+        self._client.send_message(
+            QueueUrl=self._queue_url, MessageBody=json.dumps(body, default=str),
+            MessageAttributes={
+                "kind": {"DataType": "String", "StringValue": "RejectedTrades"},
+                "rejectionKind": {"DataType": "String", "StringValue": first.kind},
+            },
+        )
 
     def send(self, record: dict[str, Any], reason: str, kind: str = "malformed") -> None:
         """Send one report; raises on an SQS or S3 error (the record then becomes a batch

@@ -94,12 +94,14 @@ class AddOutcome:
         duplicates: Trades whose trade id was already counted in an open bar.
         outside_session: Accepted trades outside every session of the calendar (in intraday
             bars, in no daily bar).
+        kept: Indices (into the call's columns, arrival order) of the accepted trades.
     """
 
     accepted: int = 0
     late: list[int] = field(default_factory=list)
     duplicates: int = 0
     outside_session: int = 0
+    kept: list[int] = field(default_factory=list)
 
 
 class BarBuilder:
@@ -165,6 +167,7 @@ class BarBuilder:
         self.watermark_ns = max(self.watermark_ns, int(times.max()))
         index = np.flatnonzero(keep)
         outcome.accepted = len(index)
+        outcome.kept = index.tolist()
         if len(index):
             order = index[np.argsort(times[index], kind="stable")]
             t, p, s = times[order], trades.prices[order], trades.sizes[order]
@@ -245,6 +248,14 @@ class BarBuilder:
         """The newest open bar of each interval that has one (for intrabar evaluation)."""
         return {interval: self._bar(interval, bars[max(bars)])
                 for interval, bars in self._open.items() if bars}
+
+    def open_bar(self, interval: str, time_ns: int) -> Bar | None:
+        """The open bar of ``interval`` that holds event time ``time_ns``, or None (closed, or
+        no trade yet; daily bars are found by their span)."""
+        for bar in self._open[interval].values():
+            if bar.start_ns <= time_ns < bar.end_ns:
+                return self._bar(interval, bar)
+        return None
 
     def _bar(self, interval: str, bar: _Open) -> Bar:
         return Bar(self.symbol, datetime.fromtimestamp(bar.start_ns // 1_000_000_000, UTC),

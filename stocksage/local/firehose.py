@@ -6,12 +6,15 @@ hints) and does the delivery itself:
 
 * polls every shard of the source stream with its **own** iterators and checkpoints
   (``<state dir>/firehose-checkpoints.json``), independent of the Lambda event source mapping;
-* partitions each record as the deployed JQ query does (``{symbol: (.symbol | ascii_upcase),
-  year: .bar_time[0:4], month: .bar_time[5:7]}``, ``partition_keys``) and stores the record
+* partitions each record by the deployed JQ query itself (the delivery stream's
+  ``MetadataExtractionQuery``, ``stack.json`` ``lifecycle.history_partition_query``), run by
+  ``jq`` (the libjq bindings), so the local layout is the deployed one: ``record`` = ``bars``
+  for a bar, ``trades`` for a trades or watermark record (year and month of its first
+  trade), then ``symbol``, ``year``, ``month`` (``partition_keys``); it stores the record
   **as it is**, like the real delivery stream: a record the processor quarantines (price 0,
   a bar from 2150) is in the history too, which is why the history readers skip invalid
-  lines. Only records the query cannot partition (not JSON, no string ``symbol`` or
-  ``bar_time``) go to the error prefix (``!{firehose:error-output-type}`` =
+  lines. Only records the query cannot partition (not JSON, an error in the query, a null
+  or empty key) go to the error prefix (``!{firehose:error-output-type}`` =
   ``processing-failed``), one JSON line each with the base64 raw data and the reason, as
   Firehose writes them;
 * buffers by size and time (``BufferingHints``: ``SizeInMBs`` of record bytes,
@@ -28,6 +31,7 @@ hints) and does the delivery itself:
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import json
 import logging
@@ -38,16 +42,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import jq
+
 from stocksage.bars import Bar
-from stocksage.history import PREFIX
+from stocksage.config import STACK
 from stocksage.local.checkpoints import CheckpointStore
 
 log = logging.getLogger("stocksage.local.firehose")
 
 _PARTITION = re.compile(r"!\{partitionKeyFromQuery:([A-Za-z0-9_]+)\}")
 _TIMESTAMP = re.compile(r"!\{timestamp:([^}]+)\}")
-_DEFAULT_PREFIX = (f"{PREFIX}/symbol=!{{partitionKeyFromQuery:symbol}}/"
+_DEFAULT_PREFIX = ("!{partitionKeyFromQuery:record}/symbol=!{partitionKeyFromQuery:symbol}/"
                    "year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}/")
+PARTITION_QUERY: str = STACK.raw["lifecycle"]["history_partition_query"]
+"""The history delivery stream's JQ ``MetadataExtractionQuery`` (one source: stack.json)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class DeliveryConfig:
     error_prefix: str
     buffer_bytes: int
     buffer_seconds: float
+    query: str = PARTITION_QUERY
 
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> DeliveryConfig | None:
@@ -74,7 +83,11 @@ class DeliveryConfig:
         if not stream_arn or not s3:
             return None
         hints = s3.get("BufferingHints") or {}
-        return cls(
+        processors = (s3.get("ProcessingConfiguration") or {}).get("Processors") or []
+        query = next((p.get("ParameterValue") for proc in processors
+                      for p in proc.get("Parameters") or []
+                      if p.get("ParameterName") == "MetadataExtractionQuery"), None)
+        return cls(query=query or PARTITION_QUERY,
             name=d["DeliveryStreamName"], arn=d.get("DeliveryStreamARN", ""),
             stream_arn=stream_arn, bucket=s3["BucketARN"].split(":::")[-1],
             prefix=s3.get("Prefix") or "", error_prefix=s3.get("ErrorOutputPrefix") or "",
@@ -82,37 +95,37 @@ class DeliveryConfig:
             buffer_seconds=float(hints.get("IntervalInSeconds") or 300))
 
 
-def partition_keys(data: bytes) -> dict[str, str]:
-    """What the deployed JQ query ``{symbol: (.symbol | ascii_upcase), year: .bar_time[0:4],
-    month: .bar_time[5:7]}`` extracts from one record; nothing else is checked (Firehose does
-    not validate bars).
+@functools.cache
+def _compiled(query: str) -> Any:
+    return jq.compile(query)
+
+
+def partition_keys(data: bytes, query: str = PARTITION_QUERY) -> dict[str, str]:
+    """What the delivery stream's JQ ``query`` (default: the deployed one) extracts from one
+    record; nothing else is checked (Firehose does not validate bars or trades).
 
     Raises:
-        ValueError: the query fails or yields an empty or null key (Firehose then writes the
-            record to the error prefix), with the reason.
+        ValueError: the record is not JSON, the query fails, or it yields a key that is not a
+            non-empty string (Firehose then writes the record to the error prefix), with the
+            reason.
     """
     try:
-        obj = json.loads(data)
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        json.loads(text)
     except (UnicodeDecodeError, ValueError) as err:
         raise ValueError(f"record is not JSON ({err})") from None
-    if not isinstance(obj, dict):
-        raise ValueError("record is not a JSON object")
-    symbol, bar_time = obj.get("symbol"), obj.get("bar_time")
-    if not isinstance(symbol, str) or not isinstance(bar_time, str):
-        raise ValueError("symbol or bar_time is not a string (partition key null or error)")
-    keys = {"symbol": symbol.translate(_ASCII_UPPER), "year": bar_time[0:4],
-            "month": bar_time[5:7]}
-    if not all(keys.values()):
-        raise ValueError(f"empty partition key in {keys}")
+    try:
+        keys = _compiled(query).input_text(text).first()
+    except (ValueError, StopIteration) as err:
+        raise ValueError(f"partition query failed ({str(err)[:120]})") from None
+    if not isinstance(keys, dict) or not all(isinstance(v, str) and v for v in keys.values()):
+        raise ValueError(f"partition key null or empty in {keys!r:.200}")
     return keys
-
-
-_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def render_prefix(template: str, bar: Bar | dict[str, str], now: datetime | None = None) -> str:
     """The S3 prefix Firehose renders for a bar (or the partition keys of a record) with the
-    deployed JQ keys ``{symbol, year: bar_time[0:4], month: bar_time[5:7]}``."""
+    deployed JQ keys (``partition_keys``)."""
     keys = bar if isinstance(bar, dict) else partition_keys(bar.to_json())
     out = _PARTITION.sub(lambda m: keys.get(m.group(1), m.group(0)), template)
     now = now or datetime.now(UTC)
@@ -215,7 +228,7 @@ class DeliveryStreamWorker:
         data = record["Data"]
         seq = record["SequenceNumber"]
         try:
-            keys = partition_keys(data)
+            keys = partition_keys(data, self.config.query)
             self.buffer.bars.append((shard.shard_id, seq, keys, data))
         except ValueError as err:
             self.buffer.errors.append((shard.shard_id, seq, data, str(err)))

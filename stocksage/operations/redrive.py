@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from stocksage.alerts import lookback_bars
-from stocksage.bars import Bar, MalformedBarError, parse_bar
+from stocksage.bars import Bar, MalformedBarError
 from stocksage.bars.schema import DEFAULT_MAX_FUTURE_SKEW
 from stocksage.operations.recovery import Rebuild, bars_from_results, rebuild
-from stocksage.processing import Ports, StreamBar, process_batch
+from stocksage.processing import Ports, StreamBar, StreamTrades, decode_record, process_batch
 
 __all__ = [
     "FailureQueue",
@@ -152,16 +152,25 @@ def _redrive_one(info: dict[str, Any], stream: StreamRangeReader, ports: Ports,
         return (f"cannot re-read the range ({exc}); past the "
                 f"retention, use `stocksage repair` on the affected symbols")
     report.records += len(records)
-    bars = []
+    bars: list[StreamBar] = []
+    trades: list[StreamTrades] = []
     for record in records:
         try:
-            bar = parse_bar(record["Data"], partition_key=record["PartitionKey"],
-                            arrived_at=record.get("ApproximateArrivalTimestamp"),
-                            max_future_skew=max_future_skew)
-            bars.append(StreamBar(bar, record["SequenceNumber"]))
+            decoded = decode_record(record["Data"], partition_key=record["PartitionKey"],
+                                    sequence_number=record["SequenceNumber"],
+                                    shard_id=info["shardId"],
+                                    arrived_at=record.get("ApproximateArrivalTimestamp"),
+                                    max_future_skew=max_future_skew)
         except MalformedBarError as err:
             quarantine.send(failure_record(record, info), err.reason, kind=err.kind)
-    outcome = process_batch(bars, ports)
+            continue
+        if isinstance(decoded.item, StreamBar):
+            bars.append(decoded.item)
+        else:
+            trades.append(decoded.item)
+        if decoded.rejected:
+            quarantine.send_trades(failure_record(record, info), decoded.rejected)
+    outcome = process_batch(bars, ports, trades=trades)
     report.bars += outcome.total("accepted")
     report.late_symbols |= {late.bar.symbol for late in outcome.late}
     if outcome.failed:

@@ -1,4 +1,5 @@
-"""The processor's domain logic: one Kinesis batch of bars in, results, alerts and state out.
+"""The processor's domain logic: one Kinesis batch of bars and trades in, results, alerts and
+state out.
 
 Plain Python: it never imports boto3. It reaches AWS only through the ports (``ports``), which
 ``stocksage.adapters`` implements with boto3 and ``stocksage.adapters.memory`` in memory. The
@@ -7,6 +8,9 @@ processor Lambda (``lambdas/processor.py``) wires the two together.
 ``process_batch`` runs these steps, each one call per batch (not per record):
 
 1. ``load_states`` -- one BatchGetItem for the state of every symbol (``stocksage.state``).
+1b. ``build_bars`` -- trades and watermark records folded into each symbol's bar builder
+   (kept in its state), price-level rules tested on every trade (intrabar alerts), and the
+   bars the watermark closed added to the symbol's bars (``trade_path``).
 2. ``classify`` -- per symbol: accepted, duplicate, late, or rejected (an interval other than
    the symbol's stream). A bar older than the newest accepted one is a duplicate when its
    results item exists (one BatchGetItem for all such bars), else late.
@@ -28,13 +32,15 @@ failures. Kinesis re-sends them; every step above is idempotent, so the retry co
 
 Modules (each imports only the modules listed before it, never this package):
 
-- ``ports`` -- ``StreamBar`` (input), ``Prediction``/``PredictionFill`` (endpoint answers) and
-  the port protocols gathered in ``Ports``;
+- ``ports`` -- ``StreamBar``/``StreamTrades`` (input), ``Prediction``/``PredictionFill``
+  (endpoint answers) and the port protocols gathered in ``Ports``;
+- ``decoding`` -- ``decode_record``: one stream record -> ``StreamBar`` or ``StreamTrades``;
 - ``outcome`` -- ``BatchOutcome`` and ``SymbolOutcome`` (what the handler reports);
 - ``results`` -- the results-table item of a bar (``result_item``, ``prediction_status``);
 - ``work`` -- ``SymbolWork``, one symbol's share of the batch, filled in by the steps;
-- ``intake`` (steps 1-2), ``computation`` (3), ``prediction`` (4), ``storage`` (5, 7),
-  ``outbox`` (publishing the outboxes) and ``alerting`` (6: rules, then ``outbox``);
+- ``intake`` (steps 1-2), ``trade_path`` (1b), ``computation`` (3), ``prediction`` (4),
+  ``storage`` (5, 7), ``outbox`` (publishing the outboxes) and ``alerting`` (6: rules,
+  then ``outbox``);
 - ``batch`` -- ``process_batch``, the steps in order.
 
 This package re-exports the public names, so ``from stocksage.processing import X`` is the
@@ -43,6 +49,7 @@ way in.
 
 from stocksage.processing.alerting import OUTBOX_LIMIT
 from stocksage.processing.batch import process_batch
+from stocksage.processing.decoding import DecodedRecord, decode_record
 from stocksage.processing.outcome import BatchOutcome, SymbolOutcome
 from stocksage.processing.ports import (
     AlertPublisher,
@@ -54,6 +61,7 @@ from stocksage.processing.ports import (
     RuleSource,
     StateStore,
     StreamBar,
+    StreamTrades,
 )
 from stocksage.processing.prediction import PENDING_FILL_LIMIT
 from stocksage.processing.results import (
@@ -74,6 +82,7 @@ __all__ = [
     "PREDICTION_READY",
     "AlertPublisher",
     "BatchOutcome",
+    "DecodedRecord",
     "Ports",
     "Prediction",
     "PredictionFill",
@@ -82,7 +91,9 @@ __all__ = [
     "RuleSource",
     "StateStore",
     "StreamBar",
+    "StreamTrades",
     "SymbolOutcome",
+    "decode_record",
     "features_defined",
     "group_by_symbol",
     "process_batch",

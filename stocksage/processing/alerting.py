@@ -1,6 +1,10 @@
 """Step 6 of ``process_batch``: evaluate the alert rules on every accepted bar, queue the
 alerts in the symbol's outbox, then publish the outboxes (``stocksage.processing.outbox``).
 
+Every alert raised here says ``details.phase = "close"``; alerts raised on a trade (step 1b,
+``stocksage.processing.trade_path``) say ``"intrabar"``, and a rule that fired intrabar on a
+bar does not fire again at its close.
+
 Besides alerts, this step advances the parts of the state the rules read: the ``recent``
 bars (as many as the longest rule looks back), ``last_values`` (the last bar's indicators and
 prediction) and the cooldowns (``last_fired``).
@@ -22,7 +26,8 @@ from stocksage.alerts import (
     evaluate_rules,
     lookback_bars,
 )
-from stocksage.bars import epoch_micros
+from stocksage.alerts.messages import parse_alert_id
+from stocksage.bars import epoch_micros, format_time
 from stocksage.indicators.definition import OUTPUT_COLUMNS
 from stocksage.processing.outbox import publish_outboxes
 from stocksage.processing.outcome import BatchOutcome
@@ -76,6 +81,11 @@ def _evaluate(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) ->
             offset = len(combined) - len(item.accepted)
     if rules:
         _evaluate_bars(item, rules, window, offset, keep, outcome)
+    if state.trades is not None and state.trades.intrabar_fired:
+        newest = format_time(item.accepted[-1].bar_time)
+        state.trades.intrabar_fired = [
+            key for key in state.trades.intrabar_fired
+            if (parsed := parse_alert_id(key)) is not None and parsed[2] > newest]
     last_prob, last_range = item.prob_up[-1], item.range_forecast[-1]
     state.last_values = np.array([*item.values[-1], np.nan if last_prob is None else last_prob,
                                   np.nan if last_range is None else last_range])
@@ -97,6 +107,7 @@ def _evaluate_bars(item: SymbolWork, rules: Sequence[Rule], window: BarWindow | 
     ``i`` is row ``offset + i``); each bar sees the last ``keep`` rows up to its own.
     """
     state = item.state
+    fired_intrabar = set(state.trades.intrabar_fired) if state.trades is not None else set()
     first_index = state.bars_seen - len(item.accepted)
     previous: Values | None = None
     if first_index:
@@ -110,5 +121,9 @@ def _evaluate_bars(item: SymbolWork, rules: Sequence[Rule], window: BarWindow | 
         alerts, errors = evaluate_rules(rules, bar, previous, current, bar_window,
                                         state.last_fired, bar_index=first_index + index)
         outcome.rule_errors.extend(errors)
-        state.outbox.extend(alert.message() for alert in alerts)
+        for alert in alerts:
+            if alert.alert_id in fired_intrabar:
+                continue  # fired on a trade of this bar already: once per (rule, bar)
+            alert.details["phase"] = "close"
+            state.outbox.append(alert.message())
         previous = current

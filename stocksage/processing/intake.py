@@ -41,7 +41,7 @@ def classify(groups: Mapping[str, list[StreamBar]], states: Mapping[str, SymbolS
         latest = state.last_bar_time
         interval = state.interval
         seen: set[datetime] = set()
-        for stream_bar in groups[symbol]:
+        for stream_bar in groups.get(symbol, []):
             bar = stream_bar.bar
             if interval and bar.interval != interval:
                 reason = (f"interval {bar.interval} differs from the interval of {symbol}'s "

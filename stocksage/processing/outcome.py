@@ -13,7 +13,13 @@ __all__ = ["BatchOutcome", "SymbolOutcome"]
 
 @dataclass
 class SymbolOutcome:
-    """What happened to one symbol's bars in a batch (counts of bars or alerts)."""
+    """What happened to one symbol's bars in a batch (counts of bars or alerts).
+
+    The trade path adds: ``trades_accepted`` (folded into bars), ``late_trades`` (after the
+    grace: in no bar, kept in the S3 history for ``repair``), ``duplicate_trades`` (a trade id
+    counted before), ``duplicate_records`` (trades/watermark records applied before, by shard
+    and sequence number), ``bars_built`` (bars closed from trades) and ``intrabar_alerts``.
+    """
 
     accepted: int = 0
     duplicates: int = 0
@@ -26,6 +32,12 @@ class SymbolOutcome:
     alerts_suppressed: int = 0
     alerts_pending: int = 0
     alerts_dropped: int = 0
+    trades_accepted: int = 0
+    late_trades: int = 0
+    duplicate_trades: int = 0
+    duplicate_records: int = 0
+    bars_built: int = 0
+    intrabar_alerts: int = 0
 
 
 @dataclass

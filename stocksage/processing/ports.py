@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from stocksage.alerts import Rule, RuleError
 from stocksage.bars import Bar
+from stocksage.bars.trade_parsing import TradeColumns
 from stocksage.state import SymbolState
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "RuleSource",
     "StateStore",
     "StreamBar",
+    "StreamTrades",
 ]
 
 
@@ -39,6 +41,26 @@ class StreamBar:
 
     bar: Bar
     sequence_number: str
+
+
+@dataclass(frozen=True)
+class StreamTrades:
+    """A decoded trades or watermark record with its position in the stream.
+
+    Attributes:
+        symbol: The record's symbol (= partition key).
+        trades: Its valid trades, columnar, in record order (empty for a watermark).
+        sequence_number: Kinesis sequence number (decimal string, per shard).
+        shard_id: The shard it came from (``eventID`` before the ``:``); with the sequence
+            number it is the record's stream identity (a redelivery is applied once).
+        watermark_ns: For a watermark heartbeat, its event time (epoch ns); else None.
+    """
+
+    symbol: str
+    trades: TradeColumns
+    sequence_number: str
+    shard_id: str
+    watermark_ns: int | None = None
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ def write_states(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOut
             state.last_bar_time = item.accepted[-1].bar_time
             state.interval = item.accepted[-1].interval
         state.pending_since = _pending_since(item)
-        changed = (item.accepted or state.pending_since != item.pending_before
+        changed = (item.accepted or item.trades_changed
+                   or state.pending_since != item.pending_before
                    or len(state.outbox) != item.outbox_before or state.migrated_from != FORMAT)
         if changed:
             states.append(state)

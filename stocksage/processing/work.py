@@ -30,6 +30,7 @@ class SymbolWork:
         outbox_before: Outbox length when the state was read (to tell whether it changed).
         pending_before: ``state.pending_since`` when the state was read.
         previous_close: The symbol's last close before the batch (step 3).
+        trades_changed: The trade path changed the state (step 1b): write it.
     """
 
     state: SymbolState
@@ -44,6 +45,7 @@ class SymbolWork:
     outbox_before: int = 0
     pending_before: str | None = None
     previous_close: float = float("nan")
+    trades_changed: bool = False
 
 
 def group_by_symbol(bars: Iterable[StreamBar]) -> dict[str, list[StreamBar]]:

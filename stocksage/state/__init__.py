@@ -8,6 +8,6 @@ Everything public is importable from ``stocksage.state`` itself.
 """
 
 from stocksage.state.blobs import RecentBars, StateFormatError
-from stocksage.state.symbol_state import FORMAT, SymbolState
+from stocksage.state.symbol_state import FORMAT, SymbolState, TradePathState
 
-__all__ = ["FORMAT", "RecentBars", "StateFormatError", "SymbolState"]
+__all__ = ["FORMAT", "RecentBars", "StateFormatError", "SymbolState", "TradePathState"]

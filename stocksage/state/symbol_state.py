@@ -21,6 +21,11 @@ One item per symbol. It holds what the next bar needs and nothing that grows wit
   ``Alert.message()``).
 * ``pending_since`` (S): oldest bar whose results item still waits for a prediction (absent
   when none).
+* ``trades`` (S): JSON of the trade path's state (``TradePathState``), absent for a symbol
+  that never received a trade: the bar builder (open bars, watermark, trade ids of open
+  bars), ``applied`` (``{shard id: last sequence number applied}``: a redelivered trades or
+  watermark record is skipped), the last trade price (for crossings) and the alert ids that
+  fired intrabar on bars still open.
 
 Size: ~0.9 KB for a symbol with price rules only; a 240-bar support/resistance rule adds
 the 241 last bars (see docs/BENCHMARKS.md for measured sizes).
@@ -52,7 +57,7 @@ from stocksage.indicators.incremental import (
 from stocksage.state.blobs import RecentBars, StateFormatError, as_bytes, padded, parse_time
 from stocksage.state.migration import migrate_v1
 
-__all__ = ["FORMAT", "SymbolState"]
+__all__ = ["FORMAT", "SymbolState", "TradePathState"]
 
 FORMAT = 2
 """Current state item format."""
@@ -63,6 +68,65 @@ _VALUE_NAMES = (*OUTPUT_COLUMNS, "prob_up", "range_forecast")
 _LAST = len(_VALUE_NAMES)  # outputs + prob_up + range_forecast
 _VALUE_INDEX = {name: i for i, name in enumerate(_VALUE_NAMES)}
 _LAST_BY_LAYOUT = {1: _LAST - 1, 2: _LAST}
+
+
+@dataclass
+class TradePathState:
+    """What the processor's trade path keeps per symbol (``trades`` attribute, JSON).
+
+    Attributes:
+        builder: ``stocksage.bars.aggregation.BarBuilder.to_state()``, or None before the
+            first trade.
+        applied: ``{shard id: sequence number}`` (decimal strings) of the last trades or
+            watermark record applied per shard; at most ``APPLIED_SHARDS`` shards kept.
+        last_price: Price of the last accepted trade (arrival order), None before the first.
+        intrabar_fired: Alert ids fired intrabar on bars not closed yet (a rule fires at most
+            once per bar: the close evaluation skips these ids).
+    """
+
+    builder: dict[str, Any] | None = None
+    applied: dict[str, str] = field(default_factory=dict)
+    last_price: float | None = None
+    intrabar_fired: list[str] = field(default_factory=list)
+
+    APPLIED_SHARDS = 64
+
+    def already_applied(self, shard_id: str, sequence_number: str) -> bool:
+        """Whether the record at ``sequence_number`` of ``shard_id`` was applied before."""
+        last = self.applied.get(shard_id)
+        return last is not None and int(sequence_number) <= int(last)
+
+    def mark_applied(self, shard_id: str, sequence_number: str) -> None:
+        """Record ``sequence_number`` as the last applied of ``shard_id`` (never lowers it)."""
+        if not self.already_applied(shard_id, sequence_number):
+            self.applied.pop(shard_id, None)
+            self.applied[shard_id] = sequence_number
+            while len(self.applied) > self.APPLIED_SHARDS:  # oldest shards (resharded away)
+                self.applied.pop(next(iter(self.applied)))
+
+    def encode(self) -> str:
+        """Compact JSON text."""
+        return json.dumps({"builder": self.builder, "applied": self.applied,
+                           "last_price": self.last_price,
+                           "intrabar_fired": self.intrabar_fired},
+                          separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def decode(cls, text: str) -> TradePathState:
+        """Read ``encode``'s text.
+
+        Raises:
+            StateFormatError: not the JSON ``encode`` writes.
+        """
+        try:
+            obj = json.loads(text)
+            price = obj.get("last_price")
+            return cls(builder=obj.get("builder"),
+                       applied={str(k): str(v) for k, v in obj.get("applied", {}).items()},
+                       last_price=None if price is None else float(price),
+                       intrabar_fired=[str(a) for a in obj.get("intrabar_fired", [])])
+        except (ValueError, TypeError, AttributeError) as err:
+            raise StateFormatError(f"trades state is corrupt ({err})") from None
 
 
 @dataclass
@@ -83,6 +147,7 @@ class SymbolState:
         outbox: Alert messages (``Alert.message()`` dicts) waiting to be published.
         pending_since: ISO time of the oldest bar whose prediction is pending, or None.
         migrated_from: Format the item was read from (2, or 1 for a migrated item).
+        trades: The trade path's state, None for a symbol that never received a trade.
     """
 
     symbol: str
@@ -96,6 +161,7 @@ class SymbolState:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     pending_since: str | None = None
     migrated_from: int = FORMAT
+    trades: TradePathState | None = None
 
     @property
     def bars_seen(self) -> int:
@@ -152,6 +218,8 @@ class SymbolState:
             item["outbox"] = [json.dumps(m, sort_keys=True) for m in self.outbox]
         if self.pending_since:
             item["pending_since"] = self.pending_since
+        if self.trades is not None:
+            item["trades"] = self.trades.encode()
         return item
 
     @classmethod
@@ -211,5 +279,6 @@ class SymbolState:
             last_fired={str(k): int(v) for k, v in (item.get(COOLDOWN_STATE_KEY) or {}).items()},
             outbox=[json.loads(m) for m in item.get("outbox") or []],
             pending_since=item.get("pending_since") or None,
+            trades=TradePathState.decode(str(item["trades"])) if item.get("trades") else None,
         )
 

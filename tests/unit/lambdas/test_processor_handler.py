@@ -118,3 +118,39 @@ def test_missing_setting_names_the_variable(handler, monkeypatch):
 
     with pytest.raises(SettingsError, match="RESULTS_TABLE"):
         ProcessorSettings.from_env()
+
+
+def test_trades_record_with_one_bad_tick_processes_the_rest_and_reports_the_tick(
+        handler, lambda_context):
+    from stocksage.bars.aggregation import DEFAULT_GRACE_NS
+    from stocksage.bars.trades import encode_watermark
+    from tests.helpers.trades import es_trades, payloads
+
+    processor, queue = handler
+    processor.dependencies().ports.predictor = LogisticOfReturn()
+    trades = es_trades(3_000, start=20_000)
+    records = payloads(trades, per_record=500)
+    bad = json.loads(records[2])
+    bad["p"][17] = -1.0  # one hostile tick
+    records[2] = json.dumps(bad).encode()
+    last = int(trades["time_ns"].iloc[-1])
+    records.append(encode_watermark("ES", last - last % 60_000_000_000 + 60_000_000_000
+                                    + DEFAULT_GRACE_NS))
+    response = processor.lambda_handler(kinesis_event(records, first_sequence=500),
+                                        lambda_context)
+    assert response == {"batchItemFailures": []}
+    (report,) = _quarantined(queue)
+    assert report["kind"] == "RejectedTrades" and report["sequenceNumber"] == "502"
+    assert report["rejectedCount"] == 1
+    (tick,) = report["rejectedTrades"]
+    assert tick["index"] == 17 and tick["kind"] == "value_negative" and tick["raw"]["p"] == -1.0
+    items = boto3.client("dynamodb").scan(TableName="results")["Items"]
+    volume = sum(float(i["volume"]["N"]) for i in items)
+    assert volume == trades["size"].sum() - trades["size"].iloc[1_017]
+    state = boto3.client("dynamodb").get_item(TableName="state", Key={"symbol": {"S": "ES"}})
+    assert json.loads(state["Item"]["trades"]["S"])["applied"] == {
+        "shardId-000000000000": "506"}
+    again = processor.lambda_handler(kinesis_event(records, first_sequence=500), lambda_context)
+    assert again == {"batchItemFailures": []}  # a redelivery changes nothing
+    items_again = boto3.client("dynamodb").scan(TableName="results")["Items"]
+    assert sum(float(i["volume"]["N"]) for i in items_again) == volume

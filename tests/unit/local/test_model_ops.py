@@ -24,7 +24,7 @@ from stocksage.local.scheduler import SchedulerRunner, parse_rate, render_input
 from stocksage.local.training import script_mode_job
 from stocksage.local.training.runner import finish_training_job
 
-PREFIX = "bars/symbol=!{partitionKeyFromQuery:symbol}/year=!{partitionKeyFromQuery:year}/" \
+PREFIX = "!{partitionKeyFromQuery:record}/symbol=!{partitionKeyFromQuery:symbol}/year=!{partitionKeyFromQuery:year}/" \
          "month=!{partitionKeyFromQuery:month}/"
 RULE_PATTERN = {  # what services/lifecycle.tf deploys
     "source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"],
@@ -207,3 +207,27 @@ def test_firehose_worker_delivers_the_stream_in_the_history_layout(kw):
                                   on_invalid=lambda *_: None))
                 for o in s3.list_objects_v2(Bucket=bucket, Prefix="bars/")["Contents"])
     assert total == len(ibm) + len(msft) + len(more)
+
+
+def test_the_deployed_partition_query_files_trades_and_watermarks_under_trades():
+    """The local Firehose runs the deployed JQ query (libjq): bars under ``bars/``, trades
+    records by their first trade's month under ``trades/``, unpartitionable ones refused."""
+    from stocksage.bars.trades import Trade, encode_trades, encode_watermark
+    from stocksage.local.firehose import partition_keys
+
+    bar = frame_to_bars("IBM", load_bars("IBM").loc["2012-01-31":"2012-01-31"])[0]
+    first = 1_380_585_599_000_000_000  # 2013-09-30T23:59:59Z
+    trades = encode_trades("ES", [Trade("ES", first, 1640.25, 3.0),
+                                  Trade("ES", first + 2_000_000_000, 1640.5, 1.0)])
+    assert partition_keys(bar.to_json()) == {"record": "bars", "symbol": "IBM",
+                                             "year": "2012", "month": "01"}
+    assert partition_keys(trades) == {"record": "trades", "symbol": "ES", "year": "2013",
+                                      "month": "09"}
+    assert partition_keys(encode_watermark("ES", first + 2_000_000_000))["month"] == "10"
+    assert render_prefix(PREFIX, partition_keys(trades)) == \
+        "trades/symbol=ES/year=2013/month=09/"
+    for hostile in (b'{"symbol": 5, "bar_time": "2012-01-03T00:00:00Z"}',
+                    b'{"symbol": "ES", "type": "trades", "t": "soon"}',
+                    b'{"symbol": "ES"}', b"[1, 2]", b"\xff"):
+        with pytest.raises(ValueError):
+            partition_keys(hostile)

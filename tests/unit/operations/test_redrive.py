@@ -48,6 +48,9 @@ class Quarantine:
     def send(self, record, reason, kind="malformed"):
         self.sent.append((record, reason, kind))
 
+    def send_trades(self, record, rejected):
+        self.sent.append((record, rejected[0].reason, rejected[0].kind))
+
 
 def test_a_bar_from_2150_is_quarantined_whole_and_the_good_bars_are_stored():
     bars = frame_to_bars("IBM", load_bars("IBM").iloc[:30])
@@ -68,3 +71,34 @@ def test_a_bar_from_2150_is_quarantined_whole_and_the_good_bars_are_stored():
     states, _ = ports.states.get_states(["IBM"])
     assert states["IBM"].bars_seen == 29
     assert states["IBM"].last_bar_time == bars[-1].bar_time
+
+
+def test_a_range_of_trades_records_is_redriven_into_bars_and_each_record_applied_once():
+    from stocksage.bars.aggregation import DEFAULT_GRACE_NS
+    from stocksage.bars.trades import encode_watermark
+    from stocksage.processing import decode_record, process_batch
+    from tests.helpers.trades import es_trades, payloads
+
+    trades = es_trades(2_000, start=90_000)
+    data = payloads(trades, per_record=250)
+    last = int(trades["time_ns"].iloc[-1])
+    data.append(encode_watermark("ES", last - last % 60_000_000_000 + 60_000_000_000
+                                 + DEFAULT_GRACE_NS))
+    bad = json.loads(data[1])
+    bad["s"][3] = "lots"
+    data[1] = json.dumps(bad).encode()
+    records = [{"SequenceNumber": str(2000 + k), "PartitionKey": "ES", "Data": payload,
+                "ApproximateArrivalTimestamp": datetime(2024, 1, 3, tzinfo=UTC)}
+               for k, payload in enumerate(data)]
+    ports, quarantine = memory_ports(), Quarantine()
+    # the live path applied the first three records before the batch failed
+    live = [decode_record(r["Data"], partition_key="ES", sequence_number=r["SequenceNumber"],
+                          shard_id=SHARD).item for r in records[:3]]
+    process_batch([], ports, trades=live)
+    quarantine_live = len(quarantine.sent)
+    report = redrive(Queue("2000", str(2000 + len(records) - 1)), Stream(records), ports,
+                     quarantine)
+    assert report.kept == [] and report.batches == 1
+    assert len(quarantine.sent) - quarantine_live == 1  # the bad tick, reported with reason
+    volume = sum(item["volume"] for item in ports.results.items.values())
+    assert volume == trades["size"].sum() - trades["size"].iloc[250 + 3]

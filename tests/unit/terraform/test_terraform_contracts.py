@@ -597,7 +597,11 @@ def test_history_delivery_reads_the_bar_stream_into_the_history_bucket():
     assert history["kinesis_source_stream_arn"] == "${aws_kinesis_stream.bars.arn}"
     assert history["bucket_arn"] == "${module.history_bucket.arn}"
     assert history["write_prefixes"] == ["${local.stack.lifecycle.history_prefix}",
+                                         "${local.stack.lifecycle.trades_prefix}",
                                          "errors/history/"]
+    (extraction,) = [p for p in history["processors"] if p["type"] == "MetadataExtraction"]
+    query = {p["name"]: p["value"] for p in extraction["parameters"]}
+    assert query["MetadataExtractionQuery"] == "${local.stack.lifecycle.history_partition_query}"
     archive = blocks(REPO / "modules" / "analytics", "module")["alerts_archive"]
     assert archive["source"] == "../firehose_s3" and "kinesis_source_stream_arn" not in archive
 
