@@ -2,12 +2,17 @@
 
 Runs as an ECS Fargate task in AWS and as a local process against the embedded emulator
 (``AWS_ENDPOINT_URL``, default credentials chain). Commands: ``replay`` (bundled real data),
-``live`` (Alpaca Market Data v2 bars, polled; :mod:`stocksage.collector.live`) and ``health``
-(the container health check; :mod:`stocksage.collector.health`). Examples::
+``replay-trades`` (a trades file or the bundled E-mini S&P 500 ticks, packed per symbol with
+watermark heartbeats; :mod:`stocksage.collector.trade_replay`), ``live`` (Alpaca Market
+Data v2 bars, polled; :mod:`stocksage.collector.live`) and ``health`` (the container health
+check; :mod:`stocksage.collector.health`). Examples::
 
     python -m stocksage.collector replay --symbols TSLA,AAPL --speed 0 --limit 500
     python -m stocksage.collector replay --stream stocksage-dev-bars --symbols TSLA \\
         --start 2021-06-01 --end 2021-12-31 --speed 86400      # one calendar day per second
+
+    python -m stocksage.collector replay-trades bundled --speed 60 --limit 20000  # ES ticks
+    python -m stocksage.collector replay-trades trades.parquet --symbol AAPL --tz America/New_York
 
     python -m stocksage.collector live --symbols AAPL,MSFT --timeframe 1Min   # key from env
     python -m stocksage.collector health                                     # exit 0 = healthy
@@ -29,7 +34,8 @@ the stop event), and its cursor (last bar time sent per symbol, ``--cursor``; se
 a restart re-requests whatever was not.
 
 Exit codes: 0 done/stopped, 1 Kinesis write failure (records given up after retries, or stream
-error), 2 bad input (unknown symbol, bad dates, missing or malformed data file).
+error), 2 bad input (unknown symbol, bad dates, missing or malformed data file, a trades row
+that cannot be parsed: the message names its line).
 
 This module is the command line only: the source -> sink loop is
 :func:`stocksage.collector.run.collect`, logs, signals and the Kinesis client are in
@@ -44,7 +50,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
@@ -59,7 +65,7 @@ from stocksage.collector.run import CollectResult, collect
 from stocksage.collector.sink.kinesis_sink import KinesisPutError, KinesisSink, ProgressCallback
 
 if TYPE_CHECKING:  # replay sources need pandas; the live image has none (imported lazily)
-    from stocksage.collector.sources import Source
+    from collections.abc import Sequence
 
 log = logging.getLogger("stocksage.collector")
 
@@ -75,10 +81,20 @@ def _root() -> None:
     """stocksage collector."""
 
 
+class _Progressable(Protocol):
+    """What the progress display needs of a source (``Source`` and ``TradeReplay`` fit)."""
+
+    @property
+    def symbols(self) -> Sequence[str]: ...
+
+    def expected_counts(self) -> Mapping[str, int] | None: ...
+
+
 def _progress_hook(
-    source: Source, enabled: bool,
+    source: _Progressable, enabled: bool,
 ) -> tuple[AbstractContextManager[Any], Callable[[Mapping[str, int]], None] | None]:
-    """A rich progress display with one bar per symbol; returns (context, callback)."""
+    """A rich progress display with one bar per symbol (records acknowledged, of the
+    source's expected counts when it knows them); returns (context, callback)."""
     from contextlib import nullcontext
 
     if not enabled:
@@ -189,6 +205,111 @@ def replay(
     typer.echo(
         f"{'stopped' if result.stopped else 'done'}: {result.sink['sent']} bars sent to "
         f"{stream_name} in {result.sink['batches']} requests "
+        f"({result.sink['retried']} retried, {result.sink['failed']} failed entries"
+        f"{f', {result.spilled} spilled' if result.spilled else ''}) in {result.seconds:.1f}s",
+        err=True,
+    )
+
+
+_TradesPath = Annotated[str, typer.Argument(
+    help="CSV or Parquet trades file (columns time, price, size, optional symbol, trade_id), "
+         "or 'bundled': mlfinpy's E-mini S&P 500 ticks (`make tick-data`).")]
+_TradeSymbol = Annotated[str | None, typer.Option(
+    help="Symbol of a file without a symbol column (bundled: ES); with one, replay only it.")]
+_Tz = Annotated[str | None, typer.Option(
+    help="IANA zone of naive times, e.g. America/New_York (bundled: America/Chicago).")]
+_TradeSpeed = Annotated[str, typer.Option(
+    help="max = as fast as the stream takes; N = N event seconds per wall second (60: a "
+         "minute per second).")]
+_TradeLimit = Annotated[int | None, typer.Option(help="Replay only the first N trades.")]
+_WindowMs = Annotated[float, typer.Option(
+    help="Longest event-time span of one trades record, in milliseconds.")]
+
+
+def _parse_speed(text: str) -> float | None:
+    """``max`` (or 0) -> None; a positive number -> itself.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if text.strip().lower() in ("max", "0", "0.0"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--speed must be 'max' or a positive number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"--speed must be 'max' or a positive number, got {text!r}")
+    return value
+
+
+@app.command("replay-trades")
+def replay_trades(
+    path: _TradesPath = "bundled",
+    symbol: _TradeSymbol = None,
+    tz: _Tz = None,
+    speed: _TradeSpeed = "max",
+    stream: _Stream = None,
+    env: _Env = "local",
+    limit: _TradeLimit = None,
+    window_ms: _WindowMs = 100.0,
+    per_key: _PerKey = 1,
+    region: _Region = None,
+    endpoint_url: _Endpoint = None,
+    progress: _Progress = None,
+    log_level: _LogLevel = "INFO",
+    stop_deadline_seconds: _StopDeadline = 20.0,
+    spill_file: _SpillFile = ".local/collector-spill.jsonl",
+) -> None:
+    """Replay real trades into the Kinesis stream: packed records per symbol (at most
+    MAX_TRADES_PER_RECORD trades spanning at most --window-ms), a watermark heartbeat per
+    quiet symbol and second of event time, and a final one that closes every bar."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from stocksage.collector.trade_replay import TradeReplay, describe_table, load_trades
+    from stocksage.config import resource_name
+
+    configure_logging(log_level)
+    stop = threading.Event()
+    try:
+        if limit is not None and limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {limit}")
+        if not window_ms >= 0:
+            raise ValueError(f"--window-ms must be >= 0, got {window_ms}")
+        pace = _parse_speed(speed)
+        stream_name = stream or resource_name(env, "stream")
+        table = load_trades(path, symbol=symbol, tz=tz)
+        if limit is not None:
+            table = table.head(limit)
+        source = TradeReplay(table, speed=pace, window_ns=round(window_ms * 1_000_000),
+                             stop=stop, sleep=stop.wait)
+    except ValueError as exc:  # TradeFileError included
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    log.info("trade replay ready", extra={**describe_table(table), "speed": speed})
+
+    show = sys.stderr.isatty() if progress is None else progress
+    display, on_sent = _progress_hook(source, show)
+    sink = KinesisSink(
+        make_kinesis_client(region, endpoint_url), stream_name,
+        max_records_per_key=per_key, on_sent=on_sent,
+    )
+    restore = install_stop_handlers(stop, arm_deadline(sink, stop_deadline_seconds))
+    try:
+        with display:
+            result = collect(source, sink, stop, spill_path=spill_file or None)
+    except KinesisPutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except (ClientError, BotoCoreError) as exc:
+        typer.echo(f"error: writing to stream {stream_name!r} failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        restore()
+    typer.echo(
+        f"{'stopped' if result.stopped else 'done'}: {result.sink['sent']} records sent to "
+        f"{stream_name} ({source.trades_sent} trades in {source.records_sent} trades records, "
+        f"{source.heartbeats_sent} watermarks) in {result.sink['batches']} requests "
         f"({result.sink['retried']} retried, {result.sink['failed']} failed entries"
         f"{f', {result.spilled} spilled' if result.spilled else ''}) in {result.seconds:.1f}s",
         err=True,
@@ -342,4 +463,5 @@ __all__ = [
     "live",
     "make_kinesis_client",
     "replay",
+    "replay_trades",
 ]

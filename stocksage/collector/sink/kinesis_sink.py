@@ -46,6 +46,20 @@ then appends whatever is still buffered to a JSON-lines file (fsync'd) and
 again: records are persisted, never silently dropped. A single ``PutRecords`` call is bounded by
 the client's connect/read timeouts (``make_kinesis_client``).
 
+Flush timer (no waiting in the sink)
+------------------------------------
+A record never waits in the buffer for the next :meth:`KinesisSink.put`: at most
+``max_delay_s`` (default 0.2 s) after the first record entered an empty buffer, a background
+flusher thread sends everything buffered, even when no further record arrives (a quiet live
+feed, the last trades of a replay before a pause). The buffer and every send are guarded by
+one lock, so ``put``, ``flush``, ``close``, ``spill``, ``restore`` and the flusher never
+interleave; the deadline and the spill work as above whichever thread sends. An error the
+flusher meets (``KinesisPutError``, ``FlushDeadlineError``, a ``ClientError``, ...) is kept
+and raised, as it is, by the next ``put``, ``put_record``, ``flush`` or ``close`` (never
+swallowed; the records it could not send stay buffered for the caller's flush or spill); the
+flusher sends nothing more until then. The thread is a daemon, started with the first
+buffered record and ended by ``close`` or leaving the ``with`` block.
+
 Limits enforced per request: <= 500 records, <= 5 MiB (data + partition keys); per record:
 <= 1 MiB (data + partition key), partition key 1..256 characters.
 
@@ -57,6 +71,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -146,6 +161,10 @@ class KinesisSink:
         buffer_records: :meth:`put` sends once this many records are buffered.
         linger_seconds: :meth:`put` also sends when the oldest buffered record is this old
             (keeps a slow live feed flowing); ``None`` disables.
+        max_delay_s: The flush timer: at most this many seconds after the first record
+            entered an empty buffer, a background thread sends the buffer (module docstring);
+            ``None`` disables the timer (records then wait for a full buffer, the linger check
+            of the next put, or an explicit flush).
         max_attempts: Attempts per record (and per throttled call) before giving up.
         backoff_base: First backoff step in seconds.
         backoff_cap: Longest single backoff in seconds.
@@ -162,6 +181,7 @@ class KinesisSink:
         max_records_per_key: int = 1,
         buffer_records: int = MAX_RECORDS_PER_REQUEST,
         linger_seconds: float | None = 1.0,
+        max_delay_s: float | None = 0.2,
         max_attempts: int = 8,
         backoff_base: float = 0.05,
         backoff_cap: float = 5.0,
@@ -175,11 +195,14 @@ class KinesisSink:
             raise ValueError("max_attempts must be >= 1")
         if buffer_records < 1:
             raise ValueError("buffer_records must be >= 1")
+        if max_delay_s is not None and not max_delay_s >= 0:
+            raise ValueError("max_delay_s must be >= 0 (or None)")
         self.client = client
         self.stream_name = stream_name
         self.max_records_per_key = max_records_per_key
         self.buffer_records = buffer_records
         self.linger_seconds = linger_seconds
+        self.max_delay_s = max_delay_s
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -191,12 +214,19 @@ class KinesisSink:
         self._oldest_at: float | None = None
         #: ``time.monotonic()`` after which no request is started (None: no deadline)
         self.deadline: float | None = None
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._flush_due: float | None = None  # monotonic time the flusher sends at
+        self._flusher: threading.Thread | None = None
+        self._closing = False
+        self._timer_error: BaseException | None = None
 
     # ------------------------------------------------------------------ public API
     @property
     def buffered(self) -> int:
         """Records accepted by :meth:`put` and not yet acknowledged."""
-        return len(self._pending)
+        with self._lock:
+            return len(self._pending)
 
     def put(self, bar: SupportsToJson) -> None:
         """Buffer one bar (partition key = ``bar.symbol``, data = ``bar.to_json()``)."""
@@ -207,6 +237,8 @@ class KinesisSink:
 
         Raises:
             ValueError: empty/too long partition key, or record over 1 MiB.
+            KinesisPutError, FlushDeadlineError, ClientError, ...: an error of the flush timer
+                since the last call (the record is then not buffered), or of this send.
         """
         if not 1 <= len(partition_key) <= MAX_PARTITION_KEY_LENGTH:
             raise ValueError(f"partition key must have 1..256 characters, got {partition_key!r}")
@@ -216,20 +248,24 @@ class KinesisSink:
                 f"record for {partition_key!r} is {entry.size} bytes; Kinesis takes at most "
                 f"{MAX_RECORD_BYTES} (data + partition key)"
             )
-        if not self._pending:
-            self._oldest_at = time.monotonic()
-        self._pending.append(entry)
-        if len(self._pending) >= self.buffer_records:
-            # Send until the buffer is below the threshold again (one request at a time).
-            while len(self._pending) >= self.buffer_records:
-                self._send_one_request()
-            self._oldest_at = time.monotonic() if self._pending else None
-        elif (
-            self.linger_seconds is not None
-            and self._oldest_at is not None
-            and time.monotonic() - self._oldest_at >= self.linger_seconds
-        ):
-            self.flush()
+        with self._lock:
+            self._raise_timer_error()
+            if not self._pending:
+                self._oldest_at = time.monotonic()
+            self._pending.append(entry)
+            self._arm_timer()
+            if len(self._pending) >= self.buffer_records:
+                # Send until the buffer is below the threshold again (one request at a time).
+                while len(self._pending) >= self.buffer_records:
+                    self._send_one_request()
+                self._oldest_at = time.monotonic() if self._pending else None
+                self._rearm_timer()
+            elif (
+                self.linger_seconds is not None
+                and self._oldest_at is not None
+                and time.monotonic() - self._oldest_at >= self.linger_seconds
+            ):
+                self._flush_locked()
 
     def flush(self) -> None:
         """Send everything buffered (retrying as configured).
@@ -237,24 +273,34 @@ class KinesisSink:
         Raises:
             KinesisPutError: when records still fail after ``max_attempts``; they stay buffered.
             FlushDeadlineError: ``deadline`` passed first; the rest stays buffered.
+            Any error the flush timer met since the last call (raised first, as it was).
         """
+        with self._lock:
+            self._raise_timer_error()
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        """``flush`` with the lock held."""
         while self._pending:
             self._send_one_request()
         self._oldest_at = None
+        self._flush_due = None
 
     def spill(self, path: str | Path) -> int:
         """Append every buffered record to the JSON-lines file ``path`` (``{"key", "data"}``,
         data base64; fsync'd) and empty the buffer. Returns the number of records written."""
-        if not self._pending:
-            return 0
-        write_spill(path, self._pending)
-        count = len(self._pending)
-        self.stats.spilled += count
-        log.error("records not sent in time were spilled to a file; they are sent at the "
-                  "next start", extra={"records": count, "spill_file": str(Path(path))})
-        self._pending = []
-        self._oldest_at = None
-        return count
+        with self._lock:
+            if not self._pending:
+                return 0
+            write_spill(path, self._pending)
+            count = len(self._pending)
+            self.stats.spilled += count
+            log.error("records not sent in time were spilled to a file; they are sent at the "
+                      "next start", extra={"records": count, "spill_file": str(Path(path))})
+            self._pending = []
+            self._oldest_at = None
+            self._flush_due = None
+            return count
 
     def restore(self, path: str | Path) -> int:
         """Put the records of a spill file back at the head of the buffer (in their order),
@@ -264,16 +310,17 @@ class KinesisSink:
             KinesisPutError: they could not be sent (the file is kept for the next start).
         """
         source = Path(path)
-        if not source.exists():
-            return 0
-        entries = read_spill(source)
-        self._pending = entries + self._pending
-        self.stats.restored += len(entries)
-        log.warning("re-sending spilled records", extra={"records": len(entries),
-                                                         "spill_file": str(source)})
-        self.flush()
-        source.unlink()
-        return len(entries)
+        with self._lock:
+            if not source.exists():
+                return 0
+            entries = read_spill(source)
+            self._pending = entries + self._pending
+            self.stats.restored += len(entries)
+            log.warning("re-sending spilled records", extra={"records": len(entries),
+                                                             "spill_file": str(source)})
+            self.flush()
+            source.unlink()
+            return len(entries)
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -286,8 +333,16 @@ class KinesisSink:
                 f"{self.stream_name}", failed=0, pending=len(self._pending), error_codes={})
 
     def close(self) -> None:
-        """Flush; the client is not closed (it is the caller's)."""
-        self.flush()
+        """Flush, then end the flush timer's thread; the client is not closed (it is the
+        caller's). A later ``put`` starts the timer again.
+
+        Raises:
+            What ``flush`` raises (the timer's pending error first).
+        """
+        try:
+            self.flush()
+        finally:
+            self._stop_timer()
 
     def __enter__(self) -> Self:
         return self
@@ -295,12 +350,67 @@ class KinesisSink:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
-            self.flush()
+            self.close()
         except KinesisPutError:
             if exc is None:
                 raise
             # Keep the original exception; report what we could not deliver.
             log.exception("flush on exit failed", extra={"buffered": self.buffered})
+
+    # ------------------------------------------------------------------ flush timer
+    def _raise_timer_error(self) -> None:
+        """Raise (once) the error the flusher thread met; lock held."""
+        error, self._timer_error = self._timer_error, None
+        if error is not None:
+            raise error
+
+    def _arm_timer(self) -> None:
+        """Start the countdown for the buffer's first record (lock held); starts the thread."""
+        if self.max_delay_s is None or self._flush_due is not None or not self._pending:
+            return
+        self._flush_due = time.monotonic() + self.max_delay_s
+        if self._flusher is None or not self._flusher.is_alive():
+            self._closing = False
+            self._flusher = threading.Thread(target=self._run_flusher, daemon=True,
+                                             name=f"kinesis-sink-flusher-{self.stream_name}")
+            self._flusher.start()
+        self._wake.notify_all()
+
+    def _rearm_timer(self) -> None:
+        """After a send from ``put``: the countdown restarts for what is still buffered."""
+        self._flush_due = None
+        self._arm_timer()
+
+    def _run_flusher(self) -> None:
+        """The flusher thread: sleep until the due time, send the buffer, keep any error."""
+        with self._lock:
+            while not self._closing:
+                due = self._flush_due
+                if due is None or self._timer_error is not None:
+                    self._wake.wait()
+                    continue
+                remaining = due - time.monotonic()
+                if remaining > 0:
+                    self._wake.wait(remaining)
+                    continue
+                self._flush_due = None
+                try:
+                    self._flush_locked()
+                except Exception as exc:  # noqa: BLE001 -- kept; the next call raises it
+                    self._timer_error = exc
+                    log.warning("timed flush failed; the next put/flush/close raises it",
+                                extra={"error": str(exc), "buffered": len(self._pending)})
+
+    def _stop_timer(self) -> None:
+        """End the flusher thread (waits for a send in progress)."""
+        with self._lock:
+            self._closing = True
+            self._flush_due = None
+            self._wake.notify_all()
+            flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
+        self._flusher = None
 
     # ------------------------------------------------------------------ internals
     def _backoff(self, attempt: int) -> float:

@@ -143,7 +143,8 @@ def test_sink_batches_of_at_most_500_keys_and_order(kinesis, stream):
         for key, n in acked.items():
             progress[key] += n
 
-    with KinesisSink(proxy, stream, max_records_per_key=500, on_sent=on_sent) as sink:
+    with KinesisSink(proxy, stream, max_records_per_key=500, on_sent=on_sent,
+                     max_delay_s=None) as sink:
         for bar in bars:
             sink.put(bar)
     assert [len(r) for r in proxy.requests] == [500, 500, 200]
@@ -157,7 +158,7 @@ def test_sink_batches_of_at_most_500_keys_and_order(kinesis, stream):
 def test_strict_mode_sends_one_record_per_key_per_request(kinesis, stream):
     bars = replay(limit=30)
     proxy = Recorder(kinesis)
-    with KinesisSink(proxy, stream) as sink:  # default max_records_per_key=1
+    with KinesisSink(proxy, stream, max_delay_s=None) as sink:  # max_records_per_key=1
         for bar in bars:
             sink.put(bar)
     for request in proxy.requests:
@@ -194,7 +195,8 @@ def test_partial_failure_with_many_records_per_key_breaks_order_and_is_counted(k
     """Why strict mode is the default: record k fails, k+1 of the same key succeeds."""
     bars = replay(symbols=("TSLA",), limit=5)
     injector = FaultInjector(kinesis, lambda call, i, rec: call == 0 and i == 1)
-    with KinesisSink(injector, stream, max_records_per_key=500, sleep=lambda s: None) as sink:
+    with KinesisSink(injector, stream, max_records_per_key=500, sleep=lambda s: None,
+                     max_delay_s=None) as sink:
         for bar in bars:
             sink.put(bar)
     assert sink.stats.order_breaks == 1
@@ -205,7 +207,7 @@ def test_partial_failure_with_many_records_per_key_breaks_order_and_is_counted(k
 def test_exhausted_retries_raise_with_failed_count(kinesis, stream):
     bars = replay(symbols=("TSLA", "AAPL"), limit=3)
     injector = FaultInjector(kinesis, lambda call, i, rec: rec["PartitionKey"] == "AAPL")
-    sink = KinesisSink(injector, stream, max_attempts=3, sleep=lambda s: None)
+    sink = KinesisSink(injector, stream, max_attempts=3, sleep=lambda s: None, max_delay_s=None)
     for bar in bars:
         sink.put(bar)
     with pytest.raises(KinesisPutError) as err:
@@ -220,7 +222,8 @@ def test_throttled_call_is_retried_then_succeeds(kinesis, stream):
     bars = replay(symbols=("TSLA",), limit=4)
     injector = FaultInjector(kinesis, lambda *a: False, raise_first=2)
     delays: list[float] = []
-    with KinesisSink(injector, stream, max_records_per_key=10, sleep=delays.append) as sink:
+    with KinesisSink(injector, stream, max_records_per_key=10, sleep=delays.append,
+                     max_delay_s=None) as sink:
         for bar in bars:
             sink.put(bar)
     assert sink.stats.throttled_calls == 2 and sink.stats.batches == 3
@@ -244,7 +247,7 @@ def test_throttling_exhausted_and_non_retryable_errors(kinesis, stream):
 def test_request_and_record_size_limits(kinesis, stream):
     proxy = Recorder(kinesis)
     blob = b"x" * (400 * 1024)
-    with KinesisSink(proxy, stream, max_records_per_key=500) as sink:
+    with KinesisSink(proxy, stream, max_records_per_key=500, max_delay_s=None) as sink:
         for _ in range(30):  # 12 MB
             sink.put_record("BIG", blob)
         with pytest.raises(ValueError, match="at most"):
@@ -257,7 +260,7 @@ def test_request_and_record_size_limits(kinesis, stream):
 def test_context_manager_flushes_and_buffer_threshold(kinesis, stream):
     proxy = Recorder(kinesis)
     with KinesisSink(proxy, stream, buffer_records=10, linger_seconds=None,
-                     max_records_per_key=10) as sink:
+                     max_records_per_key=10, max_delay_s=None) as sink:
         for bar in replay(symbols=("TSLA",), limit=25):
             sink.put(bar)
             if sink.stats.sent == 0:
@@ -372,7 +375,8 @@ def test_sigterm_stops_the_replay_and_flushes_buffered_records(kinesis, stream):
             yield bar
 
     try:
-        sink = KinesisSink(kinesis, stream, max_records_per_key=500, linger_seconds=None)
+        sink = KinesisSink(kinesis, stream, max_records_per_key=500, linger_seconds=None,
+                           max_delay_s=None)
         result = collect(source(), sink, stop)
     finally:
         restore()

@@ -358,7 +358,8 @@ def test_stop_deadline_spills_unsent_records_and_the_next_start_sends_them_first
     stop = threading.Event()
 
     def make_sink(client):
-        return KinesisSink(client, "live-test", linger_seconds=None, sleep=lambda s: None)
+        return KinesisSink(client, "live-test", linger_seconds=None, max_delay_s=None,
+                           sleep=lambda s: None)
 
     def source(sink):
         yield from bars[:3]

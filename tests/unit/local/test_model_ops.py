@@ -24,8 +24,8 @@ from stocksage.local.scheduler import SchedulerRunner, parse_rate, render_input
 from stocksage.local.training import script_mode_job
 from stocksage.local.training.runner import finish_training_job
 
-PREFIX = "!{partitionKeyFromQuery:record}/symbol=!{partitionKeyFromQuery:symbol}/year=!{partitionKeyFromQuery:year}/" \
-         "month=!{partitionKeyFromQuery:month}/"
+PREFIX = ("!{partitionKeyFromQuery:record}/symbol=!{partitionKeyFromQuery:symbol}/"
+          "year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}/")
 RULE_PATTERN = {  # what services/lifecycle.tf deploys
     "source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"],
     "detail": {"TrainingJobName": [{"prefix": "stocksage-local-retrain-"}],
