@@ -22,7 +22,8 @@ from stocksage.bars.schema import (
 )
 from stocksage.bars.times import format_time
 
-__all__ = ["JSON_DECODER", "bar_from_mapping", "decode_text", "json_depth", "parse_bar"]
+__all__ = ["JSON_DECODER", "TRADES_JSON_DECODER", "bar_from_mapping", "decode_text",
+           "json_depth", "parse_bar", "too_deep"]
 
 
 def _reject_constant(token: str) -> Any:
@@ -51,11 +52,27 @@ JSON_DECODER = json.JSONDecoder(
 )
 """Strict decoder: rejects NaN/Infinity tokens and duplicate keys (used by history too)."""
 
+TRADES_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant,
+                                       object_pairs_hook=_reject_duplicate_keys)
+"""``JSON_DECODER`` without the integer hook, for trades records (their integer columns are
+checked by value: a huge integer is refused by its range, never converted)."""
+
 _STRUCTURE_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON ``text`` nests brackets deeper than ``limit`` (the pre-parse guard).
+
+    A text with at most ``limit`` brackets in all (strings included) cannot nest deeper, so
+    the usual record costs two ``str.count`` calls; others are scanned (``json_depth``).
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    return json_depth(text) > limit
+
+
 def json_depth(text: str) -> int:
-    """Deepest bracket nesting of JSON ``text`` (strings skipped); a cheap pre-parse guard."""
+    """Deepest bracket nesting of JSON ``text`` (strings skipped)."""
     depth = deepest = 0
     for match in _STRUCTURE_RE.finditer(text):
         token = match.group()
@@ -165,7 +182,7 @@ def parse_bar(
             ``REJECTION_KINDS``); never any other exception type.
     """
     text = decode_text(data)
-    if json_depth(text) > MAX_JSON_DEPTH:
+    if too_deep(text):
         raise MalformedBarError("JSON is nested too deeply", "json_too_deep")
     try:
         obj = JSON_DECODER.decode(text)

@@ -15,9 +15,23 @@ from typing import Any
 import numpy as np
 
 from stocksage.bars.checks import check_source, check_symbol, clip, json_type
-from stocksage.bars.parsing import JSON_DECODER, decode_text, json_depth
-from stocksage.bars.schema import DEFAULT_MAX_FUTURE_SKEW, MAX_JSON_DEPTH, MalformedBarError
-from stocksage.bars.trades import MAX_TRADES_PER_RECORD, Trade, time_ns, trade_problem
+from stocksage.bars.parsing import TRADES_JSON_DECODER, decode_text, too_deep
+from stocksage.bars.schema import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    MAX_PRICE,
+    MAX_VOLUME,
+    MIN_MAGNITUDE,
+    MalformedBarError,
+)
+from stocksage.bars.trades import (
+    MAX_TIME_NS,
+    MAX_TRADE_ID_CHARS,
+    MAX_TRADES_PER_RECORD,
+    MIN_TIME_NS,
+    Trade,
+    time_ns,
+    trade_problem,
+)
 
 __all__ = ["ParsedTrades", "RejectedTrade", "TradeColumns", "parse_trade_record"]
 
@@ -43,6 +57,14 @@ class TradeColumns:
 
     def __len__(self) -> int:
         return len(self.times_ns)
+
+    @classmethod
+    def concat(cls, parts: Sequence[TradeColumns]) -> TradeColumns:
+        """The trades of ``parts`` one after the other (arrival order kept)."""
+        return cls(np.concatenate([c.times_ns for c in parts]),
+                   np.concatenate([c.prices for c in parts]),
+                   np.concatenate([c.sizes for c in parts]),
+                   tuple(i for c in parts for i in c.trade_ids))
 
     @classmethod
     def of(cls, trades: Sequence[Trade]) -> TradeColumns:
@@ -93,10 +115,10 @@ class ParsedTrades:
 
 def _decode_object(data: bytes | str) -> Mapping[str, Any]:
     text = decode_text(data)
-    if json_depth(text) > MAX_JSON_DEPTH:
+    if too_deep(text):
         raise MalformedBarError("JSON is nested too deeply", "json_too_deep")
     try:
-        obj = JSON_DECODER.decode(text)
+        obj = TRADES_JSON_DECODER.decode(text)
     except MalformedBarError:
         raise
     except (RecursionError, ValueError) as err:
@@ -134,6 +156,32 @@ def _arrival_limit(arrived_at: datetime | float | None, skew: timedelta) -> int 
     except (TypeError, ValueError, OverflowError, OSError):
         return None  # a broken arrival time is the caller's, not the record's, fault
     return time_ns(arrival + skew)
+
+
+_NUMBER_TYPES = (int, float)
+
+
+def _all_valid(t: list[Any], p: list[Any], s: list[Any], i: list[Any], c: list[Any],
+               limit: int | None) -> TradeColumns | None:
+    """The columns when every trade of the record is valid; None when some trade may be
+    invalid (the caller then checks trade by trade with ``trade_problem``, which names each
+    one). The same rules as ``trade_problem`` as one pass of comparisons per column (JSON
+    numbers are never NaN or infinite: the decoder refuses those tokens; a huge integer fails
+    its range comparison without conversion)."""
+    high = MAX_TIME_NS if limit is None else min(MAX_TIME_NS, limit + 1)
+    if not (all(type(v) is int and MIN_TIME_NS <= v < high for v in t)
+            and all(type(v) in _NUMBER_TYPES and MIN_MAGNITUDE <= v <= MAX_PRICE for v in p)
+            and all(type(v) in _NUMBER_TYPES and (v == 0 or MIN_MAGNITUDE <= v <= MAX_VOLUME)
+                    for v in s)):
+        return None
+    if any(v is not None for v in i) and not all(
+            v is None or (type(v) is str and 0 < len(v) <= MAX_TRADE_ID_CHARS and v.isprintable())
+            for v in i):
+        return None
+    if any(v is not None for v in c) and any(trade_problem(0, 1.0, 0, None, v) for v in c):
+        return None
+    return TradeColumns(np.array(t, dtype=np.int64), np.array(p, dtype=np.float64),
+                        np.array(s, dtype=np.float64), tuple(i))
 
 
 def parse_trade_record(
@@ -187,6 +235,10 @@ def parse_trade_record(
         return ParsedTrades(symbol, TradeColumns.of([]), watermark_ns=int(obj["t"]))
     source = check_source(obj.get("source", ""))
     t, p, s, i, c = _columns(obj)
+    fast = _all_valid(t, p, s, i, c, limit)
+    if fast is not None:
+        return ParsedTrades(symbol, fast, source=source,
+                            conditions=tuple(tuple(codes or ()) for codes in c))
     good: list[int] = []
     rejected: list[RejectedTrade] = []
     for index, values in enumerate(zip(t, p, s, i, c, strict=True)):

@@ -52,8 +52,11 @@ from stocksage.bars.schema import (
 )
 
 __all__ = [
+    "MAX_TIME_NS",
     "MAX_TRADES_PER_RECORD",
+    "MAX_TRADE_ID_CHARS",
     "MIN_MAGNITUDE",
+    "MIN_TIME_NS",
     "TRADE_REJECTION_KINDS",
     "Trade",
     "encode_trades",
@@ -78,8 +81,10 @@ TRADE_REJECTION_KINDS: dict[str, str] = {
 MAX_TRADE_ID_CHARS = 64
 MAX_CONDITIONS = 8
 MAX_CONDITION_CHARS = 8
-_MIN_NS = int(MIN_TIME.timestamp()) * 1_000_000_000
-_MAX_NS = int(MAX_TIME.timestamp()) * 1_000_000_000
+MIN_TIME_NS = int(MIN_TIME.timestamp()) * 1_000_000_000
+"""Earliest trade time accepted (epoch ns: 1970-01-01)."""
+MAX_TIME_NS = int(MAX_TIME.timestamp()) * 1_000_000_000
+"""Trade times must be before this (epoch ns: 2200-01-01)."""
 _TRADE_KEYS = frozenset({"type", "symbol", "source", "t", "p", "s", "i", "c"})
 _WATERMARK_KEYS = frozenset({"type", "symbol", "t"})
 
@@ -201,9 +206,9 @@ def trade_problem(t: Any, p: Any, s: Any, i: Any, c: Any) -> tuple[str, str] | N
     """(reason, kind) of the first rule one trade's raw values break, or None."""
     if isinstance(t, bool) or not isinstance(t, int):
         return f"time must be integer epoch nanoseconds, got {json_type(t)}", "time_not_integer"
-    if t < _MIN_NS:
+    if t < MIN_TIME_NS:
         return f"time {t} is before 1970", "time_before_epoch"
-    if t >= _MAX_NS:
+    if t >= MAX_TIME_NS:
         return f"time {t} is not before 2200", "time_out_of_range"
     problem = _number_problem("price", p, price=True) or _number_problem("size", s, price=False)
     if problem:

@@ -62,14 +62,12 @@ from stocksage.bars.checks import check_symbol
 from stocksage.bars.schema import (
     MAX_PRICE,
     MAX_SOURCE_CHARS,
-    MAX_TIME,
     MAX_VOLUME,
     MIN_MAGNITUDE,
-    MIN_TIME,
     MalformedBarError,
 )
 from stocksage.bars.sessions import calendar_for, session_table, years_of
-from stocksage.bars.trades import MAX_TRADES_PER_RECORD, Trade
+from stocksage.bars.trades import MAX_TIME_NS, MAX_TRADES_PER_RECORD, MIN_TIME_NS, Trade
 from stocksage.collector.trade_packing import (
     DEFAULT_HEARTBEAT_NS,
     DEFAULT_WINDOW_NS,
@@ -117,8 +115,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "trade_id": ("trade_id", "id"),
 }
 _REQUIRED = ("time", "price", "size")
-_MIN_NS = int(MIN_TIME.timestamp()) * 1_000_000_000
-_MAX_NS = int(MAX_TIME.timestamp()) * 1_000_000_000
 _OFFSET_RE = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _INTEGER_RE = r"^[+-]?\d+$"
 _REPO = Path(__file__).resolve().parents[2]
@@ -425,7 +421,7 @@ def _first_dst_problem(distinct: pd.DatetimeIndex, tz: str) -> tuple[int, str] |
 
 
 def _in_range(values: np.ndarray, rows: _Rows) -> np.ndarray:
-    bad = (values < _MIN_NS) | (values >= _MAX_NS)
+    bad = (values < MIN_TIME_NS) | (values >= MAX_TIME_NS)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise rows.error(first, f"time {pd.Timestamp(int(values[first]), unit='ns')} is not "

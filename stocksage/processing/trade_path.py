@@ -13,8 +13,9 @@ Per symbol, in stream order (ascending sequence number):
    trade, at most once per (rule, bar): the alert id (``rule#symbol#bar_time``) is kept in
    ``TradePathState.intrabar_fired`` until the bar closes, and the close evaluation (step 6)
    skips an id that fired intrabar. The alert's ``details`` say ``phase: "intrabar"`` and give
-   ``trade_price`` and ``trade_time_ns``; its ``bar`` is the forming bar as of the record that
-   held the crossing trade. Cooldowns count bars as at close.
+   ``trade_price`` and ``trade_time_ns``; its ``bar`` is the forming bar as of the batch's
+   run of trades records that held the crossing trade (consecutive trades records of a symbol
+   are folded in one call). Cooldowns count bars as at close.
 4. The watermark (the latest trade time, or a heartbeat's time) closes every bar whose end
    plus the grace it reached; the closed bars join the symbol's bars of the batch, each with
    the sequence number of the record that closed it, and take the bar path from step 2 on
@@ -42,6 +43,7 @@ from stocksage.alerts import Rule, evaluate_rules
 from stocksage.alerts.messages import alert_id
 from stocksage.bars import format_time
 from stocksage.bars.aggregation import DEFAULT_GRACE_NS, DEFAULT_INTERVALS, BarBuilder
+from stocksage.bars.trade_parsing import TradeColumns
 from stocksage.processing.outcome import BatchOutcome, SymbolOutcome
 from stocksage.processing.ports import Ports, StreamBar, StreamTrades
 from stocksage.state import SymbolState, TradePathState
@@ -115,29 +117,46 @@ def build_bars(groups: Mapping[str, list[StreamTrades]], states: Mapping[str, Sy
 def _apply(records: Sequence[StreamTrades], builder: BarBuilder, path: TradePathState,
            state: SymbolState, level_rules: Sequence[Rule], counts: SymbolOutcome,
            interval: str) -> list[StreamBar]:
+    """Fold the records in order. Consecutive trades records are folded in one
+    ``BarBuilder.add`` call (the late, duplicate and crossing tests run over arrival order
+    inside the call, so the bars are the same as record by record; the batching tests check
+    it); a watermark record ends such a run."""
     bars: list[StreamBar] = []
     fired = set(path.intrabar_fired)
+    run: list[StreamTrades] = []
+
+    def fold_run() -> None:
+        if not run:
+            return
+        columns = run[0].trades if len(run) == 1 else TradeColumns.concat(
+            [record.trades for record in run])
+        added = builder.add(columns)
+        counts.trades_accepted += added.accepted
+        counts.late_trades += len(added.late)
+        counts.duplicate_trades += added.duplicates
+        if added.kept:
+            prices = columns.prices[added.kept]
+            times = columns.times_ns[added.kept]
+            if level_rules:
+                _intrabar(level_rules, builder, path, state, prices, times, fired, counts,
+                          interval, state.bars_seen + len(bars))
+            path.last_price = float(prices[-1])
+        bars.extend(StreamBar(bar, run[-1].sequence_number) for bar in builder.advance())
+        run.clear()
+
     for record in records:
         if path.already_applied(record.shard_id, record.sequence_number):
             counts.duplicate_records += 1
             continue
-        if record.watermark_ns is not None:
-            closed = builder.advance(record.watermark_ns)
-        else:
-            added = builder.add(record.trades)
-            counts.trades_accepted += added.accepted
-            counts.late_trades += len(added.late)
-            counts.duplicate_trades += added.duplicates
-            if added.kept:
-                prices = record.trades.prices[added.kept]
-                times = record.trades.times_ns[added.kept]
-                if level_rules:
-                    _intrabar(level_rules, builder, path, state, prices, times, fired,
-                              counts, interval, state.bars_seen + len(bars))
-                path.last_price = float(prices[-1])
-            closed = builder.advance()
         path.mark_applied(record.shard_id, record.sequence_number)
-        bars.extend(StreamBar(bar, record.sequence_number) for bar in closed)
+        if record.watermark_ns is None:
+            if len(record.trades):
+                run.append(record)
+            continue
+        fold_run()
+        bars.extend(StreamBar(bar, record.sequence_number)
+                    for bar in builder.advance(record.watermark_ns))
+    fold_run()
     counts.bars_built += len(bars)
     path.intrabar_fired = sorted(fired)
     return bars

@@ -124,3 +124,35 @@ def test_encoder_refuses_what_the_parser_would():
     with pytest.raises(MalformedBarError) as caught:
         Trade("ES", T0, 1640.25, 1e-300)
     assert caught.value.kind == "number_too_small"
+
+
+def test_the_vectorised_check_of_a_record_agrees_with_the_per_trade_rules():
+    """parse_trade_record checks a record vectorised when all of it is valid; any value the
+    per-trade rules refuse must still be refused and named, and nothing valid dropped."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stocksage.bars.trades import trade_problem
+
+    times = st.one_of(st.integers(-10, 10**20), st.booleans(), st.just(1.5e18),
+                      st.sampled_from([0, 1_378_000_000_000_000_000, 7_258_118_400_000_000_000]))
+    numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-5, 10**40),
+                        st.sampled_from([0, 0.0, 1e-131, 1e-130, 1e9, 1e9 + 1, 5e-324, 2.5]),
+                        st.booleans(), st.text(max_size=2))
+    ids = st.one_of(st.none(), st.text(max_size=70), st.integers())
+    trade = st.tuples(times, numbers, numbers, ids)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(trade, min_size=1, max_size=6))
+    def check(rows):
+        record = {"type": "trades", "symbol": "ES", "t": [r[0] for r in rows],
+                  "p": [r[1] for r in rows], "s": [r[2] for r in rows],
+                  "i": [r[3] for r in rows]}
+        parsed = parse_trade_record(json.dumps(record))
+        valid = [k for k, r in enumerate(rows) if trade_problem(*r, None) is None]
+        assert [r.index for r in parsed.rejected] == [k for k in range(len(rows))
+                                                      if k not in valid]
+        assert parsed.trades.times_ns.tolist() == [rows[k][0] for k in valid]
+        assert parsed.trades.prices.tolist() == [float(rows[k][1]) for k in valid]
+
+    check()

@@ -154,3 +154,15 @@ def test_trades_record_with_one_bad_tick_processes_the_rest_and_reports_the_tick
     assert again == {"batchItemFailures": []}  # a redelivery changes nothing
     items_again = boto3.client("dynamodb").scan(TableName="results")["Items"]
     assert sum(float(i["volume"]["N"]) for i in items_again) == volume
+
+
+def test_event_data_that_is_not_base64_is_quarantined_alone(handler, lambda_context):
+    processor, queue = handler
+    processor.dependencies().ports.predictor = LogisticOfReturn()
+    event = kinesis_event(list(frame_to_bars("TSLA", load_bars("TSLA").tail(5))),
+                          first_sequence=300)
+    event["Records"][2]["kinesis"]["data"] = "not base64!"
+    assert processor.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    (report,) = _quarantined(queue)
+    assert report["rejectionKind"] == "invalid_base64" and report["sequenceNumber"] == "302"
+    assert len(boto3.client("dynamodb").scan(TableName="results")["Items"]) == 4
