@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stocksage.config import STACK
+
 #: Hyperparameters an operator may override per run (``make retrain OVERRIDES=...``).
 ALLOWED_OVERRIDES = frozenset(
     {"symbols", "model-type", "c", "folds", "min-train-bars", "bootstrap-reps", "window-days"}
@@ -133,6 +135,8 @@ def training_job_request(
         "sagemaker_program": config.program,
         "sagemaker_submit_directory": f"s3://{config.bucket}/{config.source_key}",
         "sagemaker_region": config.region,
+        # the bar interval the processor sends to the endpoint (stack.json model.interval)
+        "interval": STACK.raw["model"]["interval"],
         **dict(config.hyperparameters),
         **{k: v for k, v in tick.overrides.items() if k != "window-days"},
         "model-version": name,

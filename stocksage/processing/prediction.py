@@ -11,7 +11,12 @@ from typing import Any
 from stocksage.config import STACK
 from stocksage.processing.outcome import BatchOutcome
 from stocksage.processing.ports import Ports, Prediction, PredictionFill
-from stocksage.processing.results import FEATURE_INDEX, features_defined, range_band
+from stocksage.processing.results import (
+    FEATURE_INDEX,
+    features_defined,
+    range_band,
+    served_by_model,
+)
 from stocksage.processing.work import SymbolWork
 
 __all__ = ["PENDING_FILL_LIMIT", "predict"]
@@ -29,7 +34,8 @@ this batch) or a stored results item still pending."""
 
 def predict(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOutcome) -> None:
     """Step 4: one endpoint call for the batch's bars with finite features and the symbols'
-    pending bars. On any failure the bars stay pending (``endpoint_error`` says why).
+    pending bars; bars of another interval than the model's are never sent (``no_model``).
+    On any failure the bars stay pending (``endpoint_error`` says why).
 
     Fills ``SymbolWork.prob_up``/``range_forecast`` (None = pending) and ``SymbolWork.fills``
     (predictions for stored pending items), and sets ``outcome.model_version``.
@@ -60,8 +66,8 @@ def _request_rows(work: Mapping[str, SymbolWork],
     for item in work.values():
         item.prob_up = [None] * len(item.accepted)
         item.range_forecast = [None] * len(item.accepted)
-        for index, values in enumerate(item.values):
-            if features_defined(values):
+        for index, (bar, values) in enumerate(zip(item.accepted, item.values, strict=True)):
+            if features_defined(values) and served_by_model(bar):
                 rows.append([values[i] for i in FEATURE_INDEX])
                 targets.append((item, index))
     for item, stored in _pending_items(work, ports):

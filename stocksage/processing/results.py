@@ -17,17 +17,32 @@ from stocksage.indicators.definition import OUTPUT_COLUMNS
 
 __all__ = [
     "FEATURE_INDEX",
+    "MODEL_INTERVAL",
+    "PREDICTION_NO_MODEL",
     "PREDICTION_PENDING",
     "PREDICTION_READY",
     "features_defined",
     "range_band",
     "result_item",
+    "served_by_model",
 ]
 
 PREDICTION_READY = "ready"
 PREDICTION_PENDING = "pending"
+PREDICTION_NO_MODEL = "no_model"
 """``prediction_status`` of a results item whose features are finite: ``ready`` with
-``prob_up`` and ``model_version``, or ``pending`` until the endpoint answers again."""
+``prob_up`` and ``model_version``, ``pending`` until the endpoint answers again, or
+``no_model``: the bar's interval is not the one the model was trained and gated on
+(``MODEL_INTERVAL``), so it gets no prediction, never another interval's model output."""
+
+MODEL_INTERVAL: str = str(STACK.raw["model"]["interval"])
+"""The bar interval the served model is trained on (``stack.json`` ``model.interval``; the
+training job's ``interval`` hyperparameter): only bars of it are sent to the endpoint."""
+
+
+def served_by_model(bar: Bar) -> bool:
+    """Whether the endpoint serves ``bar`` (its interval is ``MODEL_INTERVAL``)."""
+    return bar.interval == MODEL_INTERVAL
 
 FEATURE_INDEX = tuple(OUTPUT_COLUMNS.index(name) for name in STACK.features)
 """Positions of the model features (``STACK.features``) in ``OUTPUT_COLUMNS``."""
@@ -63,8 +78,9 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
     the band around the close ``range_low = close * exp(-r/2)``, ``range_high =
     close * exp(r/2)`` (prices: a next bar of the forecast range, centred on this close).
 
-    ``prediction_status`` is ``ready`` (with ``prob_up``, ``model_version``) or ``pending``
-    when the features are finite, absent during the features' warm-up.
+    ``prediction_status`` is ``ready`` (with ``prob_up``, ``model_version``), ``pending`` or,
+    for a bar of another interval than the model's, ``no_model`` when the features are
+    finite; absent during the features' warm-up.
     """
     keys = STACK.keys["results"]
     item: dict[str, Any] = {
@@ -87,5 +103,6 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         if range_forecast is not None:
             item.update(range_band(bar.close, range_forecast))
     elif features_defined(values):
-        item["prediction_status"] = PREDICTION_PENDING
+        item["prediction_status"] = (PREDICTION_PENDING if served_by_model(bar)
+                                     else PREDICTION_NO_MODEL)
     return item

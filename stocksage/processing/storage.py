@@ -9,7 +9,7 @@ from datetime import datetime
 from stocksage.bars import format_time
 from stocksage.processing.outcome import BatchOutcome
 from stocksage.processing.ports import Ports
-from stocksage.processing.results import features_defined, result_item
+from stocksage.processing.results import features_defined, result_item, served_by_model
 from stocksage.processing.work import SymbolWork
 from stocksage.state import FORMAT
 
@@ -69,5 +69,5 @@ def _pending_since(item: SymbolWork) -> str | None:
     old = None if item.pending_filled else item.pending_before
     new = next((format_time(bar.bar_time) for bar, prob, values in
                 zip(item.accepted, item.prob_up, item.values, strict=True)
-                if prob is None and features_defined(values)), None)
+                if prob is None and features_defined(values) and served_by_model(bar)), None)
     return old or new

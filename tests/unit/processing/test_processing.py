@@ -303,3 +303,21 @@ def test_one_output_endpoint_writes_no_range_columns():
     run(ports, stream("TSLA", 80), 40)
     assert not any("range_forecast" in i or "range_low" in i
                    for i in ports.results.items.values())
+
+
+def test_bars_of_another_interval_than_the_models_get_no_prediction_and_say_so():
+    """The served model is trained and gated on daily bars (stack.json model.interval): a
+    15-minute bar is never sent to the endpoint, never left pending, and says ``no_model``."""
+    from stocksage.processing.results import MODEL_INTERVAL, PREDICTION_NO_MODEL
+
+    assert MODEL_INTERVAL == "1d"
+    frame = load_bars("BTC-USD").head(80)
+    bars = [StreamBar(b, str(i + 1)) for i, b in enumerate(frame_to_bars("BTC", frame, "15m"))]
+    ports = memory_ports()
+    run(ports, bars, 40)
+    assert ports.predictor.calls == 0
+    items = [item for (s, _), item in ports.results.items.items() if s == "BTC"]
+    assert len(items) == 80 and not any("prob_up" in item for item in items)
+    finite = enrich(frame)[list(STACK.features)].notna().all(axis=1).sum()
+    assert sum(i.get("prediction_status") == PREDICTION_NO_MODEL for i in items) == finite > 0
+    assert "pending_since" not in ports.states.items["BTC"]
