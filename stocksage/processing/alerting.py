@@ -32,6 +32,7 @@ from stocksage.indicators.definition import OUTPUT_COLUMNS
 from stocksage.processing.outbox import publish_outboxes
 from stocksage.processing.outcome import BatchOutcome
 from stocksage.processing.ports import Ports
+from stocksage.processing.trade_path import PRICE_LEVEL_TYPES
 from stocksage.processing.work import SymbolWork
 
 __all__ = ["OUTBOX_LIMIT", "raise_alerts"]
@@ -59,6 +60,7 @@ def raise_alerts(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOut
     outcome.rule_errors.extend(rule_errors)
     for symbol in symbols:
         _evaluate(work[symbol], rules.get(symbol, []), outcome)
+        _evaluate_forming(work[symbol], rules.get(symbol, []), outcome)
     publish_outboxes([work[s] for s in symbols], ports.alerts, outcome)
 
 
@@ -97,6 +99,48 @@ def _evaluate(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) ->
         logger.error("outbox of %s over %d alerts: %d oldest dropped", state.symbol,
                      OUTBOX_LIMIT, dropped)
         state.outbox = state.outbox[dropped:]
+
+
+def _evaluate_forming(item: SymbolWork, rules: Sequence[Rule], outcome: BatchOutcome) -> None:
+    """The rules other than price levels (those run on every trade, step 1b) on the forming
+    bar, once per batch, without committing it: its indicators come from a copy of the
+    symbol's kernel advanced by the forming bar (so they equal ``ta`` on the closed bars plus
+    the forming bar as it stands), the window is the recent bars plus the forming one. A rule
+    fires at most once per (rule, bar): the alert id joins ``intrabar_fired`` and the close
+    skips it; ``details.phase`` is ``"intrabar"``. The state's kernel, recent bars and last
+    values are not changed (cooldowns are, as for any firing)."""
+    state, bar = item.state, item.forming
+    if bar is None or state.trades is None:
+        return
+    if state.last_bar_time is not None and bar.bar_time <= state.last_bar_time:
+        return
+    others = [rule for rule in rules if rule.type not in PRICE_LEVEL_TYPES]
+    if not others:
+        return
+    ohlcv = np.array([[bar.open, bar.high, bar.low, bar.close, bar.volume]])
+    values = state.kernel.row(0).step(np.array([0]), ohlcv)[0].tolist()
+    current = RowValues(_COLUMN_INDEX, values, {
+        "open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close,
+        "volume": bar.volume, "prob_up": None, "range_forecast": None})
+    keep = lookback_bars(others)
+    window = None
+    if keep:
+        combined = state.recent.extended(np.array([epoch_micros(bar.bar_time)]), ohlcv,
+                                         keep + 1)
+        window = BarWindow(combined.times, *(combined.ohlcv[:, j] for j in range(5)))
+    previous = state.previous_values() if state.bars_seen else None
+    alerts, errors = evaluate_rules(others, bar, previous, current, window, state.last_fired,
+                                    bar_index=state.bars_seen)
+    outcome.rule_errors.extend(errors)
+    fired = set(state.trades.intrabar_fired)
+    for alert in alerts:
+        if alert.alert_id in fired:
+            continue
+        alert.details["phase"] = "intrabar"
+        state.outbox.append(alert.message())
+        fired.add(alert.alert_id)
+        outcome.symbols[state.symbol].intrabar_alerts += 1
+    state.trades.intrabar_fired = sorted(fired)
 
 
 def _evaluate_bars(item: SymbolWork, rules: Sequence[Rule], window: BarWindow | None,

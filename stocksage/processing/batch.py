@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from stocksage.bars import Bar
 from stocksage.bars.aggregation import DEFAULT_GRACE_NS, DEFAULT_INTERVALS
 from stocksage.processing.alerting import raise_alerts
 from stocksage.processing.computation import compute
@@ -49,8 +50,9 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
     if not groups and not trade_groups:
         return outcome
     states = load_states(ports.states, sorted(set(groups) | set(trade_groups)), outcome)
+    forming: dict[str, Bar] = {}
     built = build_bars(trade_groups, states, ports, outcome, interval=trade_interval,
-                       grace_ns=grace_ns)
+                       grace_ns=grace_ns, forming=forming)
     for symbol, stream_bars in built.items():
         merged = groups.get(symbol, []) + stream_bars
         merged.sort(key=lambda item: int(item.sequence_number))  # stable: built bars after
@@ -60,6 +62,7 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
     for symbol in built:
         if symbol in work:
             work[symbol].trades_changed = True
+            work[symbol].forming = forming.get(symbol)
     compute(work)
     predict(work, ports, outcome)
     write_results(work, ports, outcome, now)

@@ -41,7 +41,7 @@ import numpy as np
 
 from stocksage.alerts import Rule, evaluate_rules
 from stocksage.alerts.messages import alert_id
-from stocksage.bars import format_time
+from stocksage.bars import Bar, format_time
 from stocksage.bars.aggregation import DEFAULT_GRACE_NS, DEFAULT_INTERVALS, BarBuilder
 from stocksage.bars.trade_parsing import TradeColumns
 from stocksage.processing.outcome import BatchOutcome, SymbolOutcome
@@ -72,7 +72,8 @@ def group_trades(records: Iterable[StreamTrades]) -> dict[str, list[StreamTrades
 
 def build_bars(groups: Mapping[str, list[StreamTrades]], states: Mapping[str, SymbolState],
                ports: Ports, outcome: BatchOutcome, *, interval: str = DEFAULT_INTERVALS[0],
-               grace_ns: int = DEFAULT_GRACE_NS) -> dict[str, list[StreamBar]]:
+               grace_ns: int = DEFAULT_GRACE_NS,
+               forming: dict[str, Bar] | None = None) -> dict[str, list[StreamBar]]:
     """Step 1b (module docstring): fold each symbol's records into its builder.
 
     Args:
@@ -85,6 +86,8 @@ def build_bars(groups: Mapping[str, list[StreamTrades]], states: Mapping[str, Sy
             ``failed``.
         interval: Interval of the bars of a symbol that has none yet.
         grace_ns: How long after its end (event time) a bar waits for trades.
+        forming: When given, filled with each symbol's newest open bar (the forming bar
+            that step 6 evaluates the indicator rules on).
 
     Returns:
         ``{symbol: closed bars as StreamBar}``, oldest first; a symbol whose trade path
@@ -111,6 +114,9 @@ def build_bars(groups: Mapping[str, list[StreamTrades]], states: Mapping[str, Sy
         path.builder = builder.to_state()
         state.trades = path
         built[symbol] = bars
+        newest = builder.forming().get(bar_interval)
+        if forming is not None and newest is not None:
+            forming[symbol] = newest
     return built
 
 

@@ -31,6 +31,8 @@ class SymbolWork:
         pending_before: ``state.pending_since`` when the state was read.
         previous_close: The symbol's last close before the batch (step 3).
         trades_changed: The trade path changed the state (step 1b): write it.
+        forming: The symbol's forming bar built from trades (step 1b), evaluated by the
+            indicator rules intrabar in step 6; None without trades.
     """
 
     state: SymbolState
@@ -46,6 +48,7 @@ class SymbolWork:
     pending_before: str | None = None
     previous_close: float = float("nan")
     trades_changed: bool = False
+    forming: Bar | None = None
 
 
 def group_by_symbol(bars: Iterable[StreamBar]) -> dict[str, list[StreamBar]]:

@@ -236,3 +236,31 @@ def test_state_item_round_trips_the_trade_path():
     assert state.trades is not None and state.trades.builder is not None
     assert state.trades.applied == {"shardId-000000000000": "5"}
     assert state.to_item()["trades"] == item["trades"]
+
+
+def test_indicator_rules_fire_intrabar_on_the_forming_bar_with_values_equal_to_ta():
+    """An RSI rule on the forming bar: each intrabar alert's RSI equals ``ta`` over the closed
+    bars plus the forming bar as the alert carries it; once per bar, never again at close."""
+    trades = es_trades(20_000)
+    rule = Rule("rsi", "ES", "rsi_cross", {"upper": 55, "lower": 45})
+    records = stream(payloads(trades))
+    records.append(final_watermark(trades, len(records) + 1))
+    ports = memory_ports({"ES": [rule]})
+    run(ports, records, 3)
+    messages = list(ports.alerts.published.values())
+    intrabar = [m for m in messages if m["payload"]["details"]["phase"] == "intrabar"]
+    assert len(intrabar) > 3
+    closed = resample(trades)
+    for message in intrabar:
+        bar = message["payload"]["bar"]
+        start = pd.Timestamp(bar["bar_time"])
+        partial = pd.DataFrame([{k: float(bar[k]) for k in ("open", "high", "low", "close",
+                                                           "volume")}], index=[start])
+        series = pd.concat([closed[closed.index < start], partial])
+        expected = enrich(series)["rsi_14"].iloc[-1]
+        assert message["payload"]["details"]["rsi"] == pytest.approx(expected, rel=1e-9)
+    bars_fired = [m["payload"]["bar"]["bar_time"] for m in intrabar]
+    assert len(bars_fired) == len(set(bars_fired))
+    close = [m["payload"]["bar"]["bar_time"] for m in messages
+             if m["payload"]["details"]["phase"] == "close"]
+    assert not set(close) & set(bars_fired)
