@@ -77,8 +77,9 @@ class MemoryResults:
             self.items[(item["symbol"], item["bar_time"])] = dict(item)
         return failed
 
-    def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        return {key for key in keys if key in self.items}
+    def chain(self, symbol: str, since: str) -> dict[str, str | None] | None:
+        return {t: item.get("prev_bar_time") for (s, t), item in self.items.items()
+                if s == symbol and t >= since}
 
     def pending(self, symbol: str, since: str, limit: int) -> list[dict[str, Any]]:
         found = sorted((key[1], item) for key, item in self.items.items()

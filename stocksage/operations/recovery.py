@@ -31,6 +31,7 @@ from stocksage.indicators.definition import OUTPUT_COLUMNS
 from stocksage.indicators.incremental import Kernel
 from stocksage.processing import (
     FEATURE_INDEX,
+    FIRST_BAR,
     PREDICTION_READY,
     Predictor,
     features_defined,
@@ -113,20 +114,23 @@ def rebuild(symbol: str, processed: Sequence[Bar], history: Iterable[Bar],
     processed_times = {format_time(b.bar_time) for b in processed}
     result = Rebuild(state=SymbolState(symbol=symbol), bars=len(series))
     changed: list[int] = []
+    prevs: list[str] = [FIRST_BAR] + [format_time(b.bar_time) for b in series[:-1]]
     for index, (bar, values) in enumerate(zip(series, outputs, strict=True)):
         stamp = format_time(bar.bar_time)
         if stamp not in processed_times:
             result.inserted += 1
         old = existing.get(stamp)
-        if old is None or not _same_values(old, values):
-            changed.append(index)
+        if old is None or not _same_values(old, values) or \
+                old.get("prev_bar_time") != prevs[index]:
+            changed.append(index)  # also: relinked into the chain (stocksage.processing)
     probabilities = _predict(outputs, changed, predictor, result)
     stamp_now = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     for index in changed:
         prob = probabilities.get(index)
         result.items.append(result_item(series[index], outputs[index].tolist(), prob,
                                         probabilities.get("version", ""), stamp_now,
-                                        probabilities.get("range", {}).get(index)))
+                                        probabilities.get("range", {}).get(index),
+                                        prevs[index]))
     last = outputs[-1]
     last_item = existing.get(format_time(series[-1].bar_time), {})
     last_prob = probabilities.get(len(series) - 1, last_item.get("prob_up"))

@@ -66,6 +66,7 @@ from stocksage.processing.ports import (
 from stocksage.processing.prediction import PENDING_FILL_LIMIT
 from stocksage.processing.results import (
     FEATURE_INDEX,
+    FIRST_BAR,
     PREDICTION_PENDING,
     PREDICTION_READY,
     features_defined,
@@ -76,6 +77,7 @@ from stocksage.processing.work import group_by_symbol
 
 __all__ = [
     "FEATURE_INDEX",
+    "FIRST_BAR",
     "OUTBOX_LIMIT",
     "PENDING_FILL_LIMIT",
     "PREDICTION_PENDING",

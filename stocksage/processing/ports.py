@@ -119,8 +119,10 @@ class ResultStore(Protocol):
         """Write items keyed by (symbol, bar_time), overwriting; return ``{symbol: reason}``
         for the symbols of which some item could not be written."""
 
-    def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """The (symbol, bar_time) keys that have an item."""
+    def chain(self, symbol: str, since: str) -> dict[str, str | None] | None:
+        """``{bar_time: prev_bar_time}`` of ``symbol``'s items from ``since`` on (ISO,
+        inclusive; None where an item has no ``prev_bar_time``), or None when they could not
+        be read (the symbol is then retried)."""
 
     def pending(self, symbol: str, since: str, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` items of ``symbol`` from ``since`` on (ISO, inclusive) whose

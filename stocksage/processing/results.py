@@ -40,6 +40,11 @@ MODEL_INTERVAL: str = str(STACK.raw["model"]["interval"])
 training job's ``interval`` hyperparameter): only bars of it are sent to the endpoint."""
 
 
+FIRST_BAR = ""
+"""``prev_bar_time`` of a symbol's first bar (an item without the attribute predates the
+chain)."""
+
+
 def served_by_model(bar: Bar) -> bool:
     """Whether the endpoint serves ``bar`` (its interval is ``MODEL_INTERVAL``)."""
     return bar.interval == MODEL_INTERVAL
@@ -62,7 +67,8 @@ def range_band(close: float, range_forecast: float) -> dict[str, float]:
 
 def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
                 model_version: str, processed_at: str,
-                range_forecast: float | None = None) -> dict[str, Any]:
+                range_forecast: float | None = None,
+                prev_bar_time: str | None = None) -> dict[str, Any]:
     """One results-table item: keys, OHLCV, indicators, features, prediction.
 
     Args:
@@ -73,6 +79,10 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         processed_at: ISO UTC time stamp (milliseconds, e.g. ``2026-12-03T08:40:01.123Z``).
         range_forecast: Forecast range ``ln(high/low)`` of the NEXT bar (log-price units) or
             None (no prediction, or the serving model has no range model).
+        prev_bar_time: ``bar_time`` of the bar before this one in the symbol's accepted
+            series (None for its first bar: stored as ``FIRST_BAR``): the items form a chain
+            back from the state's ``last_bar_time``, so an item written by an invocation whose
+            state write failed is off the chain (``stocksage.processing.intake``).
 
     With a prediction and a range forecast ``r`` the item also holds ``range_forecast = r`` and
     the band around the close ``range_low = close * exp(-r/2)``, ``range_high =
@@ -94,6 +104,7 @@ def result_item(bar: Bar, values: Sequence[float], prob_up: float | None,
         "volume": bar.volume,
         "processed_at": processed_at,
     }
+    item["prev_bar_time"] = prev_bar_time or FIRST_BAR
     item.update({name: value for name, value in zip(OUTPUT_COLUMNS, values, strict=True)
                  if value == value})  # NaN (not defined yet) is the one value unequal to itself
     if prob_up is not None:

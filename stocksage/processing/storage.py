@@ -20,15 +20,24 @@ def write_results(work: Mapping[str, SymbolWork], ports: Ports, outcome: BatchOu
                   now: datetime) -> None:
     """Step 5: results items and filled predictions; symbols not stored -> ``failed``.
 
+    Each item names the bar before it in the symbol's series (``prev_bar_time``): the chain
+    that lets step 2 tell a bar the state holds from one an invocation wrote but could not
+    commit (its state write failed).
+
     ``now`` (UTC) becomes every item's ``processed_at`` (ISO, milliseconds). A fill that is
     not written leaves the symbol's earlier items pending (retried by a later batch); it does
     not fail the symbol.
     """
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    items = [result_item(bar, values, prob, outcome.model_version, stamp, forecast)
-             for item in work.values()
-             for bar, values, prob, forecast in zip(item.accepted, item.values, item.prob_up,
-                                                    item.range_forecast, strict=True)]
+    items = []
+    for item in work.values():
+        last = item.state.last_bar_time  # still the state read: step 7 advances it
+        prev = format_time(last) if last is not None else None
+        for bar, values, prob, forecast in zip(item.accepted, item.values, item.prob_up,
+                                               item.range_forecast, strict=True):
+            items.append(result_item(bar, values, prob, outcome.model_version, stamp,
+                                     forecast, prev))
+            prev = format_time(bar.bar_time)
     if items:
         outcome.failed.update(ports.results.put_results(items))
     outcome.results_written = sum(len(item.accepted) for s, item in work.items()

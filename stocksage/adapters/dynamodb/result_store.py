@@ -18,10 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stocksage.adapters.dynamodb.calls import (
     DEFAULT_BACKOFF,
-    MAX_BATCH_GET,
     SERIALIZER,
     Backoff,
-    batch_get,
     error_reason,
     from_wire,
     to_wire,
@@ -97,15 +95,25 @@ class DynamoResultStore:
             self._backoff.sleep(attempt)
         return requests
 
-    def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Keys with an item (BatchGetItem of the keys only); unanswered keys count as absent."""
-        found: set[tuple[str, str]] = set()
-        for start in range(0, len(keys), MAX_BATCH_GET):
-            wire = [{self._pk: {"S": s}, self._sk: {"S": t}}
-                    for s, t in keys[start:start + MAX_BATCH_GET]]
-            items, _ = batch_get(self._client, self._table_name, wire, self._backoff,
-                                  projection="#p, #s", names={"#p": self._pk, "#s": self._sk})
-            found.update((i[self._pk]["S"], i[self._sk]["S"]) for i in items)
+    def chain(self, symbol: str, since: str) -> dict[str, str | None] | None:
+        """``{bar_time: prev_bar_time}`` from ``since`` on: one Query (strongly consistent,
+        keys and ``prev_bar_time`` only, paginated); None when DynamoDB refused it."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table_name, ConsistentRead=True,
+            KeyConditionExpression="#p = :p AND #s >= :since",
+            ProjectionExpression="#s, prev_bar_time",
+            ExpressionAttributeNames={"#p": self._pk, "#s": self._sk},
+            ExpressionAttributeValues={":p": {"S": symbol}, ":since": {"S": since}})
+        found: dict[str, str | None] = {}
+        try:
+            for page in pages:
+                for item in page.get("Items", []):
+                    prev = item.get("prev_bar_time")
+                    found[item[self._sk]["S"]] = None if prev is None else prev["S"]
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("results chain of %s not read: %s", symbol, error_reason(exc))
+            return None
         return found
 
     def pending(self, symbol: str, since: str, limit: int) -> list[dict[str, Any]]:

@@ -61,3 +61,17 @@ def test_fill_of_a_missing_table_reports_the_symbol(kw):
     store = DynamoResultStore(boto3.client("dynamodb", **kw), "no-such-table")
     failed = store.fill_predictions([PredictionFill("MSFT", "2024-01-02T00:00:00Z", 0.5, "v1")])
     assert list(failed) == ["MSFT"] and failed["MSFT"]
+
+
+def test_chain_reads_the_prev_links_from_a_time_on_and_none_for_items_before_the_chain(store):
+    base = {"interval": "1d", "close": 1.0}
+    store.put_results([
+        {**base, "symbol": "CHN", "bar_time": "2024-01-01T00:00:00Z"},  # before the chain
+        {**base, "symbol": "CHN", "bar_time": "2024-01-02T00:00:00Z", "prev_bar_time": ""},
+        {**base, "symbol": "CHN", "bar_time": "2024-01-03T00:00:00Z",
+         "prev_bar_time": "2024-01-02T00:00:00Z"},
+        {**base, "symbol": "OTHER", "bar_time": "2024-01-03T00:00:00Z", "prev_bar_time": ""}])
+    assert store.chain("CHN", "2024-01-02T00:00:00Z") == {
+        "2024-01-02T00:00:00Z": "", "2024-01-03T00:00:00Z": "2024-01-02T00:00:00Z"}
+    assert store.chain("CHN", "2024-01-01T00:00:00Z")["2024-01-01T00:00:00Z"] is None
+    assert store.chain("NONE", "2024-01-01T00:00:00Z") == {}

@@ -102,3 +102,45 @@ def test_a_range_of_trades_records_is_redriven_into_bars_and_each_record_applied
     assert len(quarantine.sent) - quarantine_live == 1  # the bad tick, reported with reason
     volume = sum(item["volume"] for item in ports.results.items.values())
     assert volume == trades["size"].sum() - trades["size"].iloc[250 + 3]
+
+
+def test_bars_of_a_batch_whose_state_write_failed_are_late_on_redrive_and_repair_restores_them():
+    """Issue 21's case: a batch's results are written, its state write fails until the event
+    source mapping gives up, later bars advance the symbol. Redrive must not take the written
+    results for duplicates (they are off the state's chain): the bars are late, and repair
+    puts them into the series, equal to a clean run."""
+    import numpy as np
+
+    from stocksage.config import STACK
+    from stocksage.indicators.features import enrich
+    from stocksage.operations.redrive import repair
+    from stocksage.processing import StreamBar, process_batch
+
+    frame = load_bars("IBM").iloc[:120]
+    bars = frame_to_bars("IBM", frame)
+    records = [{"SequenceNumber": str(1000 + k), "PartitionKey": "IBM", "Data": b.to_json(),
+                "ApproximateArrivalTimestamp": datetime(2024, 1, 3, tzinfo=UTC)}
+               for k, b in enumerate(bars)]
+    stream = [StreamBar(b, r["SequenceNumber"]) for b, r in zip(bars, records, strict=True)]
+    ports = memory_ports()
+    process_batch(stream[:40], ports)
+    ports.states.fail_write = lambda symbol: True
+    for _ in range(3):  # the mapping's retries, then it gives up on the batch
+        assert set(process_batch(stream[40:80], ports).failed) == {"IBM"}
+    ports.states.fail_write = lambda symbol: False
+    process_batch(stream[80:], ports)  # the shard moves on: the state has a gap
+    report = redrive(Queue("1040", "1079"), Stream(records), ports, Quarantine())
+    assert report.late_symbols == {"IBM"} and report.bars == 0
+
+    items = ports.results.items_for("IBM")
+    result, problems = repair("IBM", ports, items, lambda prefix: iter(bars))
+    assert problems == {} and result is not None and result.inserted == 0
+    expected = enrich(frame)
+    got = {t: item for (s, t), item in ports.results.items.items() if s == "IBM"}
+    for column in (*STACK.indicator_columns, *STACK.features):
+        have = np.array([got[t.strftime("%Y-%m-%dT%H:%M:%SZ")].get(column, np.nan)
+                         for t in frame.index], dtype=float)
+        np.testing.assert_allclose(have, expected[column].to_numpy(), rtol=1e-9, atol=1e-9,
+                                   equal_nan=True, err_msg=column)
+    states, _ = ports.states.get_states(["IBM"])
+    assert states["IBM"].bars_seen == 120
