@@ -1,5 +1,4 @@
-"""Processor Lambda: Kinesis batch of bars and trades -> bars, indicators, prediction, results,
-alerts.
+"""Processor Lambda: Kinesis batch of trades and bars -> bars, indicators, predictions, alerts.
 
 Thin handler: decode records, read typed settings, observability (Powertools Logger, Metrics,
 Tracer) and partial batch responses (Powertools ``BatchProcessor``, public API only). The work

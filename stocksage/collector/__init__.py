@@ -1,4 +1,4 @@
-"""Collector: pushes OHLCV bars into the Kinesis stream (partition key = symbol).
+"""Collector: pushes trades and OHLCV bars into the Kinesis stream (partition key = symbol).
 
 * :mod:`stocksage.collector.sources` - the ``Source`` protocol and ``ReplaySource`` (bundled real
   data, interleaved by bar time, optional time compression).

@@ -4,7 +4,9 @@ Runs as an ECS Fargate task in AWS and as a local process against the embedded e
 (``AWS_ENDPOINT_URL``, default credentials chain). Commands: ``replay`` (bundled real data),
 ``replay-trades`` (a trades file or the bundled E-mini S&P 500 ticks, packed per symbol with
 watermark heartbeats; :mod:`stocksage.collector.trade_replay`), ``live`` (Alpaca Market
-Data v2 bars, polled; :mod:`stocksage.collector.live`) and ``health`` (the container health
+Data v2 bars, polled; :mod:`stocksage.collector.live`), ``live-stream`` (Alpaca Market Data
+Stream v2 over a websocket: trades packed like the replay's, minute bars, reconnects with a
+REST backfill; :mod:`stocksage.collector.live_stream`) and ``health`` (the container health
 check; :mod:`stocksage.collector.health`). Examples::
 
     python -m stocksage.collector replay --symbols TSLA,AAPL --speed 0 --limit 500
@@ -15,6 +17,9 @@ check; :mod:`stocksage.collector.health`). Examples::
     python -m stocksage.collector replay-trades trades.parquet --symbol AAPL --tz America/New_York
 
     python -m stocksage.collector live --symbols AAPL,MSFT --timeframe 1Min   # key from env
+    python -m stocksage.collector live-stream --symbols AAPL,MSFT --feed iex   # key from env
+    python -m stocksage.collector live-stream --symbols FAKEPACA --feed test \\
+        --stream-url ws://127.0.0.1:8765 --rest-url http://127.0.0.1:8766  # the local fake
     python -m stocksage.collector health                                     # exit 0 = healthy
 
 Stopping: SIGTERM (``ecs stop-task``, ``docker stop``) or Ctrl-C ends the replay after the current
@@ -35,7 +40,12 @@ a restart re-requests whatever was not.
 
 Exit codes: 0 done/stopped, 1 Kinesis write failure (records given up after retries, or stream
 error), 2 bad input (unknown symbol, bad dates, missing or malformed data file, a trades row
-that cannot be parsed: the message names its line).
+that cannot be parsed: the message names its line). ``live`` and ``live-stream``: 2 also for
+a refused or missing market-data key (and, ``live-stream``, Alpaca's 405 symbol limit / 409
+plan without the feed), 1 for a provider failure retrying did not fix (406 connection limit,
+REST errors).
+``live-stream`` on SIGTERM stops the websocket, packs the trades it delivered, cuts every
+open pack, sends a final watermark per symbol, then flushes like the others.
 
 This module is the command line only: the source -> sink loop is
 :func:`stocksage.collector.run.collect`, logs, signals and the Kinesis client are in
@@ -437,6 +447,56 @@ def live(
     )
 
 
+_StreamFeed = Annotated[str, typer.Option(
+    envvar="ALPACA_FEED", help="Alpaca stream feed: iex (free), sip (paid) or test (FAKEPACA).")]
+_StreamUrl = Annotated[str, typer.Option(
+    envvar="ALPACA_STREAM_URL",
+    help="Websocket root, the feed is appended (the local fake: ws://127.0.0.1:8765).")]
+_RestUrl = Annotated[str, typer.Option(
+    envvar="ALPACA_DATA_URL", help="REST root of the trades backfill after a reconnection.")]
+_AllowanceMs = Annotated[float, typer.Option(
+    help="Milliseconds the packer's clock stays behind the feed (delivery delay and disorder).")]
+
+
+@app.command("live-stream")
+def live_stream(
+    symbols: _Symbols = "AAPL,MSFT",
+    feed: _StreamFeed = "iex",
+    stream_url: _StreamUrl = "wss://stream.data.alpaca.markets/v2",
+    rest_url: _RestUrl = "https://data.alpaca.markets",
+    stream: _Stream = None,
+    env: _Env = "local",
+    secret_id: _SecretId = None,
+    window_ms: _WindowMs = 100.0,
+    allowance_ms: _AllowanceMs = 500.0,
+    per_key: _PerKey = 1,
+    health_file: _HealthFile = "/tmp/collector-health.json",
+    region: _Region = None,
+    endpoint_url: _Endpoint = None,
+    log_level: _LogLevel = "INFO",
+    stop_deadline_seconds: _StopDeadline = 20.0,
+    spill_file: _SpillFile = ".local/collector-spill.jsonl",
+) -> None:
+    """Stream Alpaca trades and minute bars of SYMBOLS over a websocket into Kinesis: trades
+    packed per symbol (at most MAX_TRADES_PER_RECORD spanning at most --window-ms) with
+    watermark heartbeats, bars as they come; reconnects and backfills missed trades by REST."""
+    from stocksage.collector.live_stream import run_live_stream
+    from stocksage.config import resource_name
+
+    configure_logging(log_level)
+    stream_name = stream or resource_name(env, "stream")
+    outcome = run_live_stream(
+        symbols.split(","), stream_name=stream_name,
+        kinesis_client=make_kinesis_client(region, endpoint_url), stop=threading.Event(),
+        env=os.environ, secret_id=secret_id, feed=feed, stream_url=stream_url,
+        rest_url=rest_url, window_ms=window_ms, allowance_ms=allowance_ms, per_key=per_key,
+        stop_deadline_seconds=stop_deadline_seconds, spill_path=spill_file or None,
+        health_file=health_file or None)
+    typer.echo(outcome.message, err=True)
+    if outcome.code:
+        raise typer.Exit(outcome.code)
+
+
 @app.command()
 def health(
     health_file: _HealthFile = "/tmp/collector-health.json",
@@ -461,6 +521,7 @@ __all__ = [
     "health",
     "install_stop_handlers",
     "live",
+    "live_stream",
     "make_kinesis_client",
     "replay",
     "replay_trades",

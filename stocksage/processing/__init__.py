@@ -1,5 +1,4 @@
-"""The processor's domain logic: one Kinesis batch of bars and trades in, results, alerts and
-state out.
+"""The processor's domain logic: a Kinesis batch of bars and trades in; results, alerts, state out.
 
 Plain Python: it never imports boto3. It reaches AWS only through the ports (``ports``), which
 ``stocksage.adapters`` implements with boto3 and ``stocksage.adapters.memory`` in memory. The

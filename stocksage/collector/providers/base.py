@@ -339,6 +339,12 @@ class ReconnectingStream(ABC):
         self.queue_size = queue_size
         self.stats = StreamStats()
         self.last_trade_ns: dict[str, int] = {}
+        self.receiving_live = False
+        """True while the current connection's live messages are read: set after its
+        handshake and (on a reconnection) after every backfilled trade was accepted, cleared
+        as soon as the connection ends. A consumer in another thread may read it (then
+        ``stats.trades + stats.bars``) to know whether trades older than the live ones can
+        still come: ``stocksage.collector.live_stream`` freezes its clock while it is False."""
         self._stopped = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -446,6 +452,7 @@ class ReconnectingStream(ABC):
                         yield trade
                     if self.stopped:
                         return
+        self.receiving_live = True
         async with contextlib.aclosing(self.messages()) as live:
             async for event in live:
                 if self._accept(event):
@@ -480,6 +487,7 @@ class ReconnectingStream(ABC):
                         log.warning("stream connection lost",
                                     extra={"error": f"{type(err).__name__}: {err}"})
                 finally:
+                    self.receiving_live = False
                     await self.close()
                 if self.stopped:
                     return
