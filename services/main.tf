@@ -243,13 +243,13 @@ module "processor" {
 
   policy_statements = {
     # Exactly the calls the code makes (tests/unit/test_terraform_contracts.py derives them
-    # from stocksage/adapters and lambdas and compares): results batch_write_item, batch_get_item
-    # (duplicate check), query (pending predictions), update_item (fill them); state
+    # from stocksage/adapters and lambdas and compares): results batch_write_item, query
+    # (pending predictions; the prev_bar_time chain of stale bars), update_item (fill them); state
     # batch_get_item and conditional puts in transact_write_items (-> PutItem); the rules table read whole (paginated Scan,
     # Powertools Parameters provider, cached);
     # Powertools idempotency -> Get/Put/Update/DeleteItem.
     WriteResults = {
-      actions   = ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+      actions   = ["dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:UpdateItem"]
       resources = [module.tables["results_table"].arn]
     }
     ReadWriteWindowState = {
