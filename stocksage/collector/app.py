@@ -476,10 +476,13 @@ def live_stream(
     log_level: _LogLevel = "INFO",
     stop_deadline_seconds: _StopDeadline = 20.0,
     spill_file: _SpillFile = ".local/collector-spill.jsonl",
+    bars: Annotated[bool, typer.Option(
+        "--bars/--no-bars", help="Also forward the provider's minute bars (off: the processor "
+        "builds bars from the trades, and the two are not reconciled).")] = False,
 ) -> None:
-    """Stream Alpaca trades and minute bars of SYMBOLS over a websocket into Kinesis: trades
-    packed per symbol (at most MAX_TRADES_PER_RECORD spanning at most --window-ms) with
-    watermark heartbeats, bars as they come; reconnects and backfills missed trades by REST."""
+    """Stream Alpaca trades of SYMBOLS over a websocket into Kinesis: trades packed per symbol
+    (at most MAX_TRADES_PER_RECORD spanning at most --window-ms) with watermark heartbeats
+    (and with --bars the provider's minute bars); reconnects and backfills missed trades."""
     from stocksage.collector.live_stream import run_live_stream
     from stocksage.config import resource_name
 
@@ -490,6 +493,7 @@ def live_stream(
         kinesis_client=make_kinesis_client(region, endpoint_url), stop=threading.Event(),
         env=os.environ, secret_id=secret_id, feed=feed, stream_url=stream_url,
         rest_url=rest_url, window_ms=window_ms, allowance_ms=allowance_ms, per_key=per_key,
+        bars=bars,
         stop_deadline_seconds=stop_deadline_seconds, spill_path=spill_file or None,
         health_file=health_file or None)
     typer.echo(outcome.message, err=True)

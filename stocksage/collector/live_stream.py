@@ -404,6 +404,7 @@ def run_live_stream(
     health_file: str | None = None,
     on_sent: ProgressCallback | None = None,
     backoff: Backoff | None = None,
+    bars: bool = False,
 ) -> LiveStreamOutcome:
     """``live-stream``: Alpaca stream trades (packed) and bars into Kinesis until ``stop``.
 
@@ -414,7 +415,7 @@ def run_live_stream(
     ``spill_path`` (``collect``).
 
     Args:
-        symbols: Tickers (trades and bars of each).
+        symbols: Tickers (their trades; with ``bars`` their minute bars too).
         stream_name: Kinesis stream to write to.
         kinesis_client: A boto3 Kinesis client (``make_kinesis_client``).
         stop: The stop event (SIGTERM sets it; tests set it).
@@ -433,6 +434,8 @@ def run_live_stream(
         health_file: Heartbeat file for the container health check (None: none).
         on_sent: The sink's progress hook (``{symbol: records acknowledged}``).
         backoff: Reconnection delays (default ``Backoff()``).
+        bars: Also forward the provider's minute bars (off by default: the processor builds
+            the symbol's bars from its trades, and the two are not reconciled).
 
     Returns:
         The exit code and its message (never raises for the errors it maps to a code).
@@ -467,7 +470,7 @@ def run_live_stream(
         if not allowance_ms >= 0:
             raise ValueError(f"--allowance-ms must be >= 0, got {allowance_ms}")
         stream = AlpacaStream(symbols, credentials, feed=feed, stream_url=ws_url,
-                              rest_url=http_url, backoff=backoff)
+                              rest_url=http_url, backoff=backoff, bars=bars)
         packer = TradePacker(window_ns=round(window_ms * 1_000_000), source=stream.source)
         sink = KinesisSink(kinesis_client, stream_name, max_records_per_key=per_key,
                            on_sent=on_sent)

@@ -204,7 +204,7 @@ class AlpacaStream(ReconnectingStream):
     generator); :meth:`stop` ends either (thread-safe).
 
     Args:
-        symbols: Tickers to subscribe to (trades and bars).
+        symbols: Tickers to subscribe to.
         credentials: Alpaca key pair (``stocksage.collector.live.load_credentials``).
         feed: One of :data:`FEEDS` (``iex`` free; ``sip`` paid).
         stream_url: Websocket root, the feed is appended (tests: the fake's ``ws://`` URL).
@@ -220,6 +220,9 @@ class AlpacaStream(ReconnectingStream):
             retried with backoff before 406 is fatal: just after a network drop Alpaca may
             still count the dead connection. A 406 before any connection worked is fatal.
         backoff, sleep, clock, dedup, max_reconnects, queue_size: see ``ReconnectingStream``.
+        bars: Also subscribe to the minute bars (``live-stream --bars``). Off when the
+            processor builds the symbol's bars from its trades: bar records and bars built
+            from trades are not reconciled (the first bar of a minute wins).
 
     Raises:
         ValueError: unknown feed or no symbol.
@@ -234,7 +237,8 @@ class AlpacaStream(ReconnectingStream):
                  limit_retries: int = 5,
                  backoff: Backoff | None = None, sleep: Sleep = asyncio.sleep,
                  clock: Callable[[], int] | None = None, dedup: TradeDedup | None = None,
-                 max_reconnects: int | None = None, queue_size: int = 100_000) -> None:
+                 max_reconnects: int | None = None, queue_size: int = 100_000,
+                 bars: bool = True) -> None:
         if feed not in FEEDS:
             raise ValueError(f"feed must be one of {', '.join(FEEDS)}, got {feed!r}")
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
@@ -258,6 +262,7 @@ class AlpacaStream(ReconnectingStream):
         self.limit_retries = limit_retries
         self._limit_refusals = 0
         self.subscription: dict[str, Any] = {}
+        self.channels: tuple[str, ...] = ("trades", "bars") if bars else ("trades",)
         """The last subscription reply (``{"trades": [...], "bars": [...], ...}``)."""
 
     # --- websocket --------------------------------------------------------------------------
@@ -292,18 +297,19 @@ class AlpacaStream(ReconnectingStream):
         await self._await_reply("authenticated")
 
     async def subscribe(self, symbols: Iterable[str]) -> None:
-        """Subscribe to trades and bars of ``symbols``; returns on the subscription reply
+        """Subscribe to the trades (and, with ``bars=True``, the minute bars) of ``symbols``;
+        returns on the subscription reply
         (kept in :attr:`subscription`; symbols missing from it are logged).
 
         Raises:
             FatalStreamError: 405 (symbol limit), 409 (insufficient subscription).
         """
         wanted = list(symbols)
-        await self._send({"action": "subscribe", "trades": wanted, "bars": wanted})
+        await self._send({"action": "subscribe", **dict.fromkeys(self.channels, wanted)})
         reply = await self._await_reply("subscription")
         self.subscription = reply
         self._limit_refusals = 0
-        for channel in ("trades", "bars"):
+        for channel in self.channels:
             granted = reply.get(channel)
             missing = sorted(set(wanted) - set(granted if isinstance(granted, list) else []))
             if missing:
@@ -414,8 +420,11 @@ class AlpacaStream(ReconnectingStream):
         try:
             if kind == "t":
                 return parse_trade_item(item["S"], item)
-            if kind == "b":
+            if kind == "b" and "bars" in self.channels:
                 return parse_bar_item(item, self.source)
+            if kind == "b":  # not subscribed (a fake, or a provider change): not forwarded
+                self.stats.ignored += 1
+                return None
         except (KeyError, TypeError, ValueError, MalformedBarError) as err:
             self.stats.invalid += 1
             log.warning("alpaca item skipped", extra={

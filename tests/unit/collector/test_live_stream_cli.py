@@ -160,7 +160,8 @@ def test_trades_and_a_bar_arrive_as_valid_records_and_quiet_symbols_get_watermar
     last = {"AAPL": parse_rfc3339_ns("2021-02-22T15:51:02.5Z"),
             "MSFT": parse_rfc3339_ns("2021-02-22T15:51:03Z")}
     fake = FakeAlpaca(script)
-    with fake.running_in_thread(), Command(fake, kinesis, ("AAPL", "MSFT")) as command:
+    with fake.running_in_thread(), \
+            Command(fake, kinesis, ("AAPL", "MSFT"), bars=True) as command:
         # the feed is quiet after the bar: the wall-clock tick alone lets the packs and a
         # heartbeat per symbol (no trade at or before it follows) leave
         records = command.wait_for(lambda rs: len(trade_ids(rs)) == 5 and all(
@@ -198,7 +199,7 @@ def test_drop_and_reconnect_mid_minute_loses_no_trade_and_duplicates_none(kinesi
     ]
     fake = FakeAlpaca(script, drop_after=4, missed=3, page_size=2)
     expected = sorted((str(t["S"]), f"V:{t['i']}") for t in fake.trades())
-    with fake.running_in_thread(), Command(fake, kinesis, ("AAPL", "MSFT"),
+    with fake.running_in_thread(), Command(fake, kinesis, ("AAPL", "MSFT"), bars=True,
                                            backoff=Backoff(base=0.01)) as command:
         command.wait_for(lambda rs: sorted(set(trade_ids(rs))) == expected
                          and any(isinstance(r, StreamBar) for r in rs))
@@ -241,7 +242,7 @@ def test_stop_event_flushes_open_packs_with_final_watermarks_and_exits_0(kinesis
               trade(1, "2021-02-22T15:51:01.02Z", "MSFT"), bar("2021-02-22T15:51:00Z")]
     fake = FakeAlpaca(script)
     # an hour of allowance: the clock never reaches the trades, their packs stay open
-    with fake.running_in_thread(), Command(fake, kinesis, ("AAPL", "MSFT"),
+    with fake.running_in_thread(), Command(fake, kinesis, ("AAPL", "MSFT"), bars=True,
                                            allowance_ms=3_600_000) as command:
         before = command.wait_for(lambda rs: any(isinstance(r, StreamBar) for r in rs))
         assert trade_ids(before) == []  # the bar came after the trades, which are held
@@ -380,3 +381,15 @@ def test_the_clock_does_not_move_while_the_stream_is_not_live() -> None:
     assert records.stats.late == 0  # the clock stayed behind a2
     trades = [r for r in rest if isinstance(r, PackedRecord) and r.kind == "trades"]
     assert len(trades) == 1 and trades[0].trades == 2  # one pack: 1 ns apart
+
+
+def test_without_bars_the_providers_minute_bars_are_not_forwarded(kinesis: Any) -> None:
+    """The default: the processor builds the symbol's bars from its trades, so the
+    provider's bars (sent even when not subscribed, as the fake does) never reach Kinesis."""
+    script = [trade(1, "2021-02-22T15:51:01Z"), bar("2021-02-22T15:51:00Z"),
+              trade(2, "2021-02-22T15:51:02Z")]
+    fake = FakeAlpaca(script)
+    with fake.running_in_thread(), Command(fake, kinesis, ("AAPL",)) as command:
+        records = command.wait_for(lambda rs: len(trade_ids(rs)) == 2)
+        assert command.finish().code == 0
+    assert not any(isinstance(r, StreamBar) for r in records)
