@@ -14,12 +14,14 @@ import threading
 from pathlib import Path
 
 import boto3
+import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from stocksage.bars.sessions import calendar_for
 from stocksage.bars.trade_parsing import parse_trade_record
 from stocksage.bars.trades import MAX_TRADES_PER_RECORD, Trade
 from stocksage.collector import trade_replay
@@ -284,11 +286,15 @@ def test_the_final_watermark_closes_every_bar_holding_the_last_trade():
     last = utc_ns("2013-09-03T13:51:44.578-05:00")  # the bundled file's last ES trade
     assert final_watermark_ns("ES", last, intervals=("1m",), grace_ms=2000) == \
         last + 60 * NS + 2 * NS
-    # 1h: the bar ends 14:00 CDT; 1d: the CMES session of 2013-09-03 closes 17:00 CDT
-    # (exchange_calendars), later than every intraday bar
+    # 1h: the bar ends 14:00 CDT; 1d: the close of the CMES session of 2013-09-03, as
+    # exchange_calendars gives it (17:00 CDT up to 4.13.2, 16:00 CDT from 4.13.3), later than
+    # every intraday bar
     assert final_watermark_ns("ES", last, intervals=("1m", "1h"), grace_ms=0) == \
         utc_ns("2013-09-03T14:00-05:00")
-    assert final_watermark_ns("ES", last) == utc_ns("2013-09-03T17:00-05:00") + GRACE_NS
+    session_close = int(xcals.get_calendar(calendar_for("ES")).session_close(
+        pd.Timestamp("2013-09-03")).value)
+    assert session_close > utc_ns("2013-09-03T14:00-05:00")
+    assert final_watermark_ns("ES", last) == session_close + GRACE_NS
     # an equity trade after the close is in no daily bar: its 1h bar decides
     after_close = utc_ns("2013-09-03T16:30-04:00")
     assert final_watermark_ns("AAPL", after_close) == utc_ns("2013-09-03T17:00-04:00") + GRACE_NS
