@@ -55,14 +55,15 @@ live stream) is dropped (``TradeDedup``: ids of the last 5 minutes of event time
 429/5xx REST answers are retried with backoff like the REST bars source; a backfill that
 still fails is logged (``stats`` counts it) and the live stream goes on.
 
-Wiring into the collector (``stocksage/collector/app.py``, not done here)::
+The collector's wiring is ``stocksage.collector.live_stream.run_live_stream``; in short::
 
     from stocksage.bars import Bar
     from stocksage.collector.live import load_credentials
     from stocksage.collector.providers import AlpacaStream
     from stocksage.collector.trade_packing import TradePacker
 
-    stream = AlpacaStream(symbols, load_credentials(os.environ, secret_id), feed=feed)
+    stream = AlpacaStream(symbols, load_credentials(os.environ, secret_id), feed=feed,
+                          bars=True)
     stop = threading.Event()
     restore = install_stop_handlers(stop, arm_deadline(sink, stop_deadline_seconds))
 
@@ -238,7 +239,7 @@ class AlpacaStream(ReconnectingStream):
                  backoff: Backoff | None = None, sleep: Sleep = asyncio.sleep,
                  clock: Callable[[], int] | None = None, dedup: TradeDedup | None = None,
                  max_reconnects: int | None = None, queue_size: int = 100_000,
-                 bars: bool = True) -> None:
+                 bars: bool = False) -> None:
         if feed not in FEEDS:
             raise ValueError(f"feed must be one of {', '.join(FEEDS)}, got {feed!r}")
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
@@ -261,8 +262,9 @@ class AlpacaStream(ReconnectingStream):
         self._pending: list[StreamEvent] = []
         self.limit_retries = limit_retries
         self._limit_refusals = 0
-        self.subscription: dict[str, Any] = {}
         self.channels: tuple[str, ...] = ("trades", "bars") if bars else ("trades",)
+        """The channels subscribed to (``trades``, and ``bars`` with ``bars=True``)."""
+        self.subscription: dict[str, Any] = {}
         """The last subscription reply (``{"trades": [...], "bars": [...], ...}``)."""
 
     # --- websocket --------------------------------------------------------------------------
@@ -420,10 +422,10 @@ class AlpacaStream(ReconnectingStream):
         try:
             if kind == "t":
                 return parse_trade_item(item["S"], item)
-            if kind == "b" and "bars" in self.channels:
-                return parse_bar_item(item, self.source)
-            if kind == "b":  # not subscribed (a fake, or a provider change): not forwarded
-                self.stats.ignored += 1
+            if kind == "b":
+                if "bars" in self.channels:
+                    return parse_bar_item(item, self.source)
+                self.stats.ignored += 1  # not subscribed (a fake, a provider change)
                 return None
         except (KeyError, TypeError, ValueError, MalformedBarError) as err:
             self.stats.invalid += 1

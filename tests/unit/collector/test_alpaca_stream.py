@@ -70,7 +70,8 @@ def bar(t: str, symbol: str = "AAPL") -> dict[str, Any]:
 
 def stream_for(fake: FakeAlpaca, sleeps: Sleeps, symbols: tuple[str, ...] = ("AAPL",),
                **kwargs: Any) -> AlpacaStream:
-    options: dict[str, Any] = {"backoff": Backoff(random=lambda: 0.5), "clock": lambda: NOW_NS}
+    options: dict[str, Any] = {"backoff": Backoff(random=lambda: 0.5), "clock": lambda: NOW_NS,
+                               "bars": True}
     options.update(kwargs)
     return AlpacaStream(symbols, KEY, stream_url=fake.stream_url, rest_url=fake.rest_url,
                         sleep=sleeps, **options)
