@@ -7,6 +7,7 @@ One cached Scan of the (small) rules table through Powertools Parameters, at mos
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -81,22 +82,33 @@ class DynamoRuleSource:
         self._covered: set[str] = set()
         self._clock = clock
         self._forced_at = float("-inf")
+        self._lock = threading.Lock()
 
     def _documents(self, symbols: Sequence[str]) -> dict[str, Any]:
         """The table's rules: cached for ``max_age`` s, re-read at once (at most once a second)
-        when a symbol appears that the cached read was not asked for, so the rules of a new
-        symbol apply from its first batch, as with a per-symbol read."""
-        new = not set(symbols) <= self._covered
-        now = self._clock()
-        force = new and now - self._forced_at >= 1.0
-        if force:
-            self._forced_at = now
-        documents = self._provider.get_multiple("all", max_age=self._max_age,
-                                                force_fetch=force)
-        if force or documents is not self._last:
-            self._covered = set()
-        self._covered |= set(symbols)
-        return documents
+        when a symbol appears that no read since the cached one was asked for, so the rules
+        of a new symbol apply from its first batch, as with a per-symbol read.
+
+        A symbol is *covered* once a read was made after it appeared (forced for it, or the
+        cache expired); later rule changes reach it within ``max_age``. A new symbol that
+        comes within the second after a forced read gets that read's rules but stays
+        uncovered, so its first call after the second re-reads: a rule put in that second is
+        at most a second late, never ``max_age`` late. Serialised (one instance serves the
+        concurrent batches of the local runtime's lanes; on AWS a sandbox runs one
+        invocation, so the lock is never contended).
+        """
+        with self._lock:
+            new = not set(symbols) <= self._covered
+            now = self._clock()
+            force = new and now - self._forced_at >= 1.0
+            if force:
+                self._forced_at = now
+            documents = self._provider.get_multiple("all", max_age=self._max_age,
+                                                    force_fetch=force)
+            if force or documents is not self._last:  # a read made now, for these symbols
+                self._covered |= set(symbols)
+            self._last = documents
+            return documents
 
     def rules_for(self, symbols: Sequence[str]) -> tuple[dict[str, list[Rule]], list[RuleError]]:
         """Rules per symbol (each symbol's own plus the ``*`` rules) and the broken ones.
@@ -106,7 +118,6 @@ class DynamoRuleSource:
         """
         try:
             documents = self._documents(symbols)
-            self._last = documents
         except Exception:
             if self._last is None:
                 raise
