@@ -34,6 +34,7 @@ except ImportError:  # the live-collector image ships without numpy/pandas (Dock
     np = None  # type: ignore[assignment]
 
 __all__ = [
+    "check_aligned",
     "check_interval",
     "check_number",
     "check_ohlc",
@@ -151,6 +152,30 @@ def check_interval(value: Any) -> str:
         raise MalformedBarError(f"interval {clip(value)!r} is not valid (known: "
                                 f"{', '.join(sorted(INTERVALS))})"[:110], "interval_unknown")
     return value
+
+
+_UNIT_SECONDS = {"m": 60, "h": 3600}
+
+
+def check_aligned(moment: datetime, interval: str) -> datetime:
+    """``moment`` (UTC) is the start of a bar of ``interval`` (``time_not_aligned``).
+
+    Intraday intervals (``1m`` .. ``4h``) start at UTC multiples of their width (epoch
+    seconds, no fraction); daily and weekly bars at 00:00 UTC of their session date, so
+    ``2024-01-02T00:00:00-05:00`` (05:00Z) is not the same day's bar spelled differently.
+    """
+    unit = _UNIT_SECONDS.get(interval[-1])
+    if unit is None:  # 1d, 1w: the session date at midnight UTC
+        aligned = (moment.hour, moment.minute, moment.second, moment.microsecond) == (0, 0, 0, 0)
+        where = "00:00 UTC (the session date)"
+    else:
+        width = int(interval[:-1]) * unit
+        aligned = moment.microsecond == 0 and int(moment.timestamp()) % width == 0
+        where = f"a {interval} boundary in UTC"
+    if not aligned:
+        raise MalformedBarError(f"bar_time {format_time(moment)} of a {interval} bar is not at "
+                                f"{where}", "time_not_aligned")
+    return moment
 
 
 def check_source(value: Any) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from stocksage.bars.checks import (
+    check_aligned,
     check_interval,
     check_number,
     check_ohlc,
@@ -30,7 +31,8 @@ class Bar:
     Attributes:
         symbol: Upper-case ASCII ticker, e.g. ``"TSLA"``, ``"BTC-USD"``.
         bar_time: Start of the interval, tz-aware UTC (other offsets are converted),
-            1970 .. 2200.
+            1970 .. 2200, aligned to the interval (``check_aligned``: intraday bars at UTC
+            multiples of their width, daily and weekly bars at 00:00 UTC of the session date).
         open, high, low, close: Prices in the instrument's currency units (finite, > 0,
             <= ``MAX_PRICE``).
         volume: Traded shares/units in the interval (finite, 0 .. ``MAX_VOLUME``).
@@ -60,6 +62,7 @@ class Bar:
             set_(self, name, check_number(name, getattr(self, name)))
         check_ohlc(self.open, self.high, self.low, self.close)
         check_interval(self.interval)
+        check_aligned(self.bar_time, self.interval)
         check_source(self.source)
 
     def to_dict(self) -> dict[str, Any]:

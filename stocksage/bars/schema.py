@@ -78,6 +78,9 @@ REJECTION_KINDS: dict[str, str] = {
     "time_no_offset": "bar_time without a UTC offset: ambiguous instant",
     "time_out_of_range": "bar_time at or after 2200 (or overflowing): garbage",
     "time_before_epoch": "bar_time before 1970: no market data source goes back that far",
+    "time_not_aligned": "bar_time is not the start of an interval in UTC (daily and weekly "
+                        "bars: 00:00 UTC of the session date): one bar under two spellings "
+                        "would enter twice",
     "time_in_future": "bar_time after arrival time + skew: a bar cannot precede its interval",
     "number_is_boolean": "true/false where a number belongs (Python would read it as 1/0)",
     "not_a_number": "a price or volume that is not a JSON number (string, null, array...)",

@@ -120,6 +120,18 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+def session_date_start(moment: datetime) -> datetime:
+    """00:00 UTC of a daily bar's session date, from a provider's daily bar time.
+
+    Alpaca stamps a daily bar at midnight New York time (``05:00Z``, ``04:00Z`` in summer);
+    stocksage's daily bars start at 00:00 UTC of the session date (``Bar``'s alignment
+    check), so the bar's date is the UTC date nearest to the stamp (no time-zone database
+    needed: the live-collector image is slim). ``2024-01-02T05:00:00Z`` -> ``2024-01-02``.
+    """
+    nearest = (moment.astimezone(UTC) + timedelta(hours=12)).date()
+    return datetime(nearest.year, nearest.month, nearest.day, tzinfo=UTC)
+
+
 class AlpacaBarsSource:
     """Polls Alpaca v2 bars for ``symbols``; a :class:`~stocksage.collector.sources.Source`.
 
@@ -241,7 +253,10 @@ class AlpacaBarsSource:
 
     def _to_bar(self, symbol: str, raw: Mapping[str, Any]) -> Bar | None:
         try:
-            return Bar(symbol, _parse_time(str(raw["t"])), raw["o"], raw["h"], raw["l"],
+            moment = _parse_time(str(raw["t"]))
+            if self._interval == "1d":
+                moment = session_date_start(moment)
+            return Bar(symbol, moment, raw["o"], raw["h"], raw["l"],
                        raw["c"], raw["v"], interval=self._interval,
                        source=f"alpaca:{self._feed}")
         except (KeyError, TypeError, ValueError, MalformedBarError) as err:

@@ -26,7 +26,7 @@ from stocksage.alerts import (
     swing_levels,
 )
 from stocksage.bars import frame_to_bars
-from stocksage.datasets import load_bars
+from stocksage.datasets import dataset_info, load_bars
 from stocksage.indicators.features import enrich
 from tests.helpers.predictors import logistic_prob_up
 
@@ -44,7 +44,8 @@ def real(symbol: str, tail: int | None = None, with_prob: bool = False) -> pd.Da
 
 def fired(rules: list[Rule], frame: pd.DataFrame, symbol: str, cooldown: bool = True):
     """Evaluate like process_batch does; returns {rule_id: [bar_time, ...]}."""
-    bars = frame_to_bars(symbol, frame[["open", "high", "low", "close", "volume"]])
+    bars = frame_to_bars(symbol, frame[["open", "high", "low", "close", "volume"]],
+                         interval=dataset_info(symbol).interval)
     window = BarWindow.from_frame(frame)
     rows = frame.to_dict("records")
     last_fired: dict[str, str] | None = {} if cooldown else None

@@ -20,6 +20,7 @@ from stocksage.bars import (
     frame_to_bars,
     parse_bar,
 )
+from stocksage.bars.checks import check_time
 from stocksage.datasets import dataset_info, load_bars
 
 EXAMPLE = (
@@ -80,12 +81,15 @@ def test_real_bars_round_trip() -> None:
 
 
 def test_time_normalised_to_utc_and_fraction_kept() -> None:
-    bar = parse_bar(with_(bar_time="2021-03-23T01:30:00.250+01:00", symbol=" brk.b "))
-    assert bar.bar_time == datetime(2021, 3, 23, 0, 30, 0, 250000, tzinfo=UTC)
+    bar = parse_bar(with_(bar_time="2021-03-23T01:00:00+01:00", symbol=" brk.b "))
+    assert bar.bar_time == datetime(2021, 3, 23, tzinfo=UTC)
     assert bar.bar_time.tzinfo is UTC
     assert bar.symbol == "BRK.B"
-    assert b'"bar_time":"2021-03-23T00:30:00.250000Z"' in bar.to_json()
+    assert b'"bar_time":"2021-03-23T00:00:00Z"' in bar.to_json()
     assert parse_bar(bar.to_json()) == bar
+    # a time with a fraction is kept exactly (and refused as a bar start: time_not_aligned)
+    moment = check_time("2021-03-23T01:30:00.250+01:00")
+    assert moment == datetime(2021, 3, 23, 0, 30, 0, 250000, tzinfo=UTC)
 
 
 def test_optional_fields_default_and_extra_fields_rejected_on_the_stream() -> None:

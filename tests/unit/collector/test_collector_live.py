@@ -134,6 +134,25 @@ def test_polls_closed_bars_in_time_order_across_pages_then_only_new_ones(alpaca)
     assert second["query"]["start"] == ["2024-01-03T14:31:00Z"]
 
 
+def test_daily_bars_start_at_00_00_utc_of_their_session_date(alpaca):
+    """Alpaca stamps daily bars at midnight New York time; the stream's daily bars are at
+    00:00 UTC of the session date (one bar, one spelling), in winter and in summer."""
+    def page(*stamps: str) -> bytes:
+        bars = [{"t": t, "o": 10, "h": 11, "l": 9, "c": 10.5, "v": 100, "n": 1, "vw": 10}
+                for t in stamps]
+        return json.dumps({"bars": {"AAPL": bars}, "next_page_token": None}).encode()
+
+    alpaca.answers = [(200, page("2024-01-02T05:00:00Z", "2024-01-03T05:00:00Z",
+                                 "2024-07-01T04:00:00Z"))]
+    clock = Clock(datetime(2024, 7, 3, 15, 0, tzinfo=UTC))
+    source = make_source(alpaca, clock, timeframe="1Day", max_polls=1,
+                         lookback=timedelta(days=400))
+    bars = list(source)
+    assert [b.to_dict()["bar_time"] for b in bars] == [
+        "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z", "2024-07-01T00:00:00Z"]
+    assert all(b.interval == "1d" for b in bars) and source.skipped == 0
+
+
 def test_rate_limits_and_server_errors_are_retried(alpaca):
     alpaca.answers = [(429, b"{}"), (503, b"{}"), (200, fixture("poll2.json"))]
     slept: list[float] = []
@@ -345,7 +364,8 @@ class ThrottledKinesis:
 def _bars(n: int) -> list:
     from stocksage.bars import Bar
 
-    return [Bar("AAPL" if i % 2 else "MSFT", T0 + timedelta(minutes=i), 10, 11, 9, 10.5, 100,
+    start = T0.replace(second=0, microsecond=0)
+    return [Bar("AAPL" if i % 2 else "MSFT", start + timedelta(minutes=i), 10, 11, 9, 10.5, 100,
                 interval="1m") for i in range(n)]
 
 

@@ -368,7 +368,7 @@ def test_the_clock_does_not_move_while_the_stream_is_not_live() -> None:
     ticked_later = threading.Event()
     out, thread, records = packed(
         stream, clock, stop, on_tick=lambda now: ticked_later.set() if now == later else None)
-    marker = Bar("AAPL", datetime(2021, 2, 22, 15, 50, tzinfo=UTC), 1, 1, 1, 1, 1)
+    marker = Bar("AAPL", datetime(2021, 2, 22, 15, 50, tzinfo=UTC), 1, 1, 1, 1, 1, interval="1m")
     stream.send(Trade("AAPL", T0, 1.0, 1, "a1"), marker)
     assert isinstance(out.get(timeout=TIMEOUT), Bar)  # a1 taken at wall time T0: lag 0
     stream.receiving_live = False  # disconnected: the backfill may still bring older trades

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -18,15 +19,15 @@ from stocksage.adapters.memory import memory_ports
 from stocksage.alerts import BarWindow, Rule, RuleError, evaluate_rules
 from stocksage.bars import frame_to_bars
 from stocksage.config import STACK
-from stocksage.datasets import load_bars
+from stocksage.datasets import dataset_info, load_bars
 from stocksage.indicators.features import enrich
 from stocksage.processing import PREDICTION_PENDING, PREDICTION_READY, StreamBar, process_batch
 
 
 def stream(symbol: str, limit: int, first_seq: int = 1) -> list[StreamBar]:
     frame = load_bars(symbol).tail(limit)
-    return [StreamBar(bar, str(first_seq + i))
-            for i, bar in enumerate(frame_to_bars(symbol, frame))]
+    return [StreamBar(bar, str(first_seq + i)) for i, bar in enumerate(
+        frame_to_bars(symbol, frame, interval=dataset_info(symbol).interval))]
 
 
 def batches(items, size):
@@ -218,8 +219,10 @@ def test_duplicates_late_bars_and_another_interval():
     process_batch(bars[:30], ports)
     outcome = process_batch([StreamBar(bars[10].bar, "31"), *bars[30:]], ports)
     assert outcome.total("duplicates") == 1 and outcome.total("accepted") == 20
-    between = bars[28].bar.bar_time + (bars[29].bar.bar_time - bars[28].bar.bar_time) / 2
-    late = StreamBar(replace(bars[28].bar, bar_time=between), "60")
+    gap = next(k for k in range(29, 0, -1)  # a day without a bar (a weekend) before bar 29
+               if bars[k].bar.bar_time - bars[k - 1].bar.bar_time > timedelta(days=1))
+    between = bars[gap - 1].bar.bar_time + timedelta(days=1)
+    late = StreamBar(replace(bars[gap - 1].bar, bar_time=between), "60")
     outcome = process_batch([late], ports)
     assert outcome.late == [late] and outcome.total("accepted") == 0
     hourly = StreamBar(replace(bars[-1].bar, bar_time=bars[-1].bar.bar_time.replace(hour=1),
