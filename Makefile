@@ -48,8 +48,8 @@ down: $(STAMP) ## Stop the local runtime and the emulator; forget the local Terr
 status: $(STAMP) ## Show what runs locally and the deployed resources
 	$(PY) -m stocksage.local.stack status
 
-demo: up $(TICK_DATA) ## The main job end to end on the embedded stack with real market data (SYMBOLS=, LIMIT=)
-	$(PY) -m stocksage.local.demo $(if $(SYMBOLS),--symbols $(SYMBOLS)) $(if $(LIMIT),--limit $(LIMIT))
+demo: up $(TICK_DATA) ## The main job on the embedded stack: real trades at 60x (SPEED=, MINUTES=), or DAILY=1 (SYMBOLS=, LIMIT=)
+	$(PY) -m stocksage.local.demo $(if $(DAILY),--daily) $(if $(SPEED),--speed $(SPEED)) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(SYMBOLS),--symbols $(SYMBOLS)) $(if $(LIMIT),--limit $(LIMIT))
 
 test: lint $(TICK_DATA) ## The lint gate, then all tests: unit, Terraform static checks, integration against the emulator
 	$(PY) -m pytest

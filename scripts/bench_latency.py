@@ -12,11 +12,22 @@
    of ``trades_per_s_per_core``; the figure with it is reported too. Same run, previous
    design: the same trades as 1-minute bars (what the collector had to send before: bars
    built elsewhere) through the same handler, per bar.
-2. **Latency on the local stack** (trade to alert, bar close to results item, p50/p95/p99)
-   is not measured yet: the measured live replay through ``make up``'s stack is still to be
-   built (issue 20), so this script reports no latency figure.
+2. **Latency on the local stack** (``--stack``; ``make up`` first): the measured live replay
+   of ``make demo`` (``stocksage.local.live_replay.run_live``): an hour of real trades
+   unpaced (warm-up), then ``--stack-minutes`` of the 2013-09-03 cash-session open at
+   ``--speed`` x real time through the collector's code path (``TradeReplay`` -> ``collect``
+   -> ``KinesisSink``), the local runtime's event source mapping, the processor Lambda,
+   DynamoDB and SNS -> the inbox queue. ``trade_to_alert_p95_s``: from the Kinesis
+   acknowledgement of the record holding an alert's crossing trade to the alert's SQS
+   ``SentTimestamp``; ``bar_close_to_result_p95_s``: from the acknowledgement of the record
+   that moved the watermark past the bar's end + grace to its results item's
+   ``processed_at`` (both ends on this machine's clock, ``stocksage.local.latency``). At 1x
+   a bar's result comes ``grace`` + that after the bar's end. Same run, previous design
+   (alerts at bar close only): a crossing trade's alert waited for its bar to close, that is
+   ``bar end + grace - trade time`` of event time at 1x, plus the same bar's measured close
+   to result; ``previous_design_trade_to_alert_p95_s`` is that over the same alerts.
 
-Usage: ``python scripts/bench_latency.py [--json] [--trades 100000]``
+Usage: ``python scripts/bench_latency.py [--json] [--trades 100000] [--stack]``
 """
 
 from __future__ import annotations
@@ -182,15 +193,52 @@ def ingestion(limit: int) -> dict[str, Any]:
                                                                       - bar_emulator), 1)}
 
 
+def stack_latency(minutes: float, speed: float) -> dict[str, Any]:
+    """Part 2 (module docstring) on the running local stack."""
+    from stocksage.local.latency import percentiles
+    from stocksage.local.live_replay import GRACE_NS, MINUTE_NS, run_live
+    from stocksage.local.stack import require_running
+
+    result = run_live(require_running(), speed=speed, minutes=minutes, warmup_minutes=60.0,
+                      timeout_s=600.0)
+    alerts = percentiles(result.trade_to_alert_s)
+    closes = percentiles([d.seconds for d in result.bar_close_s])
+    close_by_bar = {d.bar_start_ns: d.seconds for d in result.bar_close_s}
+    typical = float(closes.get("p50", 0.0))
+    previous = [(t // MINUTE_NS * MINUTE_NS + MINUTE_NS + GRACE_NS - t) / 1e9
+                + close_by_bar.get(t // MINUTE_NS * MINUTE_NS, typical)
+                for t in result.alert_trade_ns]
+    return {"symbol": result.symbol, "complete": result.complete, "speed": speed,
+            "warmup_trades": result.warmup_trades, "trades": result.trades_sent,
+            "records": result.records_sent, "heartbeats": result.heartbeats_sent,
+            "bars": result.bars_written, "bars_expected": result.bars_expected,
+            "alerts_intrabar": result.alerts_intrabar, "alerts_close": result.alerts_close,
+            "unmatched_alerts": result.unmatched_alerts, "unmatched_bars": result.unmatched_bars,
+            "order_breaks": result.order_breaks, "trade_to_alert_s": alerts,
+            "bar_close_to_result_s": closes,
+            "previous_design_trade_to_alert_s": percentiles(previous),
+            "grace_s": GRACE_NS / 1e9}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--stack", action="store_true",
+                        help="also measure latency on the running local stack (make up)")
+    parser.add_argument("--stack-minutes", type=float, default=30.0)
+    parser.add_argument("--speed", type=float, default=60.0)
     args = parser.parse_args()
     report: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count(),
                               "python": platform.python_version()}
     report["ingestion"] = ingestion(args.trades)
     report["trades_per_s_per_core"] = report["ingestion"]["trades_per_s_per_core"]
+    if args.stack:
+        stack = report["stack"] = stack_latency(args.stack_minutes, args.speed)
+        report["trade_to_alert_p95_s"] = stack["trade_to_alert_s"].get("p95")
+        report["bar_close_to_result_p95_s"] = stack["bar_close_to_result_s"].get("p95")
+        report["previous_design_trade_to_alert_p95_s"] = \
+            stack["previous_design_trade_to_alert_s"].get("p95")
     print(json.dumps(report, indent=2) if args.json else report)
     return 0
 

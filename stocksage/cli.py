@@ -170,7 +170,7 @@ def dashboards(out: Annotated[Path, typer.Option(help="Output folder")] = Path("
                env: EnvOption = "local") -> None:
     """Write the plotly dashboards (one page per symbol + index) from DynamoDB results."""
     try:
-        from stocksage.local.demo import write_dashboards
+        from stocksage.local.pages import write_dashboards
     except ImportError as err:  # plotly and the emulator client are the `local` extra
         _fail(f"stocksage dashboards needs the local extra ({err.name} is missing): "
               "pip install 'stocksage[local]'")

@@ -1,6 +1,8 @@
-"""``make demo``: the real-time flow of stocksage end to end on the embedded AWS stack.
+"""``make demo``: stocksage end to end on the embedded AWS stack, after ``make up``.
 
-What it does (after ``make up`` has provisioned the stack and trained the initial model):
+By default the live demo: real trades at 60x real time, 1-minute bars, intrabar alerts and
+the measured trade-to-alert latency (:mod:`stocksage.local.live_demo`). With ``--daily`` the
+daily-bar replay of this module (``run``):
 
 1. alert rules: for each symbol, "close crosses 5 % above / below the last close before the
    replay" (``price_above`` / ``price_below``), stored in the rules table like the CLI does;
@@ -13,7 +15,8 @@ What it does (after ``make up`` has provisioned the stack and trained the initia
 4. dashboards (plotly HTML, one page per symbol + index) are written from DynamoDB and the
    alerts inbox (the SQS queue subscribed to the SNS topic), and a summary is printed.
 
-Command line: ``python -m stocksage.local.demo [--symbols TSLA,AAPL] [--limit 300]``.
+Command line: ``python -m stocksage.local.demo [--speed 60] [--minutes 30]`` (live) or
+``python -m stocksage.local.demo --daily [--symbols TSLA,AAPL] [--limit 300]``.
 """
 
 from __future__ import annotations
@@ -196,36 +199,6 @@ def failure_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
     return messages
 
 
-def read_back(env: str, symbols: list[str] | None = None,
-              alerts_queue_url: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Results per symbol from DynamoDB and the alerts in the inbox queue (peeked, not deleted).
-
-    Returns:
-        ``({symbol: results DataFrame}, [alert message, ...])``; every symbol present in the
-        results table when ``symbols`` is None.
-    """
-    import boto3
-
-    from stocksage.adapters.results_reader import list_symbols, read_alerts, read_results
-    from stocksage.config import resource_name
-
-    dynamodb = boto3.client("dynamodb")
-    table = resource_name(env, "results_table")
-    symbols = symbols or list_symbols(dynamodb, table)
-    results = {symbol: read_results(dynamodb, table, symbol) for symbol in symbols}
-    alerts = read_alerts(boto3.client("sqs"), alerts_queue_url, wait_seconds=0) \
-        if alerts_queue_url else []
-    return results, alerts
-
-
-def write_dashboards(env: str, out_dir: Path, symbols: list[str] | None = None,
-                     alerts_queue_url: str | None = None) -> Path:
-    """Read results and alerts back from the stack and render the dashboards; returns index."""
-    from stocksage.dashboard import render_dashboards
-
-    return render_dashboards(*read_back(env, symbols, alerts_queue_url), out_dir)
-
-
 def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
     """The demo; returns a process exit code (0 when every bar was processed)."""
     import boto3
@@ -280,6 +253,7 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
                    if m.get("kind") == "MalformedRecord"]
     from stocksage.alerts.received import alert_symbol
     from stocksage.dashboard import render_dashboards
+    from stocksage.local.pages import read_back
 
     results, alerts = read_back("local", symbols, out["alerts_queue_url"])
     index = render_dashboards(results, alerts, out_dir)
@@ -316,16 +290,30 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m stocksage.local.demo",
                                      description=__doc__.split("\n\n")[0])
+    parser.add_argument("--daily", action="store_true",
+                        help="replay daily bars of --symbols instead of live trades")
+    parser.add_argument("--speed", type=float, default=60.0,
+                        help="live: event seconds per wall second (default: %(default)s)")
+    parser.add_argument("--minutes", type=float, default=30.0,
+                        help="live: minutes of trades replayed at --speed (default: %(default)s)")
+    parser.add_argument("--warmup-minutes", type=float, default=60.0,
+                        help="live: minutes of trades before them, unpaced, to warm the "
+                             "indicators up (default: %(default)s)")
     parser.add_argument("--symbols", default=",".join(DEMO_SYMBOLS),
-                        help="comma-separated symbols (default: %(default)s)")
+                        help="daily: comma-separated symbols (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=DEMO_REPLAY_BARS,
-                        help="last N bars per symbol to stream (default: %(default)s)")
+                        help="daily: last N bars per symbol to stream (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dashboards folder")
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="seconds to wait for processing (default: %(default)s)")
     args = parser.parse_args(argv)
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     try:
+        if not args.daily:
+            from stocksage.local.live_demo import run_live_demo
+
+            return run_live_demo(args.speed, args.minutes, args.warmup_minutes,
+                                 max(args.timeout, 300.0), args.out)
         return run(symbols, args.limit, args.out, args.timeout)
     except StackError as err:
         console.print(f"[red]error:[/red] {err}")

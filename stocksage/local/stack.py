@@ -123,6 +123,22 @@ def _running(name: str, endpoints: LocalEndpoints, *extra: str) -> bool:
     return proc.returncode == 0
 
 
+def require_running(endpoints: LocalEndpoints | None = None) -> dict[str, Any]:
+    """The Terraform outputs of the running local stack, with this process pointed at it
+    (``use_local_environ``).
+
+    Raises:
+        StackError: the emulator or the local runtime does not run (``make up`` first).
+    """
+    endpoints = use_local_environ(endpoints)
+    for name in ("stocksage.local.emulator", "stocksage.local.runtime"):
+        extra = ("--port", str(endpoints.port)) if name.endswith("emulator") else ()
+        if not _running(name, endpoints, *extra):
+            raise StackError(f"{name} is not running: start the local stack with `make up` "
+                             "first")
+    return outputs(endpoints)
+
+
 def start_emulator(endpoints: LocalEndpoints) -> bool:
     """Start the emulator unless it runs already; True when it was started now."""
     if _running("stocksage.local.emulator", endpoints, "--port", str(endpoints.port)):

@@ -88,7 +88,7 @@ class Opened:
 @pytest.fixture(scope="module")
 def pages(stack, tmp_path_factory):
     """Stream symbols with rules that fire, then write the dashboards as `make demo` does."""
-    from stocksage.local.demo import write_dashboards
+    from stocksage.local.pages import write_dashboards
 
     out = stack.outputs
     stream_with_alerts(stack)
