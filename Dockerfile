@@ -35,8 +35,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     COLLECTOR_HEALTH_FILE=/tmp/collector-health.json
 RUN groupadd --system --gid 10001 collector \
- && useradd --system --uid 10001 --gid collector --no-create-home --shell /usr/sbin/nologin collector
+ && useradd --system --uid 10001 --gid collector --no-create-home --shell /usr/sbin/nologin collector \
+ && install -d -o 10001 -g 10001 -m 0700 /tmp
 COPY --from=build /opt/venv /opt/venv
+# The task's root filesystem is read-only; /tmp (health file, SIGTERM spill) is a bind mount.
+# ECS creates a bind mount root-owned 0755 unless the image declares the same path as a
+# VOLUME, whose ownership and mode it then copies: without this the non-root collector cannot
+# write its health file (AWS ECS developer guide, "Use bind mounts with Amazon ECS").
+VOLUME ["/tmp"]
 USER 10001:10001
 # Same check as the task definition's healthCheck (fresh heartbeat, last poll ok).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

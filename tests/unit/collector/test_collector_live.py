@@ -270,6 +270,25 @@ def test_dockerfile_is_slim_pinned_and_non_root():
     assert not [r for r in reqs if r.startswith(("pandas", "numpy"))]
 
 
+def test_every_writable_path_of_the_task_is_a_volume_the_collector_user_owns():
+    """ECS makes a task's bind mount root-owned 0755 unless the image declares the same path
+    as a ``VOLUME`` (then it copies the image's owner and mode): every path the task definition
+    mounts writable (``writable_paths`` in services/collector.tf) must be a VOLUME of the final
+    stage, created owned by the non-root user before it."""
+    import re
+
+    final = (REPO / "Dockerfile").read_text().rsplit("FROM ${BASE}", 1)[1]
+    terraform = (REPO / "services" / "collector.tf").read_text()
+    paths = json.loads(re.search(r"writable_paths\s*=\s*(\[[^\]]*\])", terraform).group(1))
+    volumes = {v for line in final.splitlines() if line.startswith("VOLUME ")
+               for v in json.loads(line.removeprefix("VOLUME "))}
+    assert paths and set(paths) <= volumes, (paths, volumes)
+    for path in paths:
+        made = re.search(rf"install -d -o 10001 -g 10001 -m 07[0-7]0 {re.escape(path)}\b", final)
+        assert made and final.index(made.group()) < final.index(f'VOLUME ["{path}"]'), path
+    assert final.index("VOLUME ") < final.index("USER 10001:10001")
+
+
 # ------------------------------------------------------------------------------------------
 # Restarts lose no bar (cursor), SIGTERM flush is bounded (deadline, spill)
 
