@@ -66,6 +66,11 @@ module "kms" {
   # alarms publish to the KMS-encrypted ops topic (observability.tf); EventBridge writes
   # undeliverable training-state events into the KMS-encrypted lifecycle failure queue.
   service_principals = concat(["cloudwatch.amazonaws.com", "events.amazonaws.com"], var.create_local_alerts_queue ? ["sns.amazonaws.com"] : [])
+  # EventBridge's dead-letter delivery is bound to the training-state rule (aws:SourceArn):
+  # aws:SourceAccount may be absent from it. The ARN is built from the name (no cycle).
+  service_source_arns = {
+    "events.amazonaws.com" = ["arn:${local.partition}:events:${local.region}:${local.account_id}:rule/${local.names.training_state_rule}"]
+  }
 }
 
 ################################################################################

@@ -6,6 +6,8 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.name
+  # Conditioned on the account unless bound to source ARNs (var.service_source_arns).
+  account_principals = [for p in var.service_principals : p if !contains(keys(var.service_source_arns), p)]
 }
 
 data "aws_iam_policy_document" "this" {
@@ -46,7 +48,7 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = length(var.service_principals) > 0 ? [1] : []
+    for_each = length(local.account_principals) > 0 ? [1] : []
 
     content {
       sid       = "AllowServicesDataKeys"
@@ -55,13 +57,35 @@ data "aws_iam_policy_document" "this" {
 
       principals {
         type        = "Service"
-        identifiers = var.service_principals
+        identifiers = local.account_principals
       }
 
       condition {
         test     = "StringEquals"
         variable = "aws:SourceAccount"
         values   = [local.account_id]
+      }
+    }
+  }
+
+  # Principals bound to the resources they act for (var.service_source_arns).
+  dynamic "statement" {
+    for_each = var.service_source_arns
+
+    content {
+      sid       = "AllowDataKeysFor${replace(title(replace(split(".", statement.key)[0], "-", " ")), " ", "")}"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = [statement.key]
+      }
+
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = statement.value
       }
     }
   }

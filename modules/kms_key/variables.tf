@@ -58,6 +58,17 @@ variable "service_principals" {
   }
 }
 
+variable "service_source_arns" {
+  description = "Service principal -> ARNs of the resources it acts for (aws:SourceArn, ArnLike). A principal listed here may use data keys only for these resources instead of for any resource of the account (aws:SourceAccount): EventBridge rule dead-letter deliveries carry the rule's ARN, not always the account."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition     = alltrue([for p, arns in var.service_source_arns : endswith(p, ".amazonaws.com") && length(arns) > 0 && alltrue([for a in arns : startswith(a, "arn:")])])
+    error_message = "service_source_arns maps AWS service principals (*.amazonaws.com) to non-empty lists of ARNs."
+  }
+}
+
 variable "tags" {
   description = "Tags for the key."
   type        = map(string)

@@ -914,3 +914,23 @@ def test_layer_pins_are_the_versions_the_tests_use():
     project = (REPO / "pyproject.toml").read_text()
     for name in pins:
         assert f'"{name}' in project  # every layer package is a runtime dependency
+
+
+def test_eventbridge_key_grant_is_bound_to_the_training_state_rule():
+    """EventBridge writes a rule target's undeliverable events into the KMS-encrypted
+    lifecycle failure queue. Its data-key grant is conditioned on the rule's ARN
+    (``aws:SourceArn``), not on ``aws:SourceAccount``, which such deliveries may not carry;
+    the ARN names exactly the rule that has the dead-letter queue."""
+    kms = blocks(REPO / "services", "module")["kms"]
+    bound = kms["service_source_arns"]
+    arns = bound["events.amazonaws.com"]
+    rule = resource(REPO / "services", "aws_cloudwatch_event_rule", "training_state")
+    assert rule["name"] == "${local.names.training_state_rule}"
+    assert arns == ["arn:${local.partition}:events:${local.region}:${local.account_id}:rule/"
+                    "${local.names.training_state_rule}"]
+    queue = blocks(REPO / "services", "module")["lifecycle_failures_queue"]
+    grant = [s for s in queue["policy_statements"] if "events.amazonaws.com" in json.dumps(s)]
+    assert grant and "aws_cloudwatch_event_rule.training_state.arn" in json.dumps(grant)
+    module = (REPO / "modules" / "kms_key" / "main.tf").read_text()
+    assert 'variable = "aws:SourceArn"' in module and "var.service_source_arns" in module
+    assert "!contains(keys(var.service_source_arns), p)" in module  # not also by account

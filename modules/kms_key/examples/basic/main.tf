@@ -16,6 +16,10 @@ module "kms" {
   deletion_window_in_days = 7
   # SNS -> KMS-encrypted SQS, alarms -> KMS-encrypted SNS, EventBridge -> KMS-encrypted DLQ.
   service_principals = ["sns.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"]
+  # EventBridge only for the rule whose dead letters go to the encrypted queue.
+  service_source_arns = {
+    "events.amazonaws.com" = ["arn:aws:events:us-east-1:123456789012:rule/example-training-state"]
+  }
 }
 
 output "key_arn" {
