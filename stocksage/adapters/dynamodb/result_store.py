@@ -30,6 +30,10 @@ from stocksage.processing import PREDICTION_PENDING, PREDICTION_READY, Predictio
 
 __all__ = ["DynamoResultStore"]
 
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_WRITE = 25
@@ -40,7 +44,9 @@ class DynamoResultStore:
     """Per-bar results in the ``results`` table (keys ``symbol``, ``bar_time``).
 
     Writes: BatchWriteItem, 25 items a call, unprocessed items retried with bounded jittered
-    backoff; what is still unprocessed fails its symbol (not the batch). Fills of pending
+    backoff; what is still unprocessed fails its symbol (not the batch). A request DynamoDB
+    refuses whole for one bad item (``ValidationException``) is sent again item by item, so
+    the bad item fails only its own symbol. Fills of pending
     predictions: UpdateItem conditioned on ``prediction_status = pending`` (idempotent).
 
     Args:
@@ -78,12 +84,38 @@ class DynamoResultStore:
                 requests.append({"PutRequest": {"Item": wire}})
             try:
                 left = self._write(requests)
-            except (ClientError, BotoCoreError) as exc:
+            except ClientError as exc:
+                if _code(exc) == "ValidationException" and len(requests) > 1:
+                    failed.update(self._write_alone(requests))
+                else:
+                    failed.update({item[self._pk]: error_reason(exc) for item in chunk})
+                continue
+            except BotoCoreError as exc:
                 failed.update({item[self._pk]: error_reason(exc) for item in chunk})
                 continue
             for request in left:
                 symbol = request["PutRequest"]["Item"][self._pk]["S"]
                 failed[symbol] = "results write throttled (items unprocessed after retries)"
+        return failed
+
+    def _write_alone(self, requests: list[dict[str, Any]]) -> dict[str, str]:
+        """After DynamoDB refused a whole BatchWriteItem (``ValidationException``: one item it
+        cannot store, e.g. a number outside its range, fails the request), each item again in
+        a request of its own, so only the refused items fail their symbol (the good items of
+        the other symbols in the chunk are stored). ``{symbol: reason}`` of the failures."""
+        failed: dict[str, str] = {}
+        for request in requests:
+            item = request["PutRequest"]["Item"]
+            symbol = item[self._pk]["S"]
+            try:
+                if self._write([request]):
+                    failed[symbol] = "results write throttled (items unprocessed after retries)"
+            except (ClientError, BotoCoreError) as exc:
+                failed[symbol] = f"results item {item[self._sk]['S']} refused: " \
+                                 f"{error_reason(exc)}"[:300]
+                logger.error("results item refused by DynamoDB", extra={
+                    "symbol": symbol, "bar_time": item[self._sk]["S"],
+                    "reason": error_reason(exc)})
         return failed
 
     def _write(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:

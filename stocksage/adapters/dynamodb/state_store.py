@@ -84,12 +84,13 @@ class DynamoStateStore:
     def put_states(self, states: Sequence[SymbolState]) -> dict[str, str]:
         """Conditional puts, 100 per TransactWriteItems; ``{symbol: reason}`` of those not written.
 
-        A transaction is all-or-nothing: when one item's condition fails DynamoDB cancels it
-        and names that item (``CancellationReasons``); the others are sent again without it at
-        once (each such round removes at least one item, so it ends). Whole-call failures
-        (throttling, timeouts, cancellations that name no condition) are retried with backoff,
-        ``backoff.attempts`` in all. Every state not written is in the result with its reason:
-        none is ever dropped silently.
+        A transaction is all-or-nothing: when one item's condition fails, or DynamoDB cannot
+        store an item (``ValidationError``, e.g. a number outside its range), it cancels the
+        transaction and names that item (``CancellationReasons``); the others are sent again
+        without it at once (each such round removes at least one item, so it ends). Whole-call
+        failures (throttling, timeouts, cancellations that name no item) are retried with
+        backoff, ``backoff.attempts`` in all. Every state not written is in the result with its
+        reason: none is ever dropped silently.
         """
         failed: dict[str, str] = {}
         for start in range(0, len(states), MAX_TRANSACTION):
@@ -118,9 +119,14 @@ class DynamoStateStore:
                                                              for s in states])
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
-            rejected = {state.symbol: self._conflict(state)
-                        for state, reason in zip(states, reasons, strict=False)
-                        if reason.get("Code") == "ConditionalCheckFailed"}
+            rejected = {}
+            for state, reason in zip(states, reasons, strict=False):
+                code = reason.get("Code")
+                if code == "ConditionalCheckFailed":
+                    rejected[state.symbol] = self._conflict(state)
+                elif code in REFUSED_ITEM_CODES:  # this item cannot be stored: only it fails
+                    rejected[state.symbol] = (f"state of {state.symbol} refused by DynamoDB: "
+                                              f"{reason.get('Message', code)}")[:300]
             return rejected, error_reason(exc)
         except BotoCoreError as exc:
             return {}, error_reason(exc)
@@ -147,3 +153,7 @@ class DynamoStateStore:
                            ExpressionAttributeNames={"#v": "version"},
                            ExpressionAttributeValues={":v": {"N": str(state.version)}})
         return request
+
+REFUSED_ITEM_CODES = frozenset({"ValidationError", "ValidationException"})
+"""Cancellation reasons of an item DynamoDB cannot store (``ValidationError`` on AWS; moto
+names it ``ValidationException``): that item fails, the transaction's others go again."""

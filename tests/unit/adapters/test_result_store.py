@@ -75,3 +75,16 @@ def test_chain_reads_the_prev_links_from_a_time_on_and_none_for_items_before_the
         "2024-01-02T00:00:00Z": "", "2024-01-03T00:00:00Z": "2024-01-02T00:00:00Z"}
     assert store.chain("CHN", "2024-01-01T00:00:00Z")["2024-01-01T00:00:00Z"] is None
     assert store.chain("NONE", "2024-01-01T00:00:00Z") == {}
+
+
+def test_an_item_dynamodb_refuses_fails_only_its_own_symbol(store):
+    """DynamoDB refuses a whole BatchWriteItem for one item it cannot store (here a number
+    below its smallest magnitude, 1E-130); the chunk's other symbols are still written."""
+    good = [_pending(s, "2024-02-01T00:00:00Z", 10.0) for s in ("AAA", "BBB", "CCC")]
+    bad = {**_pending("BAD", "2024-02-01T00:00:00Z", 10.0), "sma_20": 1e-200}
+    failed = store.put_results([good[0], bad, good[1], good[2]])
+    assert set(failed) == {"BAD"} and "2024-02-01T00:00:00Z" in failed["BAD"]
+    assert "ValidationException" in failed["BAD"]
+    for symbol in ("AAA", "BBB", "CCC"):
+        assert [i["bar_time"] for i in store.items_for(symbol)] == ["2024-02-01T00:00:00Z"]
+    assert store.items_for("BAD") == []

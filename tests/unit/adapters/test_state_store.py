@@ -50,3 +50,18 @@ def test_whole_call_failures_report_every_pending_symbol(client):
     failed = store.put_states([SymbolState("IBM"), SymbolState("MSFT")])
     assert set(failed) == {"IBM", "MSFT"} and Throttled.calls == 3
     assert all("after 3 attempts" in reason for reason in failed.values())
+
+
+def test_a_state_dynamodb_cannot_store_fails_alone(client):
+    """One state with a number below DynamoDB's range cancels the whole transaction; it fails
+    its own symbol with the reason, the other symbols' states are written."""
+    class Unstorable(SymbolState):  # e.g. an item over 400 KB, or a number out of range
+        def to_item(self) -> dict:
+            return {**super().to_item(), "bad_number": 1e-200}
+
+    store = DynamoStateStore(client, client.table, backoff=Backoff(attempts=2, base=0))
+    bad = Unstorable("BAD")
+    failed = store.put_states([SymbolState("IBM"), bad, SymbolState("MSFT")])
+    assert list(failed) == ["BAD"] and "refused by DynamoDB" in failed["BAD"]
+    states, problems = store.get_states(["IBM", "MSFT"])
+    assert problems == {} and states["IBM"].version == states["MSFT"].version == 1
