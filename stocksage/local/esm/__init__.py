@@ -104,8 +104,13 @@ Checkpoints, crashes
     were in flight when the runtime died are delivered again. ``EsmEngine.kill()`` simulates
     that crash in process (nothing applied or written after it); ``kill -9`` of the runtime
     process is the real thing. A checkpoint that the stream no longer accepts falls
-    back to the starting position. New shards (resharding) are picked up by ``refresh``; a
-    closed shard is dropped when exhausted (children are not held back until parents finish).
+    back to the starting position. New shards (resharding) are picked up with ``ListShards``
+    (every ``SHARD_REFRESH_S``); a child shard is not read until every parent it was split or
+    merged from is read to its end and finished (a parent no longer listed is not waited
+    for), so a key's records stay in order across a reshard, as on AWS; a closed shard ends
+    when a read returns no next iterator or nothing past its ``EndingSequenceNumber``, and is
+    then dropped. A failed read (``GetRecords``) takes a new iterator after the last record
+    read: buffered records and pending batches stay, with their retry and invoke counts.
 
 Test-only faults (``EsmFaults``, ``engine.faults``; the runtime reads
 ``STOCKSAGE_ESM_REDELIVER=1``)

@@ -115,7 +115,9 @@ class MappingStats:
     ``invocations`` counts every call of the function (retries and redeliveries included);
     ``records_discarded`` the records given up (retries exhausted or too old), of which
     ``records_to_destination`` reached the on-failure destination in
-    ``destination_messages`` messages; ``caught_up`` is true after a round with nothing to do.
+    ``destination_messages`` messages; ``read_errors`` the failed reads of a shard (a new
+    iterator is taken after the last record read); ``caught_up`` is true after a round with
+    nothing to do.
     """
 
     uuid: str
@@ -138,6 +140,7 @@ class MappingStats:
     destination_failures: int = 0
     timeouts: int = 0
     redeliveries: int = 0
+    read_errors: int = 0
     caught_up: bool = False
     last_error: str | None = None
     last_invocation_at: float | None = None

@@ -17,6 +17,7 @@ engine are not lost.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,15 +29,39 @@ log = logging.getLogger("stocksage.local.esm")
 
 def list_shard_ids(kinesis: Any, stream_arn: str) -> list[str]:
     """Every shard of the stream (open and closed), in ``ListShards`` order."""
-    ids: list[str] = []
+    return list(list_shards(kinesis, stream_arn))
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What ``ListShards`` says of a shard.
+
+    Attributes:
+        parents: The shards it was split (``ParentShardId``) or merged from (and
+            ``AdjacentParentShardId``); none for a shard of the stream's creation.
+        ending_sequence: ``SequenceNumberRange.EndingSequenceNumber``: set once the shard is
+            closed (split or merged), the last sequence number it holds.
+    """
+
+    parents: tuple[str, ...] = ()
+    ending_sequence: str | None = None
+
+
+def list_shards(kinesis: Any, stream_arn: str) -> dict[str, ShardInfo]:
+    """``{shard id: ShardInfo}`` of every shard (open and closed), in ``ListShards`` order."""
+    shards: dict[str, ShardInfo] = {}
     token = None
     while True:
         kwargs: dict[str, Any] = {"NextToken": token} if token else {"StreamARN": stream_arn}
         resp = kinesis.list_shards(**kwargs)
-        ids += [s["ShardId"] for s in resp.get("Shards", [])]
+        for shard in resp.get("Shards", []):
+            parents = tuple(p for p in (shard.get("ParentShardId"),
+                                        shard.get("AdjacentParentShardId")) if p)
+            ending = (shard.get("SequenceNumberRange") or {}).get("EndingSequenceNumber")
+            shards[shard["ShardId"]] = ShardInfo(parents, ending)
         token = resp.get("NextToken")
         if not token:
-            return ids
+            return shards
 
 
 def shard_iterator(kinesis: Any, config: MappingConfig, shard_id: str,

@@ -110,9 +110,18 @@ class ShardState:
         closed: The shard has no next iterator (split or merged): read to its end.
         outstanding: Sequence numbers read but not finished, in read (= sequence) order.
         finished: The finished ones among ``outstanding`` (ahead of an unfinished one).
+        parents: The shards this one was split or merged from (``ListShards``); its records
+            are not read until those are read to their end and finished, as on AWS.
+        last_read: The last sequence number read into the lanes (``reread`` resumes after it).
+        ending_sequence: The last sequence number of a closed shard (``ListShards``); a read
+            that returns nothing once the shard is read up to it ends the shard, also where
+            the emulator keeps handing out iterators for a closed shard.
     """
 
     shard_id: str
+    parents: tuple[str, ...] = ()
+    last_read: str | None = None
+    ending_sequence: str | None = None
     lanes: list[Lane] = field(default_factory=lambda: [Lane(0)])
     iterator: str | None = None
     checkpoint: str | None = None
@@ -139,8 +148,16 @@ class ShardState:
         """Forget everything read (re-read from the checkpoint)."""
         self.lanes = [Lane(i) for i in range(max(1, lanes))]
         self.iterator = None
+        self.last_read = None
         self.outstanding.clear()
         self.finished.clear()
+        self.caught_up = False
+
+    def reread(self) -> None:
+        """After a read error: get a new iterator after the last record read, keeping what
+        the lanes hold (buffered records, pending batches with their retry and invoke
+        counts), as Lambda's poller does; nothing is read twice or lost."""
+        self.iterator = None
         self.caught_up = False
 
     def add(self, record: KRecord, now: float) -> None:
@@ -150,6 +167,7 @@ class ShardState:
             lane.buffer_since = now
         lane.buffer.append(record)
         self.outstanding.append(record.sequence_number)
+        self.last_read = record.sequence_number
 
     def finish(self, records: list[KRecord]) -> str | None:
         """Mark records finished (processed or given up); return the new checkpoint, the end

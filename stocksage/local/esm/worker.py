@@ -39,7 +39,7 @@ from stocksage.local.esm.batching import (
 from stocksage.local.esm.destinations import send_failure_record
 from stocksage.local.esm.event import build_event, failure_record
 from stocksage.local.esm.mapping import ACTIVE_STATES, EsmFaults, MappingConfig, MappingStats
-from stocksage.local.esm.reader import get_records, list_shard_ids, shard_iterator
+from stocksage.local.esm.reader import get_records, list_shards, shard_iterator
 from stocksage.local.esm.records import KRecord, Lane, PendingBatch, ShardState
 from stocksage.local.lambda_invoker import InvocationResult
 
@@ -101,9 +101,13 @@ class MappingWorker:
     def refresh_shards(self) -> None:
         """Add the stream's new shards (resharding); closed shards read to their end stay
         dropped."""
-        for shard_id in list_shard_ids(self.clients.kinesis, self.config.event_source_arn):
-            if shard_id not in self.shards and shard_id not in self._finished:
-                shard = ShardState(shard_id)
+        listed = list_shards(self.clients.kinesis, self.config.event_source_arn)
+        for shard_id, info in listed.items():
+            if shard_id in self.shards:  # known: it may have been closed since (resharding)
+                self.shards[shard_id].ending_sequence = info.ending_sequence
+            elif shard_id not in self._finished:
+                shard = ShardState(shard_id, parents=info.parents,
+                                   ending_sequence=info.ending_sequence)
                 shard.reset(self.lanes)
                 self.shards[shard_id] = shard
         self.stats.shards = len(self.shards)
@@ -119,12 +123,15 @@ class MappingWorker:
             if checkpoint:
                 shard.checkpoint = checkpoint
             shard.iterator = shard_iterator(self.clients.kinesis, self.config, shard.shard_id,
-                                            after=checkpoint)
+                                            after=shard.last_read or checkpoint)
         records, shard.iterator = get_records(
             self.clients.kinesis, self.config.event_source_arn, shard.iterator,
             limit=min(10000, max(self.config.batch_size * len(shard.lanes), 100)))
-        if shard.iterator is None:
-            shard.closed = True
+        position = shard.last_read or shard.checkpoint
+        if shard.iterator is None or (
+                not records and shard.ending_sequence is not None
+                and (position is None or int(position) >= int(shard.ending_sequence))):
+            shard.closed = True  # read to its end (no next iterator, or nothing after the end)
         now = time.monotonic()
         for record in records:
             shard.add(record, now)
@@ -307,6 +314,9 @@ class MappingWorker:
                 self._finish_round(this_round, idle=True)
                 return False
             for shard in list(self.shards.values()):
+                if self._waits_for_parent(shard):
+                    busy = True
+                    continue
                 try:
                     self._fetch(shard)
                     ready, waiting = self._ready_lanes(shard)
@@ -317,7 +327,8 @@ class MappingWorker:
                     self.stats.last_error = f"{shard.shard_id}: {type(err).__name__}: {err}"
                     log.exception("mapping %s shard %s", self.config.uuid, shard.shard_id)
                     with self._apply_lock:
-                        shard.reset(self.lanes)  # re-read from the checkpoint
+                        shard.reread()  # new iterator; pending batches keep their counts
+                    self.stats.read_errors += 1
                     busy = True
                 if not shard.idle:
                     busy = True
@@ -327,6 +338,13 @@ class MappingWorker:
             self.stats.caught_up = not busy
         self._finish_round(this_round, idle=not busy)
         return busy
+
+    def _waits_for_parent(self, shard: ShardState) -> bool:
+        """A child shard is not read while a parent it was split or merged from is still
+        being read or has records in flight (a parent no longer listed, e.g. past the
+        stream's retention, is not waited for): a key's records stay in order across a
+        reshard, as Lambda guarantees."""
+        return any(parent in self.shards for parent in shard.parents)
 
     def _finish_round(self, this_round: int, idle: bool) -> None:
         with self._round_cv:

@@ -13,7 +13,8 @@ The patches, by service (each module's docstring says what moto does and what ch
 
 * ``kinesis``: ``no_lambda_from_kinesis_puts`` (the local runtime, not moto, runs event source
   mappings), ``kinesis_constant_time_shard_ops`` (puts and reads no longer copy or scan the
-  whole shard);
+  whole shard), ``kinesis_resharding`` (after a split or merge, records go to the children
+  and a closed shard ends);
 * ``sagemaker``: ``sagemaker_update_endpoint`` (``UpdateEndpoint``),
   ``sagemaker_training_job_lifecycle`` (jobs stay ``InProgress`` until the local runtime
   reports their outcome);
@@ -50,6 +51,7 @@ from stocksage.local.moto_patches.fastwrites import (
 from stocksage.local.moto_patches.fault_routes import fault_injection
 from stocksage.local.moto_patches.kinesis import (
     kinesis_constant_time_shard_ops,
+    kinesis_resharding,
     no_lambda_from_kinesis_puts,
 )
 from stocksage.local.moto_patches.sagemaker import (
@@ -80,6 +82,12 @@ PATCHES: list[Patch] = [
         "kinesis_constant_time_shard_ops",
         "puts and get_records no longer copy/scan the whole shard",
         kinesis_constant_time_shard_ops,
+    ),
+    Patch(
+        "kinesis_resharding",
+        "after a split or merge, puts go to open shards and a closed shard read to its end "
+        "has no next iterator",
+        kinesis_resharding,
     ),
     Patch(
         "sagemaker_update_endpoint",

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any
 
 
@@ -101,3 +103,70 @@ def kinesis_constant_time_shard_ops() -> None:
     Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
     Shard.get_records = get_records  # type: ignore[method-assign]
 
+
+
+def kinesis_resharding() -> None:
+    """Make a split or merge behave as in Kinesis for puts and reads.
+
+    moto closes the parent shard on ``SplitShard``/``MergeShards`` (``ListShards`` shows its
+    ``EndingSequenceNumber``) but still routes new records to it by hash range and keeps
+    handing out iterators at its end; and it *moves* (split) or *copies* (merge) the parents'
+    records into the children, under new sequence numbers. Kinesis keeps a closed shard's
+    records in it (until retention), writes new records to the open child shards only, and
+    ``GetRecords`` on a closed shard read to its end returns no ``NextShardIterator`` (the
+    consumer's signal to move on to the children). Three changes:
+
+    * ``Stream.split_shard``/``merge_shards`` leave the parents' records where they were and
+      the children empty;
+    * ``Stream.get_shard_for_key`` looks at open shards only;
+    * ``KinesisBackend.get_records`` returns no next iterator for a closed shard when the read
+      returned nothing and the iterator is at or past the shard's last record.
+    """
+    from moto.kinesis.models import KinesisBackend, Stream
+    from moto.kinesis.utils import decompose_shard_iterator
+
+    if getattr(Stream.get_shard_for_key, "__stocksage_patch__", False):
+        return
+    original_for_key = Stream.get_shard_for_key
+    original_get_records = KinesisBackend.get_records
+    original_split, original_merge = Stream.split_shard, Stream.merge_shards
+
+    def keeping_records(original: Any) -> Any:
+        def reshard(self: Any, *args: Any, **kwargs: Any) -> None:
+            kept = {sid: shard.records for sid, shard in self.shards.items()}
+            original(self, *args, **kwargs)
+            for sid, shard in self.shards.items():
+                shard.records = kept[sid] if sid in kept else OrderedDict()
+
+        reshard.__stocksage_patch__ = True  # type: ignore[attr-defined]
+        return reshard
+
+    def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any:
+        shard = original_for_key(self, partition_key, explicit_hash_key)  # validates the key
+        if shard is None or shard.is_open:
+            return shard
+        int_key = int(explicit_hash_key) if explicit_hash_key else int(
+            hashlib.md5(partition_key.encode("utf-8")).hexdigest(), 16)  # as moto (and Kinesis)
+        for candidate in list(self.shards.values()):
+            if candidate.is_open and candidate.starting_hash <= int_key < candidate.ending_hash:
+                return candidate
+        return shard
+
+    def get_records(self: Any, stream_arn: str | None, shard_iterator: str,
+                    limit: int | None) -> Any:
+        next_iterator, records, behind = original_get_records(self, stream_arn,
+                                                              shard_iterator, limit)
+        if not records:
+            stream_name, shard_id, last = decompose_shard_iterator(shard_iterator)
+            stream = self.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
+            shard = stream.get_shard(shard_id)
+            if not shard.is_open and int(last) >= shard.get_max_sequence_number():
+                return None, records, behind
+        return next_iterator, records, behind
+
+    get_shard_for_key.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    get_records.__stocksage_patch__ = True  # type: ignore[attr-defined]
+    Stream.get_shard_for_key = get_shard_for_key  # type: ignore[method-assign]
+    KinesisBackend.get_records = get_records  # type: ignore[method-assign]
+    Stream.split_shard = keeping_records(original_split)  # type: ignore[method-assign]
+    Stream.merge_shards = keeping_records(original_merge)  # type: ignore[method-assign]

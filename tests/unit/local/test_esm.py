@@ -698,3 +698,55 @@ def wait_for(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_a_read_error_keeps_the_retry_count_and_reads_nothing_twice(aws, kw):
+    """A failed GetRecords takes a new iterator after the last record read; the batch being
+    retried keeps its attempts (1 + MaximumRetryAttempts in all, as on AWS) and no record is
+    delivered twice."""
+    stack = make_stack(aws, BatchSize=4, MaximumRetryAttempts=2, env={"MODE": "always_raise"})
+    put(aws, stack, [f"r{i}" for i in range(6)])
+    engine = engine_for(kw, stack)
+    engine.refresh()
+    worker = engine.workers[stack["uuid"]]
+    kinesis = worker.clients.kinesis
+    real, reads = kinesis.get_records, []
+
+    def flaky(**kwargs):
+        reads.append(1)
+        if len(reads) in (2, 3):  # the reads between the first attempts fail
+            raise ConnectionError("read timed out")
+        return real(**kwargs)
+
+    kinesis.get_records = flaky
+    assert engine.drain(timeout=20)
+    got = [c["data"] for c in calls(stack)]
+    assert got == [["r0", "r1", "r2", "r3"]] * 3 + [["r4", "r5"]] * 3
+    assert worker.stats.read_errors == 2
+    counts = [m["requestContext"]["approximateInvokeCount"] for m in dlq_messages(aws, stack)]
+    assert counts == [3, 3]
+
+
+def test_child_shards_wait_until_their_parent_is_read_to_its_end(aws, kw):
+    """After a split, a key's newer records are in a child shard; they are delivered only
+    after the parent's records, even while the parent's batch is being retried."""
+    stack = make_stack(aws, BatchSize=5, env={"MODE": "raise", "POISON": "A:3",
+                                              "FAIL_TIMES": "3"})
+    put(aws, stack, [f"A:{i}" for i in range(10)], key="A")
+    parent = aws.kinesis.list_shards(StreamARN=stack["stream_arn"])["Shards"][0]["ShardId"]
+    aws.kinesis.split_shard(StreamName=stack["name"], ShardToSplit=parent,
+                            NewStartingHashKey=str(2**127))
+    put(aws, stack, [f"A:{i}" for i in range(10, 20)], key="A")
+    shards = aws.kinesis.list_shards(StreamARN=stack["stream_arn"])["Shards"]
+    assert [s.get("ParentShardId") for s in shards].count(parent) == 2
+    engine = engine_for(kw, stack)
+    assert engine.drain(timeout=30)
+    got = calls(stack)
+    delivered = [d for c in got for d in c["data"]]
+    assert set(delivered) == {f"A:{i}" for i in range(20)}
+    first_child = next(i for i, c in enumerate(got) if c["shard"] != parent)
+    assert parent in {c["shard"] for c in got}, [(c["shard"], c["data"]) for c in got]
+    last_parent = max(i for i, c in enumerate(got) if c["shard"] == parent)
+    assert last_parent < first_child, [(c["shard"], c["data"]) for c in got]
+    order = [int(d.split(":")[1]) for c in got[last_parent:] for d in c["data"]]
+    assert order == sorted(order)
