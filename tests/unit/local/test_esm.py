@@ -750,3 +750,26 @@ def test_child_shards_wait_until_their_parent_is_read_to_its_end(aws, kw):
     assert last_parent < first_child, [(c["shard"], c["data"]) for c in got]
     order = [int(d.split(":")[1]) for c in got[last_parent:] for d in c["data"]]
     assert order == sorted(order)
+
+
+def test_a_stuck_lane_bounds_what_the_shard_holds(aws, kw):
+    """One lane retries a poison record for ever; the other lane's keys keep flowing until
+    the shard holds a bounded number of records (what was read and not finished, plus the
+    finished ones waiting behind the stuck record for the checkpoint), never the stream."""
+    stack = make_stack(aws, BatchSize=10, ParallelizationFactor=2, MaximumRetryAttempts=-1,
+                       env={"MODE": "raise", "POISON": "A:0"})
+    a, b = "AAPL", next(k for k in ("MSFT", "TSLA", "NVDA", "IBM", "GOOG")
+                        if lane_of(k, 2) != lane_of("AAPL", 2))
+    values = ["A:0"] + [f"{'A' if i % 2 else 'B'}:{i}" for i in range(1, 3000)]
+    put(aws, stack, values, keys=[a if v.startswith("A") else b for v in values])
+    engine = engine_for(kw, stack)
+    engine.refresh()
+    worker = engine.workers[stack["uuid"]]
+    held = []
+    for _ in range(400):
+        engine.run_once()
+        shard = next(iter(worker.shards.values()))
+        held.append(shard.buffered + len(shard.outstanding) + len(shard.finished))
+    read = worker.stats.records_read
+    assert 0 < read < len(values) and max(held) <= 2 * read
+    assert max(held) <= 3 * (10 * 2 + 100), held[-5:]  # batch size x lanes + one read
