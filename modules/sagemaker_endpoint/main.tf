@@ -19,8 +19,9 @@ locals {
     SAGEMAKER_CONTAINER_LOG_LEVEL = "20"
     SAGEMAKER_REGION              = data.aws_region.current.name
   })
-  # Models and endpoint configurations are immutable: the names carry a hash of their content, so
-  # a change creates new ones (create_before_destroy) and the endpoint switches over (UpdateEndpoint).
+  # Models and endpoint configurations are immutable; the names carry a hash of their content
+  # at creation. Terraform creates the bootstrap pair once; later changes are ignored (lifecycle
+  # below): the model lifecycle (promote Lambda, make rollback) owns what serves.
   model_hash  = substr(sha256(jsonencode([data.aws_sagemaker_prebuilt_ecr_image.this.registry_path, local.model_url, local.environment])), 0, 8)
   config_hash = substr(sha256(jsonencode([var.instance_type, var.initial_instance_count, var.serverless_memory_mb, var.serverless_max_concurrency, local.model_hash])), 0, 8)
 }
@@ -110,9 +111,11 @@ resource "aws_sagemaker_model" "this" {
   tags = var.tags
 
   lifecycle {
-    create_before_destroy = true
-    # Not managed here; some APIs (and emulators) echo an empty block, which would force replacement.
-    ignore_changes = [vpc_config]
+    # The bootstrap model: after creation the model lifecycle owns serving (promotion copies
+    # this model's container and the serving configuration's variants). Replacing it would
+    # delete a model the endpoint may still serve and the next promotion reads, so no later
+    # change replaces or updates it (serving settings apply when the endpoint is created).
+    ignore_changes = all
   }
 
   depends_on = [aws_iam_role_policy.this]
@@ -141,9 +144,8 @@ resource "aws_sagemaker_endpoint_configuration" "this" {
   tags = var.tags
 
   lifecycle {
-    create_before_destroy = true
-    # Not managed here; some APIs (and emulators) echo an empty block, which would force replacement.
-    ignore_changes = [data_capture_config]
+    # As the model: the bootstrap configuration may be what serves; never replaced later.
+    ignore_changes = all
   }
 }
 

@@ -1,11 +1,16 @@
-"""The QuickSight layer planned with enable_quicksight = true: the provider validates it.
+"""Plans of services/ against the session's emulator: what the provider checks only at plan
+time, and what a change would replace.
 
-``terraform validate`` sees variables as unknown, and the AWS provider skips the checks of a
-dashboard ``definition`` that holds any unknown value; ``terraform plan`` has every value (the
-data set ARNs are built from ids for that reason), so the provider checks the whole definition
-- enums, ARNs, required blocks, limits - and the dashboard's column precondition runs. The
-plan runs against the session's emulator (no refresh, no lock; nothing is applied: moto has no
-QuickSight, Athena connector or Serverless Application Repository to apply it to).
+* The QuickSight layer planned with enable_quicksight = true: the provider validates it.
+  ``terraform validate`` sees variables as unknown, and the AWS provider skips the checks of a
+  dashboard ``definition`` that holds any unknown value; ``terraform plan`` has every value
+  (the data set ARNs are built from ids for that reason), so the provider checks the whole
+  definition - enums, ARNs, required blocks, limits - and the dashboard's column precondition
+  runs (nothing is applied: moto has no QuickSight, Athena connector or Serverless
+  Application Repository to apply it to).
+* A changed bootstrap endpoint setting replaces nothing that may serve.
+
+Plans run with no refresh and no lock.
 """
 
 from __future__ import annotations
@@ -46,3 +51,17 @@ def test_plan_with_quicksight_validates_the_dashboard_definition(stack):
     assert indicators <= set(STACK.indicator_columns)  # the names the dashboard expects exist
     assert indicators | {"close", "prob_up", "bar_ts", "symbol", "last_bar_ts"} <= drawn
     assert {"range_low", "range_high"} <= drawn  # the range forecast band (two-output model)
+
+
+def test_a_changed_bootstrap_endpoint_setting_destroys_nothing_that_may_serve(stack):
+    """Terraform creates the bootstrap model and endpoint configuration; afterwards the model
+    lifecycle owns what serves (promotion copies the serving configuration's variants and the
+    serving model's container). A changed serving setting must not replace or delete them:
+    the endpoint may still serve them, and the next promotion reads them."""
+    text = terraform("plan", "-refresh=false", "-lock=false", "-no-color",
+                     "-var", "endpoint_serverless_memory_mb=4096",
+                     "-var", "endpoint_serverless_max_concurrency=7",
+                     endpoints=stack.endpoints, capture=True)
+    touched = re.findall(r"# (module\.endpoint\[0\]\.\S+) (?:must be replaced|will be destroyed|"
+                         r"will be updated in-place)", text)
+    assert touched == [], touched
