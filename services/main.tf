@@ -305,6 +305,26 @@ module "processor" {
 # SageMaker model + endpoint
 ################################################################################
 
+# CreateEndpoint fails on AWS when the model artifact is missing (the container cannot load it),
+# and on a fresh account it is: the history bucket is created by this same apply. The apply
+# stops here with the next step instead (the emulator does not load models, and `make up`
+# trains the first model right after its apply, so the local stack skips the check).
+data "aws_s3_objects" "model_artifact" {
+  count    = var.create_endpoint && !local.is_local ? 1 : 0
+  bucket   = module.history_bucket.bucket
+  prefix   = local.stack.model.artifact_key
+  max_keys = 1
+
+  lifecycle {
+    postcondition {
+      condition     = contains(self.keys, local.stack.model.artifact_key)
+      error_message = "No model artifact at s3://${self.bucket}/${local.stack.model.artifact_key} yet, so the endpoint cannot be created. Next step: apply with -var create_endpoint=false -var collector_desired_count=0, upload the history, code bundle and first model (README, Deploy to AWS, steps 4-6), then apply again."
+    }
+  }
+
+  depends_on = [module.history_bucket]
+}
+
 module "endpoint" {
   source = "../modules/sagemaker_endpoint"
   count  = var.create_endpoint ? 1 : 0
@@ -312,11 +332,13 @@ module "endpoint" {
   endpoint_name              = local.names.endpoint
   framework_image_tag        = var.sklearn_image_tag
   bucket_name                = module.history_bucket.bucket
-  model_artifact_key         = local.stack.model.artifact_key
   program                    = local.stack.model.program
   kms_key_arn                = module.kms.key_arn
   instance_type              = var.endpoint_instance_type
   initial_instance_count     = var.endpoint_initial_instance_count
   serverless_memory_mb       = var.endpoint_serverless_memory_mb
   serverless_max_concurrency = var.endpoint_serverless_max_concurrency
+
+  # Through the artifact check (AWS): the model is not attempted before the check passed.
+  model_artifact_key = local.is_local ? local.stack.model.artifact_key : one(data.aws_s3_objects.model_artifact[0].keys)
 }
