@@ -39,6 +39,24 @@ from typing import Any
 from stocksage.local.sagemaker_host.container import LoadedModel, default_model_fn
 from stocksage.local.sagemaker_host.errors import HostError
 
+DEFAULT_CODE_ROOT = Path(__file__).resolve().parents[3] / "sagemaker"
+"""The only local code directory a model may name by default: the repository's ``sagemaker/``."""
+
+
+def _inside(code: Path, program: str) -> Path:
+    """``code / program``, refused when ``SAGEMAKER_PROGRAM`` leaves the code directory
+    (``../x.py``, an absolute path).
+
+    Raises:
+        ValueError: the program is not inside ``code``.
+    """
+    root = code.resolve()
+    path = (root / program).resolve()
+    if root not in path.parents:
+        raise ValueError(f"SAGEMAKER_PROGRAM {program!r} is not a file inside the code "
+                         "directory")
+    return path
+
 log = logging.getLogger("stocksage.local.sagemaker_host")
 
 _IMPORT_LOCK = threading.Lock()
@@ -76,7 +94,8 @@ class ModelStore:
     """
 
     def __init__(self, client_kwargs: dict[str, Any], cache_dir: str | Path,
-                 revalidate_s: float = 10.0) -> None:
+                 revalidate_s: float = 10.0,
+                 local_code_roots: tuple[str | Path, ...] = (DEFAULT_CODE_ROOT,)) -> None:
         import boto3
         from botocore.config import Config
 
@@ -94,6 +113,7 @@ class ModelStore:
         # (endpoint config, variant) -> (model, monotonic time it was checked)
         self._by_variant: dict[tuple[str, str], tuple[LoadedModel, float]] = {}
         self.revalidate_s = revalidate_s
+        self.local_code_roots = tuple(Path(r).resolve() for r in local_code_roots)
 
     # ---------------------------------------------------------------- resolution
     def endpoint_config(self, endpoint_name: str) -> EndpointConfigEntry:
@@ -237,13 +257,13 @@ class ModelStore:
                 self._download_extract(source_dir, code_dir)
                 code = code_dir
             elif source_dir:
-                code = Path(source_dir.removeprefix("file://"))
+                code = self._local_code(source_dir)
             elif (model_dir / "code").is_dir():  # the PyTorch/sklearn "model.tar.gz/code" layout
                 code = model_dir / "code"
             if program:
                 if code is None:
                     code = model_dir
-                module = self._import_program(code / program, version_key)
+                module = self._import_program(_inside(code, program), version_key)
             elif code is not None and (code / "inference.py").exists():
                 module = self._import_program(code / "inference.py", version_key)
             model_fn = getattr(module, "model_fn", None) if module else None
@@ -259,6 +279,21 @@ class ModelStore:
                             OriginalMessage=f"{type(err).__name__}: {err}") from None
         log.info("loaded model %s version %s", model_name, version_key)
         return LoadedModel(model_name, version_key, model_dir, code, module, model)
+
+    def _local_code(self, source_dir: str) -> Path:
+        """A local ``SAGEMAKER_SUBMIT_DIRECTORY`` (a path or ``file://``), only inside the
+        host's ``local_code_roots`` (default: the repository's ``sagemaker/``): a model's
+        environment must not make the host import code from anywhere on the machine.
+
+        Raises:
+            ValueError: the directory is outside every code root.
+        """
+        path = Path(source_dir.removeprefix("file://")).resolve()
+        if not any(path == root or root in path.parents for root in self.local_code_roots):
+            roots = ", ".join(str(r) for r in self.local_code_roots)
+            raise ValueError(f"SAGEMAKER_SUBMIT_DIRECTORY {source_dir} is outside the host's "
+                             f"code roots ({roots})")
+        return path
 
     @staticmethod
     def _import_program(path: Path, version_key: str) -> types.ModuleType:

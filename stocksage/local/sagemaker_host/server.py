@@ -59,14 +59,16 @@ class SageMakerHost:
 
     def __init__(self, client_kwargs: dict[str, Any], port: int = DEFAULT_PORT,
                  host: str = "127.0.0.1", cache_dir: str | Path | None = None,
-                 default_endpoint: str | None = None) -> None:
+                 default_endpoint: str | None = None,
+                 local_code_roots: tuple[str | Path, ...] | None = None) -> None:
         import tempfile
 
         self._tmp = None
         if cache_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="stocksage-sm-")
             cache_dir = self._tmp.name
-        self.store = ModelStore(client_kwargs, cache_dir)
+        self.store = ModelStore(client_kwargs, cache_dir) if local_code_roots is None else \
+            ModelStore(client_kwargs, cache_dir, local_code_roots=local_code_roots)
         self.host = host
         self.default_endpoint = default_endpoint
         self.stats = HostStats()

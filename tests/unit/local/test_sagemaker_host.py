@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -184,7 +185,8 @@ def test_container_invocations_path_and_default_handlers(kw, deploy, tmp_path):
         "VariantName": "v", "ModelName": model, "InitialInstanceCount": 1,
         "InstanceType": "ml.m5.large"}])
     sm.create_endpoint(EndpointName=f"ep-{model}", EndpointConfigName=f"c-{model}")
-    with SageMakerHost(kw, port=0, default_endpoint=f"ep-{model}") as h:
+    with SageMakerHost(kw, port=0, default_endpoint=f"ep-{model}",
+                       local_code_roots=(prog,)) as h:
         req = urllib.request.Request(f"{h.url}/invocations", data=b"[[1, 2], [3, 4]]",
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -193,3 +195,40 @@ def test_container_invocations_path_and_default_handlers(kw, deploy, tmp_path):
                                      headers={"Content-Type": "text/csv", "Accept": "text/csv"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.read().decode().split() == ["2.0,4.0", "6.0,8.0"]
+
+
+def test_a_model_cannot_make_the_host_import_code_from_anywhere(kw, deploy, tmp_path):
+    """A local SAGEMAKER_SUBMIT_DIRECTORY outside the host's code roots, or a SAGEMAKER_PROGRAM
+    that leaves its code directory, is a ModelError: nothing is imported."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "evil.py").write_text("import pathlib\npathlib.Path(__file__).with_suffix("
+                                     "'.ran').write_text('x')\n")
+    d = deploy("v7", [1.0])
+    sm = deploy.sagemaker
+    desc = sm.describe_model(ModelName=d["model"])
+    cases = {"outside": {"SAGEMAKER_PROGRAM": "evil.py",
+                         "SAGEMAKER_SUBMIT_DIRECTORY": str(outside)},
+             "escape": {"SAGEMAKER_PROGRAM": "../elsewhere/evil.py",
+                        "SAGEMAKER_SUBMIT_DIRECTORY": f"file://{tmp_path / 'code'}"}}
+    (tmp_path / "code").mkdir()
+    for label, environment in cases.items():
+        model = f"bad-{label}-{uuid.uuid4().hex[:6]}"
+        sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={
+            "Image": desc["PrimaryContainer"]["Image"],
+            "ModelDataUrl": desc["PrimaryContainer"]["ModelDataUrl"],
+            "Environment": environment})
+        sm.create_endpoint_config(EndpointConfigName=f"c-{model}", ProductionVariants=[{
+            "VariantName": "v", "ModelName": model, "InitialInstanceCount": 1,
+            "InstanceType": "ml.m5.large"}])
+        sm.create_endpoint(EndpointName=f"ep-{model}", EndpointConfigName=f"c-{model}")
+        with SageMakerHost(kw, port=0, default_endpoint=f"ep-{model}",
+                           local_code_roots=(tmp_path / "code",)) as h:
+            req = urllib.request.Request(f"{h.url}/invocations", data=b"[[1, 2]]",
+                                         headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(req, timeout=10)
+            body = info.value.read().decode()
+            assert "ModelError" in body or info.value.code >= 400, body
+            assert "outside" in body or "not a file inside" in body, body
+    assert not (outside / "evil.ran").exists()
