@@ -29,7 +29,8 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
     Args:
         bars: Decoded bar records of one Kinesis batch, any symbols, in any order.
         ports: AWS-facing dependencies.
-        now: Processing time stamp for the items (UTC); defaults to the current time.
+        now: Processing time stamp for the items (UTC, ``processed_at``); defaults to the
+            time the results are written (after indicators and the endpoint call).
         trades: Decoded trades and watermark records of the batch (step 1b builds bars
             from them, ``stocksage.processing.trade_path``).
         trade_interval: Interval of the bars built for a symbol that has none yet.
@@ -43,7 +44,6 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
     Raises:
         Exception: only for a programming error; ports report storage failures per symbol.
     """
-    now = now or datetime.now(UTC)
     outcome = BatchOutcome()
     groups = group_by_symbol(bars)
     trade_groups = group_trades(trades)
@@ -65,7 +65,7 @@ def process_batch(bars: Sequence[StreamBar], ports: Ports, *,
             work[symbol].forming = forming.get(symbol)
     compute(work)
     predict(work, ports, outcome)
-    write_results(work, ports, outcome, now)
+    write_results(work, ports, outcome, now or datetime.now(UTC))  # stamped as written
     raise_alerts(work, ports, outcome)
     write_states(work, ports, outcome)
     return outcome
