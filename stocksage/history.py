@@ -21,8 +21,11 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from stocksage.bars import JSON_DECODER, SYMBOL_RE, Bar, MalformedBarError, bar_from_mapping
+from stocksage.bars.checks import check_time_text
+from stocksage.bars.times import format_time, session_date_start
 
 log = logging.getLogger("stocksage.history")
 
@@ -159,6 +162,19 @@ def _inflate(body: bytes) -> bytes:
     return text
 
 
+def _bar_of(obj: Any) -> Bar:
+    """``bar_from_mapping``; a daily or weekly bar stored before bar times had to start their
+    interval (stamped at midnight New York, ``05:00Z``) is read at 00:00 UTC of its session
+    date (``session_date_start``) instead of being skipped."""
+    try:
+        return bar_from_mapping(obj)
+    except MalformedBarError as err:
+        if err.kind != "time_not_aligned" or obj.get("interval", "1d") not in ("1d", "1w"):
+            raise
+        moment = session_date_start(check_time_text(obj["bar_time"]))
+        return bar_from_mapping({**obj, "bar_time": format_time(moment)})
+
+
 def _decode_line(number: int, line: bytes) -> list[Bar]:
     try:
         text = line.decode("utf-8")
@@ -170,7 +186,7 @@ def _decode_line(number: int, line: bytes) -> list[Bar]:
     while position < len(text):
         try:
             obj, position = JSON_DECODER.raw_decode(text, position)
-            bars.append(bar_from_mapping(obj))
+            bars.append(_bar_of(obj))
         except MalformedBarError as err:
             raise MalformedBarError(f"line {number}: {err.reason}") from None
         except RecursionError:

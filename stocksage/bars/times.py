@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["TIME_UNIT", "epoch_micros", "format_time"]
+__all__ = ["TIME_UNIT", "epoch_micros", "format_time", "session_date_start"]
 
 TIME_UNIT = "us"
 """Resolution of every ``bar_time`` DatetimeIndex built by stocksage (microseconds, UTC)."""
@@ -38,3 +38,16 @@ def format_time(moment: datetime) -> str:
     if utc.microsecond:
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def session_date_start(moment: datetime) -> datetime:
+    """00:00 UTC of a daily bar's session date, from a daily bar time stamped elsewhere in its
+    day: the UTC date nearest to ``moment``.
+
+    A daily bar starts at 00:00 UTC of its session date (``Bar``'s alignment check); Alpaca
+    stamps one at midnight New York time (``05:00Z``, ``04:00Z`` in summer), which this maps
+    to its date without a time-zone database (the live-collector image is slim):
+    ``2024-01-02T05:00:00Z`` -> ``2024-01-02T00:00:00Z``.
+    """
+    nearest = (moment.astimezone(UTC) + timedelta(hours=12)).date()
+    return datetime(nearest.year, nearest.month, nearest.day, tzinfo=UTC)

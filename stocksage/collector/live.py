@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stocksage.bars import Bar, MalformedBarError, format_time
+from stocksage.bars.times import session_date_start
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +119,6 @@ def load_credentials(env: Mapping[str, str], secret_id: str | None = None,
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def session_date_start(moment: datetime) -> datetime:
-    """00:00 UTC of a daily bar's session date, from a provider's daily bar time.
-
-    Alpaca stamps a daily bar at midnight New York time (``05:00Z``, ``04:00Z`` in summer);
-    stocksage's daily bars start at 00:00 UTC of the session date (``Bar``'s alignment
-    check), so the bar's date is the UTC date nearest to the stamp (no time-zone database
-    needed: the live-collector image is slim). ``2024-01-02T05:00:00Z`` -> ``2024-01-02``.
-    """
-    nearest = (moment.astimezone(UTC) + timedelta(hours=12)).date()
-    return datetime(nearest.year, nearest.month, nearest.day, tzinfo=UTC)
 
 
 class AlpacaBarsSource:
@@ -276,7 +265,9 @@ class AlpacaBarsSource:
             last = self._cursor.get(symbol)
             for raw in fetched.get(symbol, []):
                 bar = self._to_bar(symbol, raw)
-                if bar is None or bar.bar_time + self._length > now:
+                # still forming: by the provider's own start (a daily bar stamped midnight New
+                # York is mapped to 00:00Z of its date, which would close it 4-5 hours early)
+                if bar is None or _parse_time(str(raw["t"])) + self._length > now:
                     continue  # invalid, or still forming
                 if last is not None and bar.bar_time <= last:
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -127,3 +128,20 @@ def test_iter_history_skips_invalid_lines_of_an_s3_object() -> None:
         skipped = SkippedLines()
         assert list(iter_history(s3, "history", skipped=skipped)) == bars
     assert [line for _, line, _ in skipped.lines] == [2, 4]
+
+
+def test_a_daily_bar_stored_at_midnight_new_york_is_read_at_its_session_date():
+    """History written before bar times had to start their interval holds Alpaca's daily bars
+    at 05:00Z; they are read at 00:00Z of their date, not skipped. Other misaligned bars are
+    still skipped with their reason."""
+    lines = [
+        {"symbol": "AAPL", "bar_time": "2024-01-02T05:00:00Z", "interval": "1d", "open": 1,
+         "high": 2, "low": 1, "close": 2, "volume": 10},
+        {"symbol": "AAPL", "bar_time": "2024-01-02T14:30:30Z", "interval": "1m", "open": 1,
+         "high": 2, "low": 1, "close": 2, "volume": 10},
+    ]
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    skipped: list[tuple[int, str]] = []
+    bars = decode_object(body, on_invalid=lambda n, reason: skipped.append((n, reason)))
+    assert [b.to_dict()["bar_time"] for b in bars] == ["2024-01-02T00:00:00Z"]
+    assert len(skipped) == 1 and skipped[0][0] == 2 and "1m boundary" in skipped[0][1]

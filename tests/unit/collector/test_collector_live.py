@@ -143,8 +143,10 @@ def test_daily_bars_start_at_00_00_utc_of_their_session_date(alpaca):
         return json.dumps({"bars": {"AAPL": bars}, "next_page_token": None}).encode()
 
     alpaca.answers = [(200, page("2024-01-02T05:00:00Z", "2024-01-03T05:00:00Z",
-                                 "2024-07-01T04:00:00Z"))]
-    clock = Clock(datetime(2024, 7, 3, 15, 0, tzinfo=UTC))
+                                 "2024-07-01T04:00:00Z", "2024-07-02T04:00:00Z"))]
+    # 2024-07-03 01:00Z is 21:00 New York on 07-02: that day's bar (stamped 04:00Z) is still
+    # forming until 04:00Z, although its session date starts at 07-02 00:00Z.
+    clock = Clock(datetime(2024, 7, 3, 1, 0, tzinfo=UTC))
     source = make_source(alpaca, clock, timeframe="1Day", max_polls=1,
                          lookback=timedelta(days=400))
     bars = list(source)
