@@ -27,9 +27,13 @@ _NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 def calendar_for(symbol: str) -> str:
-    """The exchange calendar name of ``symbol`` (``stack.json`` ``sessions``)."""
+    """The exchange calendar name of ``symbol`` (``stack.json`` ``sessions``): its own entry,
+    else that of its root without trailing digits (``ES2``, a numbered replay of ``ES`` such
+    as ``make demo``'s fresh symbols, trades on CME's calendar), else the default."""
     sessions = STACK.sessions
-    return str(sessions["symbol_calendars"].get(symbol, sessions["default_calendar"]))
+    calendars = sessions["symbol_calendars"]
+    root = symbol.rstrip("0123456789")
+    return str(calendars.get(symbol) or calendars.get(root) or sessions["default_calendar"])
 
 
 @dataclass(frozen=True)

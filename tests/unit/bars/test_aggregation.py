@@ -205,3 +205,15 @@ def test_trade_ids_of_open_bars_are_kept_as_hashes_and_survive_the_state_and_for
     assert legacy.add(columns(tape.iloc[-3:], ids=ids[-3:])).duplicates == 3
     assert restored.advance(START + 62 * SECOND)[0].volume == 5_000.0
     assert restored.to_state()["ids"] == {}  # the bar closed: its ids are forgotten
+
+
+def test_a_numbered_replay_of_a_symbol_keeps_its_calendar():
+    """``make demo``'s fresh symbols (ES, ES2, ES3 ...) all trade on CME's calendar; a
+    symbol without an entry of its own or of its root takes the default."""
+    from stocksage.bars.sessions import calendar_for
+    from stocksage.config import STACK
+
+    mapped = STACK.sessions["symbol_calendars"]["ES"]
+    assert calendar_for("ES") == calendar_for("ES2") == calendar_for("ES17") == mapped
+    default = STACK.sessions["default_calendar"]
+    assert calendar_for("AAPL") == calendar_for("7203") == default
