@@ -51,6 +51,11 @@ Invoker = Callable[[str, dict[str, Any]], InvocationResult]
 #: Seconds between ``ListShards`` calls of a mapping (new shards after resharding).
 SHARD_REFRESH_S = 30
 
+#: Records of a shard read and not yet checkpointed beyond which no more are read: a lane
+#: stuck on a record holds the checkpoint, and the other lanes' finished records wait behind
+#: it; without a bound a stuck lane whose keys are rare lets the shard read the whole stream.
+MAX_OUTSTANDING = 10_000
+
 
 class MappingWorker:
     """Polls the shards of one Kinesis mapping round-robin and runs its batches.
@@ -91,6 +96,7 @@ class MappingWorker:
         self._thread: threading.Thread | None = None
         self._last_shard_refresh = 0.0
         self._finished: set[str] = set()  # closed shards read to their end
+        self.max_outstanding = MAX_OUTSTANDING
 
     @property
     def lanes(self) -> int:
@@ -114,8 +120,10 @@ class MappingWorker:
         self._last_shard_refresh = time.monotonic()
 
     def _fetch(self, shard: ShardState) -> None:
-        """Read more records into the lanes when they hold less than a batch per lane."""
-        if shard.closed or shard.buffered >= self.config.batch_size * len(shard.lanes):
+        """Read more records into the lanes when they hold less than a batch per lane and the
+        shard has fewer than ``max_outstanding`` records read and not checkpointed."""
+        if shard.closed or shard.buffered >= self.config.batch_size * len(shard.lanes) \
+                or len(shard.outstanding) >= self.max_outstanding:
             return
         if shard.iterator is None:
             checkpoint = shard.checkpoint or self.checkpoints.get(
