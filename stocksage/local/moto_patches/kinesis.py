@@ -148,7 +148,9 @@ def kinesis_resharding() -> None:
         int_key = int(explicit_hash_key) if explicit_hash_key else int(
             hashlib.md5(partition_key.encode("utf-8")).hexdigest(), 16)  # as moto (and Kinesis)
         for candidate in list(self.shards.values()):
-            if candidate.is_open and candidate.starting_hash <= int_key < candidate.ending_hash:
+            # inclusive end: a split child's ending_hash is the split point - 1 (moto's own
+            # lookup misses that key and falls back to the closed parent)
+            if candidate.is_open and candidate.starting_hash <= int_key <= candidate.ending_hash:
                 return candidate
         return shard
 
