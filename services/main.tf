@@ -310,7 +310,7 @@ module "processor" {
 # stops here with the next step instead (the emulator does not load models, and `make up`
 # trains the first model right after its apply, so the local stack skips the check).
 data "aws_s3_objects" "model_artifact" {
-  count    = var.create_endpoint && !local.is_local ? 1 : 0
+  count    = var.create_endpoint && var.check_model_artifact && !local.is_local ? 1 : 0
   bucket   = module.history_bucket.bucket
   prefix   = local.stack.model.artifact_key
   max_keys = 1
@@ -318,7 +318,7 @@ data "aws_s3_objects" "model_artifact" {
   lifecycle {
     postcondition {
       condition     = contains(self.keys, local.stack.model.artifact_key)
-      error_message = "No model artifact at s3://${self.bucket}/${local.stack.model.artifact_key} yet, so the endpoint cannot be created. Next step: apply with -var create_endpoint=false -var collector_desired_count=0, upload the history, code bundle and first model (README, Deploy to AWS, steps 4-6), then apply again."
+      error_message = "No model artifact at s3://${self.bucket}/${local.stack.model.artifact_key} yet, so the endpoint cannot be created. Next step: apply with -var create_endpoint=false -var collector_desired_count=0, upload the history, code bundle and first model (README, Deploy to AWS, steps 4-6), then apply again (if a promoted model already serves and the bootstrap artifact was removed on purpose: -var check_model_artifact=false)."
     }
   }
 
@@ -340,5 +340,5 @@ module "endpoint" {
   serverless_max_concurrency = var.endpoint_serverless_max_concurrency
 
   # Through the artifact check (AWS): the model is not attempted before the check passed.
-  model_artifact_key = local.is_local ? local.stack.model.artifact_key : one(data.aws_s3_objects.model_artifact[0].keys)
+  model_artifact_key = length(data.aws_s3_objects.model_artifact) == 0 ? local.stack.model.artifact_key : one(data.aws_s3_objects.model_artifact[0].keys)
 }

@@ -278,6 +278,12 @@ variable "create_endpoint" {
   default     = true
 }
 
+variable "check_model_artifact" {
+  description = "With create_endpoint, stop the apply before CreateEndpoint while the bootstrap model artifact (stack.json model.artifact_key) is missing, naming the next step (a fresh account). Set false only when an endpoint already serves a promoted model and the bootstrap artifact was removed on purpose."
+  type        = bool
+  default     = true
+}
+
 variable "sklearn_image_tag" {
   description = "Pinned tag of the SageMaker scikit-learn framework image."
   type        = string

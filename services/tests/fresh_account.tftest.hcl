@@ -110,7 +110,20 @@ run "with_the_first_model_uploaded_the_endpoint_is_created" {
   }
 
   assert {
-    condition     = length(module.endpoint) == 1
-    error_message = "the endpoint is created once the artifact exists"
+    condition     = length(data.aws_s3_objects.model_artifact) == 1 && length(module.endpoint) == 1
+    error_message = "the endpoint is created once the artifact check passed"
+  }
+}
+
+run "the_check_can_be_switched_off_for_a_removed_bootstrap_artifact" {
+  command = plan
+
+  variables {
+    check_model_artifact = false
+  }
+
+  assert {
+    condition     = length(data.aws_s3_objects.model_artifact) == 0 && length(module.endpoint) == 1
+    error_message = "without the check nothing is read and the endpoint is still planned"
   }
 }

@@ -366,7 +366,7 @@ def test_services_terraform_tests(tmp_path) -> None:
                              f"-var=processor_zip={package}"], cwd=REPO / "services",
                             env=env, check=False, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed, 0 failed" in result.stdout
+    assert "3 passed, 0 failed" in result.stdout
 
 
 # --- module examples: every module has a root that calls it, and it validates -------------------
