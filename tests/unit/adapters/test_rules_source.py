@@ -39,12 +39,17 @@ def table(monkeypatch):
         yield dynamodb
 
 
-def test_new_symbols_rules_apply_from_its_first_batch_known_symbols_use_the_cache(table):
+def counted_source() -> tuple[Clock, list[int], DynamoRuleSource]:
+    """A rules source on a fake clock (max_age 60 s) and the list its Scans are counted in."""
     clock = Clock()
     client = boto3.client("dynamodb")
-    calls = []
+    calls: list[int] = []
     client.meta.events.register("before-call.dynamodb.Scan", lambda **kw: calls.append(1))
-    source = DynamoRuleSource("rules", max_age=60, client=client, clock=clock)
+    return clock, calls, DynamoRuleSource("rules", max_age=60, client=client, clock=clock)
+
+
+def test_new_symbols_rules_apply_from_its_first_batch_known_symbols_use_the_cache(table):
+    clock, calls, source = counted_source()
     put_rule(table, "rules", Rule("up", "IBM", "price_above", {"level": 100.0}))
     put_rule(table, "rules", Rule("all", "*", "rsi_cross", {}))
     rules, errors = source.rules_for(["IBM"])
@@ -80,11 +85,7 @@ def test_a_new_symbol_within_a_second_of_a_forced_read_is_re_read_after_the_seco
     """The re-read is throttled to once a second, but a symbol first seen inside that second
     is not taken as read: its next batch after the second re-reads (before: it waited for
     ``max_age``, and two concurrent lanes lost the alerts of one lane's first bars)."""
-    clock = Clock()
-    client = boto3.client("dynamodb")
-    calls = []
-    client.meta.events.register("before-call.dynamodb.Scan", lambda **kw: calls.append(1))
-    source = DynamoRuleSource("rules", max_age=60, client=client, clock=clock)
+    clock, calls, source = counted_source()
     put_rule(table, "rules", Rule("up", "IBM", "price_above", {"level": 100.0}))
     source.rules_for(["IBM"])
     put_rule(table, "rules", Rule("down", "MSFT", "price_below", {"level": 50.0}))
