@@ -185,20 +185,6 @@ def batches_text(batches: int | None) -> str:
     return f"processed in {batches} Lambda batch{'' if batches == 1 else 'es'}"
 
 
-def failure_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
-    """Messages of the failure queue (peeked: left in the queue)."""
-    from stocksage.adapters.results_reader import read_alerts
-
-    messages = []
-    for message in read_alerts(client, queue_url, wait_seconds=0):
-        body = message.get("Body") or message.get("body") or message.get("Message")
-        try:
-            messages.append(json.loads(body) if isinstance(body, str) else message)
-        except (TypeError, ValueError):
-            messages.append(message)
-    return messages
-
-
 def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
     """The demo; returns a process exit code (0 when every bar was processed)."""
     import boto3
@@ -248,6 +234,8 @@ def run(symbols: list[str], limit: int, out_dir: Path, timeout: float) -> int:
         console.print(f"[red]not every record was processed within {timeout:.0f} s; "
                       "see .local/runtime.log[/red]")
         return 1
+
+    from stocksage.local.pages import failure_messages
 
     quarantined = [m for m in failure_messages(sqs, out["failure_queue_url"])
                    if m.get("kind") == "MalformedRecord"]

@@ -398,16 +398,8 @@ def _bar_start_ns(alert: Mapping[str, Any]) -> int | None:
 
 def _rejected_report(sqs: Any, queue_url: str, symbol: str) -> dict[str, Any] | None:
     """The newest ``RejectedTrades`` report of ``symbol`` in the failure queue (peeked)."""
-    from stocksage.adapters.results_reader import read_alerts
+    from stocksage.local.pages import failure_messages
 
-    found = None
-    for message in read_alerts(sqs, queue_url, wait_seconds=0):
-        body = message.get("Message")
-        try:
-            report = json.loads(body) if isinstance(body, str) else None
-        except ValueError:
-            continue
-        if isinstance(report, dict) and report.get("kind") == "RejectedTrades" \
-                and report.get("partitionKey") == symbol:
-            found = report
-    return found
+    reports = [m for m in failure_messages(sqs, queue_url)
+               if m.get("kind") == "RejectedTrades" and m.get("partitionKey") == symbol]
+    return reports[-1] if reports else None

@@ -1,4 +1,5 @@
-"""The pages of a stack: results and alerts read back from it, rendered as the dashboards.
+"""The pages of a stack: results, alerts and failure reports read back from it, and the
+dashboards rendered from them.
 
 ``write_dashboards`` is what ``make demo``, ``stocksage dashboards`` and the browser tests
 use: one page per symbol and an index (``stocksage.dashboard``), from the results table
@@ -7,10 +8,11 @@ use: one page per symbol and an index (``stocksage.dashboard``), from the result
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_back", "write_dashboards"]
+__all__ = ["failure_messages", "read_back", "write_dashboards"]
 
 
 def read_back(env: str, symbols: list[str] | None = None,
@@ -41,3 +43,17 @@ def write_dashboards(env: str, out_dir: Path, symbols: list[str] | None = None,
     from stocksage.dashboard import render_dashboards
 
     return render_dashboards(*read_back(env, symbols, alerts_queue_url), out_dir)
+
+
+def failure_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Messages of the failure queue (peeked: left in the queue)."""
+    from stocksage.adapters.results_reader import read_alerts
+
+    messages = []
+    for message in read_alerts(client, queue_url, wait_seconds=0):
+        body = message.get("Body") or message.get("body") or message.get("Message")
+        try:
+            messages.append(json.loads(body) if isinstance(body, str) else message)
+        except (TypeError, ValueError):
+            messages.append(message)
+    return messages
